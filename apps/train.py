@@ -1,0 +1,96 @@
+"""Train an extended policy network, export it, and report its accuracy.
+
+  python -m apps.train --regime=stepping --iterations=2000 --out=runs/stepping
+
+Writes to --out: policy.keras + policy.json (the Keras model), history.csv, saved_model/ (the
+SavedModel contract of README), evaluation.json and evaluation.md.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from absl import flags
+
+from nk_keras import cli
+from nk_keras.training import TrainOptions
+
+FLAGS = flags.FLAGS
+D = TrainOptions()
+
+flags.DEFINE_enum("regime", D.regime, ["fresh", "cached", "internal", "stepping"],
+                  "Where each gradient step's points come from.")
+flags.DEFINE_integer("iterations", D.iterations, "Draws of points (fresh/cached: gradient steps).",
+                     lower_bound=1)
+flags.DEFINE_integer("internal", D.internal, "Gradient steps per iteration (internal, stepping).",
+                     lower_bound=1)
+flags.DEFINE_integer("num_steps", D.num_steps, "AR(1) steps of the state between iterations "
+                     "(stepping).", lower_bound=0)
+flags.DEFINE_integer("redraw_every", D.redraw_every, "Iterations between parameter redraws "
+                     "(stepping).", lower_bound=1)
+flags.DEFINE_integer("pool", D.pool, "Size of the cached pool of points (cached).", lower_bound=1)
+flags.DEFINE_integer("batch", D.batch, "Points per gradient step.", lower_bound=1)
+flags.DEFINE_integer("mc", D.mc, "Antithetic Monte Carlo draws per expectation (even).",
+                     lower_bound=2)
+flags.DEFINE_float("lr", D.lr, "Initial learning rate (cosine decay to --eta_min).",
+                   lower_bound=0.0)
+flags.DEFINE_float("eta_min", D.eta_min, "Final learning rate.", lower_bound=0.0)
+flags.DEFINE_float("weight_decay", D.weight_decay, "AdamW weight decay.", lower_bound=0.0)
+flags.DEFINE_float("clipnorm", D.clipnorm, "Global gradient-norm clip.", lower_bound=0.0)
+flags.DEFINE_float("lambda_x", D.lambda_x, "Weight of the Euler residual.", lower_bound=0.0)
+flags.DEFINE_float("lambda_pi", D.lambda_pi, "Weight of the NKPC residual.", lower_bound=0.0)
+flags.DEFINE_integer("width", D.width, "Units per hidden layer.", lower_bound=1)
+flags.DEFINE_integer("depth", D.depth, "Hidden layers.", lower_bound=1)
+flags.DEFINE_string("activation", D.activation, "Keras activation of the hidden layers.")
+flags.DEFINE_enum("normalization", D.normalization, ["ergodic", "kmr"],
+                  "State input/output scaling: ergodic units, or KMR's fixed ranges.")
+flags.DEFINE_enum("weighting", D.weighting, ["ergodic", "none"],
+                  "Residuals measured in ergodic std of the state, or raw.")
+flags.DEFINE_integer("seed", D.seed, "Seed of every random draw and of the initial weights.",
+                     lower_bound=0)
+flags.DEFINE_integer("steps_per_execution", D.steps_per_execution,
+                     "Gradient steps per compiled call.", lower_bound=1)
+flags.DEFINE_integer("log_every", 1000, "Gradient steps per history row.", lower_bound=1)
+flags.DEFINE_integer("eval_theta", 20_000, "Theta draws for the final accuracy report.",
+                     lower_bound=100)
+flags.DEFINE_string("out", "runs/default", "Output directory.")
+flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard logs to <out>/tensorboard.")
+
+flags.register_validator("mc", lambda v: v % 2 == 0, "--mc must be even (antithetic pairs)")
+flags.register_multi_flags_validator(
+    ["lr", "eta_min"], lambda f: 0 < f["eta_min"] <= f["lr"],
+    "--eta_min must be positive and no larger than --lr")
+flags.register_multi_flags_validator(
+    ["pool", "batch"], lambda f: f["pool"] >= f["batch"], "--pool must be at least --batch")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from nk_keras import accuracy, export, training
+  out = cli.writable_dir(FLAGS.out)
+  options = training.TrainOptions(**{
+      f.name: FLAGS[f.name].value for f in dataclasses.fields(training.TrainOptions)
+      if f.name in FLAGS and f.name != "economy"})
+  print(f"training {options.regime}: {options.gradient_steps} gradient steps -> {out}")
+  start = time.time()
+  model, history = training.run(options, out, log_every=FLAGS.log_every,
+                                tensorboard=FLAGS.tensorboard)
+  wall = time.time() - start
+  report = accuracy.evaluate(model.economy, model.policy, n_theta=FLAGS.eval_theta)
+  accuracy.write(report, out)
+  metadata = {"regime": options.regime, "options": dataclasses.asdict(options),
+              "command": " ".join([os.path.basename(sys.executable), "-m", "apps.train"]
+                                  + sys.argv[1:]),
+              "wall_time_s": round(wall, 1), "gradient_steps": options.gradient_steps,
+              "final_loss": float(history.history["loss"][-1]),
+              "evaluation": accuracy.summary(report)}
+  export.export(model.policy, os.path.join(out, "saved_model"), metadata)
+  print(accuracy.markdown(report))
+  print(f"wall time {wall:.0f} s; SavedModel at {os.path.join(out, 'saved_model')}")
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,1 @@
+"""nk-keras: extended neural-network solutions of macro models (Kase, Melosi & Rottner)."""

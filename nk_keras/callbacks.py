@@ -1,0 +1,44 @@
+"""Keras callbacks for long runs: a progress bar over the whole run with gradient steps/s."""
+
+import sys
+import time
+
+import keras
+from tqdm.auto import tqdm
+
+
+class Progress(keras.callbacks.Callback):
+  """One bar for all epochs; `fit`'s own bar restarts every epoch and hides the run's speed."""
+
+  def __init__(self, total_steps, initial_step=0):
+    super().__init__()
+    self.total, self.initial = total_steps, initial_step
+
+  def on_train_begin(self, logs=None):
+    # Non-terminal output (CI, nohup logs) gets a line every 30 s instead of a redraw storm.
+    interval = 0.5 if sys.stderr.isatty() else 30.0
+    self.bar = tqdm(total=self.total, initial=self.initial, unit="step", mininterval=interval,
+                    dynamic_ncols=True, desc="training")
+    self.seen = self.initial
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = int(self.model.optimizer.iterations.numpy())
+    self.bar.update(step - self.seen)
+    self.seen = step
+    if logs and "loss" in logs:
+      self.bar.set_postfix(loss=f"{float(logs['loss']):.3e}", refresh=False)
+
+  def on_train_end(self, logs=None):
+    self.bar.close()
+
+
+class WallTime(keras.callbacks.Callback):
+  """Adds the elapsed wall time in seconds to the epoch logs (and so to history.csv)."""
+
+  def on_train_begin(self, logs=None):
+    self.start = time.perf_counter()
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:
+      logs["wall_s"] = time.perf_counter() - self.start
+      logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))

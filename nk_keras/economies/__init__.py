@@ -1,0 +1,12 @@
+"""Economies by name: the one place that knows which models exist."""
+
+from nk_keras.economies.base import Economy
+from nk_keras.economies.nk import NewKeynesian
+
+ECONOMIES = {NewKeynesian.name: NewKeynesian}
+
+
+def get(name, prior=None):
+  if name not in ECONOMIES:
+    raise ValueError(f"unknown economy {name!r}; known: {', '.join(ECONOMIES)}")
+  return ECONOMIES[name](prior=prior)

@@ -1,0 +1,63 @@
+"""The log-linearised three-equation New Keynesian model (KMR's proof of concept).
+
+State: the natural rate `zeta`. Policies: output gap `X` and inflation `Pi`.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from nk_keras.economies.base import Economy
+
+
+class NewKeynesian(Economy):
+  name = "nk"
+  param_names = ("beta", "sigma", "eta", "phi", "phi_pi", "phi_y", "rho_a", "sigma_a")
+  state_name = "zeta"
+  policy_names = ("X", "Pi")
+  residual_names = ("Euler", "NKPC")
+  # Box of KMR's public code (their paper's Table 1 has eta in 1-4).
+  box_low = np.array([0.95, 1.0, 0.25, 0.5, 1.25, 0.0, 0.8, 0.02])
+  box_high = np.array([0.99, 3.0, 2.0, 0.9, 2.5, 0.5, 0.95, 0.1])
+  calibration = np.array([0.97, 2.0, 1.125, 0.7, 1.875, 0.25, 0.875, 0.06])
+
+  def kappa(self, p):
+    """Slope of the Phillips curve, from a dict of `[batch]` parameters."""
+    return (1 - p["phi"]) * (1 - p["phi"] * p["beta"]) * (p["sigma"] + p["eta"]) / p["phi"]
+
+  def innovation_scale(self, p):
+    """`s_eps = sigma_a * sigma * (rho_a - 1) * omega`, negative since rho_a < 1."""
+    omega = (1 + p["eta"]) / (p["sigma"] + p["eta"])
+    return p["sigma_a"] * p["sigma"] * (p["rho_a"] - 1) * omega
+
+  def ergodic_std(self, theta):
+    p = self.unpack(theta)
+    return tf.abs(self.innovation_scale(p)) / tf.sqrt(1 - p["rho_a"] ** 2)
+
+  def step(self, state, theta, eps):
+    p = self.unpack(theta)  # each [batch]; broadcasts against eps [..., batch]
+    return p["rho_a"] * state + self.innovation_scale(p) * eps
+
+  def residuals(self, policy, state, theta, eps):
+    zeta = state                                   # [batch]
+    mc, batch = tf.shape(eps)[0], tf.shape(eps)[1]
+    zeta_next = self.step(zeta, theta, eps)        # [mc, batch]
+    # One network call for today and tomorrow: rows [0, batch) are today.
+    points = tf.concat([zeta, tf.reshape(zeta_next, [-1])], axis=0)           # [(1+mc)*batch]
+    thetas = tf.tile(theta, tf.stack([1 + mc, 1]))                            # [(1+mc)*batch, 8]
+    out = policy(points, thetas)                                              # [(1+mc)*batch, 2]
+    X, Pi = out[:batch, 0], out[:batch, 1]                                    # [batch]
+    nxt = tf.reshape(out[batch:], tf.stack([mc, batch, 2]))
+    EX, EPi = tf.reduce_mean(nxt[..., 0], 0), tf.reduce_mean(nxt[..., 1], 0)  # [batch]
+    p = self.unpack(theta)
+    res_X = X - EX + (p["phi_pi"] * Pi + p["phi_y"] * X - EPi - zeta) / p["sigma"]
+    res_Pi = Pi - self.kappa(p) * X - p["beta"] * EPi
+    return res_X, res_Pi
+
+  def closed_form(self, state, theta):
+    p = self.unpack(theta)
+    rho, beta = p["rho_a"], p["beta"]
+    D = ((p["sigma"] * (1 - rho) + p["phi_y"]) * (1 - beta * rho)
+         + self.kappa(p) * (p["phi_pi"] - rho))
+    a = (1 - beta * rho) / D
+    b = self.kappa(p) / D
+    return tf.stack([a * state, b * state], axis=-1)

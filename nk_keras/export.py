@@ -1,0 +1,129 @@
+"""SavedModel export of a policy, and loading one back without the training code.
+
+Contract (`serving_default`): one float32 `[None]` input per name in
+`(state_name,) + param_names` (for NK: zeta, beta, sigma, eta, phi, phi_pi, phi_y, rho_a,
+sigma_a), a dict of float32 `[None]` outputs named `policy_names` (X, Pi) in the model's units.
+A second signature, `in_box`, returns `{"in_box": bool [None]}`: whether each theta lies in the
+training box (the policy extrapolates silently outside it). `assets/metadata.json` describes the
+run that made the policy.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+METADATA = os.path.join("assets", "metadata.json")
+
+
+class ServedPolicy(tf.Module):
+  """The exported graph: normalisation, network and output scaling in one function."""
+
+  def __init__(self, policy):
+    super().__init__()
+    economy = policy.economy
+    self.net = policy.net
+    self._policy = policy
+    self._names = (economy.state_name,) + tuple(economy.param_names)
+    self._outputs = tuple(economy.policy_names)
+    self.box_low = tf.constant(economy.box_low, tf.float32)
+    self.box_high = tf.constant(economy.box_high, tf.float32)
+    spec = [tf.TensorSpec([None], tf.float32, name=n) for n in self._names]
+    self.serve = tf.function(self._serve, input_signature=spec)
+    self.in_box = tf.function(self._in_box, input_signature=spec)
+
+  def _serve(self, *inputs):
+    theta = tf.stack(inputs[1:], axis=1)                             # [n, n_params]
+    out = self._policy(inputs[0], theta)                             # [n, n_policies]
+    return {name: out[:, j] for j, name in enumerate(self._outputs)}
+
+  def _in_box(self, *inputs):
+    theta = tf.stack(inputs[1:], axis=1)
+    inside = (theta >= self.box_low) & (theta <= self.box_high)
+    finite = tf.math.is_finite(inputs[0])
+    return {"in_box": tf.reduce_all(inside, axis=1) & finite}
+
+
+def versions():
+  import keras
+  import tensorflow_probability as tfp
+  return {"python": sys.version.split()[0], "tensorflow": tf.__version__,
+          "keras": keras.__version__, "tensorflow_probability": tfp.__version__,
+          "numpy": np.__version__}
+
+
+def git_commit():
+  try:
+    here = os.path.dirname(os.path.abspath(__file__))
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return commit + ("+dirty" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def export(policy, path, metadata):
+  """Writes the SavedModel to `path` with `metadata` (plus box and versions) as its asset."""
+  module = ServedPolicy(policy)
+  tf.saved_model.save(module, path,
+                      signatures={"serving_default": module.serve, "in_box": module.in_box})
+  economy = policy.economy
+  metadata = dict(metadata)
+  metadata.setdefault("economy", economy.name)
+  metadata.setdefault("normalization", policy.normalization)
+  metadata["box"] = {n: [float(lo), float(hi)] for n, lo, hi in
+                     zip(economy.param_names, economy.box_low, economy.box_high)}
+  metadata["signature"] = {"inputs": list(module._names), "outputs": list(module._outputs)}
+  metadata.setdefault("versions", versions())
+  metadata.setdefault("git_commit", git_commit())
+  os.makedirs(os.path.join(path, "assets"), exist_ok=True)
+  with open(os.path.join(path, METADATA), "w") as f:
+    json.dump(metadata, f, indent=2)
+  return path
+
+
+class ModelError(Exception):
+  """A model directory that is missing, corrupt or not a policy of this contract."""
+
+
+class LoadedPolicy:
+  """A served policy as `policy(state [n], theta [n, n_params]) -> [n, n_policies]`."""
+
+  def __init__(self, path):
+    if not os.path.isdir(path):
+      raise ModelError(f"no model directory at {path!r}")
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+      raise ModelError(f"{path!r} is not a SavedModel (no saved_model.pb)")
+    try:
+      loaded = tf.saved_model.load(path)
+    except Exception as e:  # TF raises many types for a corrupt file; all mean the same here
+      raise ModelError(f"cannot load the SavedModel at {path!r}: {str(e).splitlines()[0]}")
+    if "serving_default" not in loaded.signatures:
+      raise ModelError(f"{path!r} has no serving_default signature")
+    self._loaded = loaded
+    self.fn = loaded.signatures["serving_default"]
+    self.input_names = list(self.fn.structured_input_signature[1])
+    self.output_names = list(self.fn.structured_outputs)
+    try:
+      with open(os.path.join(path, METADATA)) as f:
+        self.metadata = json.load(f)
+    except (OSError, ValueError):
+      self.metadata = {}
+    names = self.metadata.get("signature", {}).get("inputs")
+    if names is None or sorted(names) != sorted(self.input_names):
+      raise ModelError(f"{path!r} is not a policy export of this project "
+                       f"(signature inputs {self.input_names})")
+    self.input_names = names
+    self.output_names = self.metadata["signature"]["outputs"]
+
+  def __call__(self, state, theta):
+    theta = tf.convert_to_tensor(theta, tf.float32)
+    feeds = {self.input_names[0]: tf.convert_to_tensor(state, tf.float32)}
+    feeds.update({n: theta[:, i] for i, n in enumerate(self.input_names[1:])})
+    out = self.fn(**feeds)
+    return tf.stack([out[n] for n in self.output_names], axis=1)

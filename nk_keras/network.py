@@ -1,0 +1,76 @@
+"""The extended policy network: (state, theta) -> policies, for every theta in the box.
+
+`build_net` makes a plain Keras MLP on normalised inputs (savable as `.keras` with no custom
+objects); `ExtendedPolicy` wraps it with the economy-aware input normalisation and output scaling,
+so training, evaluation and export all call the same function.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nk_keras import economies
+
+# How the state enters and the policies leave the network:
+# - "ergodic": state / (3 * ergodic_std(theta)) in, outputs * ergodic_std(theta) out. The state's
+#   ergodic scale varies ~20x across the box; measuring it in its own ergodic units gives every
+#   theta the same input range and the same output scale.
+# - "kmr": KMR's reference: the state taken as is (min-max on [-1, 1]), outputs / 100.
+NORMALIZATIONS = ("ergodic", "kmr")
+ERGODIC_SPAN = 3.0
+
+
+def build_net(n_inputs, n_outputs, width=64, depth=5, activation="celu", seed=0):
+  """MLP `[n, n_inputs] -> [n, n_outputs]` with `depth` hidden layers of `width` units."""
+  init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)
+  inputs = keras.Input((n_inputs,), name="normalized_inputs")
+  h = inputs
+  for i in range(depth):
+    h = keras.layers.Dense(width, activation=activation, kernel_initializer=init(i),
+                           name=f"hidden_{i}")(h)
+  outputs = keras.layers.Dense(n_outputs, kernel_initializer=init(depth), name="policies")(h)
+  return keras.Model(inputs, outputs, name="policy_net")
+
+
+class ExtendedPolicy:
+  """`policy(state [n], theta [n, n_params]) -> [n, n_policies]` in the model's units."""
+
+  def __init__(self, economy, net, normalization="ergodic"):
+    if normalization not in NORMALIZATIONS:
+      raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    self.economy, self.net, self.normalization = economy, net, normalization
+    self._low = tf.constant(economy.box_low, tf.float32)
+    self._span = tf.constant(economy.box_high - economy.box_low, tf.float32)
+
+  @classmethod
+  def create(cls, economy, normalization="ergodic", seed=0, **net_kwargs):
+    net = build_net(1 + economy.n_params, len(economy.policy_names), seed=seed, **net_kwargs)
+    return cls(economy, net, normalization)
+
+  def __call__(self, state, theta):
+    theta_in = 2.0 * (theta - self._low) / self._span - 1.0            # [n, n_params]
+    if self.normalization == "ergodic":
+      scale = self.economy.ergodic_std(theta)                          # [n]
+      state_in = state / (ERGODIC_SPAN * scale)
+    else:
+      scale = tf.fill(tf.shape(state), tf.constant(0.01, state.dtype))
+      state_in = state
+    out = self.net(tf.concat([state_in[:, None], theta_in], axis=1))   # [n, n_policies]
+    return out * scale[:, None]
+
+  def save(self, directory):
+    """Writes `policy.keras` (the net) and `policy.json` (what wraps it)."""
+    os.makedirs(directory, exist_ok=True)
+    self.net.save(os.path.join(directory, "policy.keras"))
+    with open(os.path.join(directory, "policy.json"), "w") as f:
+      json.dump({"economy": self.economy.name, "normalization": self.normalization}, f, indent=2)
+
+  @classmethod
+  def load(cls, directory):
+    with open(os.path.join(directory, "policy.json")) as f:
+      config = json.load(f)
+    net = keras.saving.load_model(os.path.join(directory, "policy.keras"), safe_mode=True)
+    return cls(economies.get(config["economy"]), net, config["normalization"])

@@ -1,0 +1,185 @@
+"""Training regimes: one residual loss and one gradient step, four ways to choose the points.
+
+Each regime is a `keras.Model` whose `train_step` performs exactly one gradient step, so `fit`
+with `steps_per_execution` runs many steps per compiled call and the optimiser's `iterations`
+counts gradient steps. Regimes differ only in `points(step, seed)`, which returns this step's
+`theta [batch, n_params]` and `state [batch]`.
+
+All randomness is stateless, keyed by (seed, gradient step): a run is reproducible on CPU and a
+run restored from a checkpoint continues the same random stream.
+"""
+
+import keras
+import tensorflow as tf
+
+REGIMES = ("fresh", "cached", "internal", "stepping")
+
+
+class Regime(keras.Model):
+  """Shared loss and gradient step. Subclasses implement `points`."""
+
+  def __init__(self, policy, *, batch=100, mc=10, loss_weights=(1.0, 1.0), weighting="ergodic",
+               seed=0, **kwargs):
+    super().__init__(**kwargs)
+    if mc < 2 or mc % 2:
+      raise ValueError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
+    if weighting not in ("ergodic", "none"):
+      raise ValueError(f"weighting must be 'ergodic' or 'none', got {weighting!r}")
+    self.policy, self.economy = policy, policy.economy
+    self.net = policy.net
+    self.batch, self.mc, self.seed = batch, mc, seed
+    self.loss_weights = tf.constant(loss_weights, tf.float32)
+    self.weighting = weighting
+    self.trackers = [keras.metrics.Mean(name="loss")] + [
+        keras.metrics.Mean(name=f"mse_{name}") for name in self.economy.policy_names]
+
+  def call(self, inputs):
+    return self.net(inputs)
+
+  @property
+  def metrics(self):
+    return self.trackers
+
+  def step_seeds(self, step, n):
+    """`n` independent stateless seeds `[n, 2]` for gradient step `step`."""
+    # int32 seeds: TFP's samplers take no other dtype.
+    key = tf.random.experimental.stateless_fold_in(
+        tf.constant([self.seed, 0], tf.int32), tf.cast(step, tf.int32))
+    key = tf.random.experimental.stateless_fold_in(key, self.replica_id())
+    return tf.random.experimental.stateless_split(key, n)
+
+  def replica_id(self):
+    ctx = tf.distribute.get_replica_context()
+    return tf.cast(ctx.replica_id_in_sync_group, tf.int32) if ctx is not None else 0
+
+  def draw_points(self, seeds):
+    """Fresh `theta [batch, n_params]` from the prior and ergodic `state [batch]`."""
+    theta = self.economy.draw_theta(self.batch, seeds[0])
+    return theta, self.economy.draw_state(theta, seeds[1])
+
+  def points(self, step, seeds):
+    raise NotImplementedError
+
+  def residual_loss(self, theta, state, eps):
+    """Weighted mean squared residuals: scalar loss and `[n_policies]` mean squares."""
+    residuals = tf.stack(self.economy.residuals(self.policy, state, theta, eps), axis=1)
+    if self.weighting == "ergodic":
+      # Residuals are in state units; measured in ergodic std every theta in the box counts
+      # alike, and the loss stays far above Adam's epsilon as training converges.
+      residuals = residuals / self.economy.ergodic_std(theta)[:, None]
+    mse = tf.reduce_mean(tf.square(residuals), axis=0)                  # [n_policies]
+    return tf.reduce_sum(self.loss_weights * mse), mse
+
+  def train_step(self, data):
+    step = tf.convert_to_tensor(self.optimizer.iterations)
+    seeds = self.step_seeds(step, 4)
+    theta, state = self.points(step, seeds[:3])
+    eps = self.economy.draw_shocks(self.mc, self.batch, seeds[3])      # [mc, batch]
+    with tf.GradientTape() as tape:
+      loss, mse = self.residual_loss(theta, state, eps)
+    grads = tape.gradient(loss, self.trainable_variables)
+    self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+    self.trackers[0].update_state(loss)
+    for tracker, value in zip(self.trackers[1:], tf.unstack(mse)):
+      tracker.update_state(value)
+    return {m.name: m.result() for m in self.trackers}
+
+
+class Fresh(Regime):
+  """New theta, ergodic state and shocks at every gradient step (seed: `train_simple!`)."""
+
+  def points(self, step, seeds):
+    return self.draw_points(seeds)
+
+
+class Cached(Regime):
+  """A fixed pool of `pool` (theta, state) draws, cycled in order; shocks stay fresh."""
+
+  def __init__(self, policy, *, pool=10_000, **kwargs):
+    super().__init__(policy, **kwargs)
+    if pool < self.batch:
+      raise ValueError(f"pool ({pool}) must be at least batch ({self.batch})")
+    self.pool = pool
+    seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 1], tf.int32), 2)
+    theta = self.economy.draw_theta(pool, seeds[0])
+    self.pool_theta = self.add_weight(shape=theta.shape, initializer="zeros", trainable=False,
+                                      name="pool_theta")
+    self.pool_state = self.add_weight(shape=(pool,), initializer="zeros", trainable=False,
+                                      name="pool_state")
+    self.pool_theta.assign(theta)
+    self.pool_state.assign(self.economy.draw_state(theta, seeds[1]))
+
+  def points(self, step, seeds):
+    start = tf.cast(step, tf.int32) * self.batch
+    idx = tf.math.floormod(start + tf.range(self.batch), self.pool)
+    return tf.gather(self.pool_theta, idx), tf.gather(self.pool_state, idx)
+
+
+class Persistent(Regime):
+  """A batch held in variables between gradient steps, renewed at the start of each iteration
+  (every `internal` gradient steps); subclasses say how it is renewed."""
+
+  def __init__(self, policy, *, internal=5, **kwargs):
+    super().__init__(policy, **kwargs)
+    if internal < 1:
+      raise ValueError(f"internal must be >= 1, got {internal}")
+    self.internal = internal
+    theta, state = self.draw_points(
+        tf.random.experimental.stateless_split(tf.constant([self.seed, 2], tf.int32), 2))
+    self.theta = self.add_weight(shape=theta.shape, initializer="zeros", trainable=False,
+                                 name="theta")
+    self.state = self.add_weight(shape=state.shape, initializer="zeros", trainable=False,
+                                 name="state")
+    self.theta.assign(theta)
+    self.state.assign(state)
+
+  def renew(self, iteration, seeds):
+    raise NotImplementedError
+
+  def points(self, step, seeds):
+    step = tf.cast(step, tf.int64)
+    new_theta, new_state = self.renew(step // self.internal, seeds)
+    # Branch-free so the step stays one XLA cluster: renewing costs O(batch), the step O(net).
+    renew = tf.equal(step % self.internal, 0)
+    self.theta.assign(tf.where(renew, new_theta, self.theta))
+    self.state.assign(tf.where(renew, new_state, self.state))
+    return tf.convert_to_tensor(self.theta), tf.convert_to_tensor(self.state)
+
+
+class Internal(Persistent):
+  """Fresh draws every iteration, `internal` gradient steps on them (seed:
+  `train_simple_internal!`)."""
+
+  def renew(self, iteration, seeds):
+    return self.draw_points(seeds)
+
+
+class Stepping(Persistent):
+  """KMR's regime: theta redrawn every `redraw_every` iterations, the state advanced `num_steps`
+  AR(1) steps between iterations, `internal` gradient steps per iteration."""
+
+  def __init__(self, policy, *, num_steps=10, redraw_every=1, **kwargs):
+    super().__init__(policy, **kwargs)
+    if num_steps < 0 or redraw_every < 1:
+      raise ValueError("num_steps must be >= 0 and redraw_every >= 1")
+    self.num_steps, self.redraw_every = num_steps, redraw_every
+
+  def renew(self, iteration, seeds):
+    theta, state = tf.convert_to_tensor(self.theta), tf.convert_to_tensor(self.state)
+    redraw = tf.equal(iteration % self.redraw_every, 0)
+    new_theta = tf.where(redraw, self.economy.draw_theta(self.batch, seeds[0]), theta)
+    # Keep each point's position in its ergodic distribution when its theta changes: a state
+    # carried over raw from a theta with a 20x larger ergodic scale would sit 20 std out.
+    state = state * self.economy.ergodic_std(new_theta) / self.economy.ergodic_std(theta)
+    eps = tf.random.stateless_normal([self.num_steps, self.batch], seed=seeds[1])
+    for t in range(self.num_steps):
+      state = self.economy.step(state, new_theta, eps[t])             # [batch]
+    return new_theta, state
+
+
+def build(regime, policy, **options):
+  """A regime by name; `options` are the constructor arguments (unused ones are an error)."""
+  classes = {"fresh": Fresh, "cached": Cached, "internal": Internal, "stepping": Stepping}
+  if regime not in classes:
+    raise ValueError(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
+  return classes[regime](policy, **options)
