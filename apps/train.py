@@ -15,6 +15,8 @@ import time
 from absl import flags
 
 from nk_keras import cli
+from nk_keras.network import NORMALIZATIONS
+from nk_keras.regimes import WEIGHTINGS
 from nk_keras.training import TrainOptions
 
 FLAGS = flags.FLAGS
@@ -44,10 +46,10 @@ flags.DEFINE_float("lambda_pi", D.lambda_pi, "Weight of the NKPC residual.", low
 flags.DEFINE_integer("width", D.width, "Units per hidden layer.", lower_bound=1)
 flags.DEFINE_integer("depth", D.depth, "Hidden layers.", lower_bound=1)
 flags.DEFINE_string("activation", D.activation, "Keras activation of the hidden layers.")
-flags.DEFINE_enum("normalization", D.normalization, ["ergodic", "kmr"],
-                  "State input/output scaling: ergodic units, or KMR's fixed ranges.")
-flags.DEFINE_enum("weighting", D.weighting, ["ergodic", "none"],
-                  "Residuals measured in ergodic std of the state, or raw.")
+flags.DEFINE_enum("normalization", D.normalization, list(NORMALIZATIONS),
+                  "How the state enters and policies leave the network (nk_keras/network.py).")
+flags.DEFINE_enum("weighting", D.weighting, list(WEIGHTINGS),
+                  "How residuals enter the loss (nk_keras/regimes.py).")
 flags.DEFINE_integer("seed", D.seed, "Seed of every random draw and of the initial weights.",
                      lower_bound=0)
 flags.DEFINE_integer("steps_per_execution", D.steps_per_execution,

@@ -27,7 +27,7 @@ def evaluate(economy, policy, n_theta=20_000, seed=0, mc=100, calibration_state=
     state = k * std
     approx = policy(state, theta)
     errors.append(tf.abs(approx - economy.closed_form(state, theta)) / scale)
-    res = tf.stack(economy.residuals(policy, state, theta, eps), axis=1) / std[:, None]
+    res = economy.residuals(policy, state, theta, eps) / std[:, None]
     log10_res.append(np.log10(np.abs(res.numpy()) + 1e-30))
   errors = 100 * np.stack([e.numpy() for e in errors])               # [levels, n, n_pol] in %
   log10_res = np.stack(log10_res)                                    # [levels, n, n_pol]

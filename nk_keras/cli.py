@@ -15,9 +15,10 @@ class UsageError(Exception):
 
 def run(main):
   """`absl.app.run(main)`, with our known failures turned into `error: ...` and exit 2."""
-  from nk_keras.export import ModelError
-
   def guarded(argv):
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # TF's INFO lines through absl bury the results
+    from nk_keras.export import ModelError
     try:
       return main(argv)
     except (UsageError, ModelError, ValueError, FileNotFoundError, PermissionError,

@@ -19,7 +19,11 @@ from nk_keras import economies
 #   ergodic scale varies ~20x across the box; measuring it in its own ergodic units gives every
 #   theta the same input range and the same output scale.
 # - "kmr": KMR's reference: the state taken as is (min-max on [-1, 1]), outputs / 100.
-NORMALIZATIONS = ("ergodic", "kmr")
+# - "ergodic_slope": as "ergodic", with the network giving a level and a slope in the state,
+#   policy = std * (level + z * slope) with z = state / std, both functions of (z, theta). Any
+#   policy can be written so; a policy close to linear in the state (perturbation's first order)
+#   then needs no product of z and theta to be built from the activations.
+NORMALIZATIONS = ("ergodic", "ergodic_slope", "kmr")
 ERGODIC_SPAN = 3.0
 
 
@@ -47,18 +51,22 @@ class ExtendedPolicy:
 
   @classmethod
   def create(cls, economy, normalization="ergodic", seed=0, **net_kwargs):
-    net = build_net(1 + economy.n_params, len(economy.policy_names), seed=seed, **net_kwargs)
+    n_out = len(economy.policy_names) * (2 if normalization == "ergodic_slope" else 1)
+    net = build_net(1 + economy.n_params, n_out, seed=seed, **net_kwargs)
     return cls(economy, net, normalization)
 
   def __call__(self, state, theta):
     theta_in = 2.0 * (theta - self._low) / self._span - 1.0            # [n, n_params]
-    if self.normalization == "ergodic":
-      scale = self.economy.ergodic_std(theta)                          # [n]
-      state_in = state / (ERGODIC_SPAN * scale)
-    else:
+    if self.normalization == "kmr":
       scale = tf.fill(tf.shape(state), tf.constant(0.01, state.dtype))
       state_in = state
-    out = self.net(tf.concat([state_in[:, None], theta_in], axis=1))   # [n, n_policies]
+    else:
+      scale = self.economy.ergodic_std(theta)                          # [n]
+      state_in = state / (ERGODIC_SPAN * scale)
+    out = self.net(tf.concat([state_in[:, None], theta_in], axis=1))   # [n, n_out]
+    if self.normalization == "ergodic_slope":
+      level, slope = tf.split(out, 2, axis=1)                          # [n, n_policies] each
+      out = level + (state / scale)[:, None] * slope
     return out * scale[:, None]
 
   def save(self, directory):

@@ -13,6 +13,13 @@ import keras
 import tensorflow as tf
 
 REGIMES = ("fresh", "cached", "internal", "stepping")
+# How residuals enter the loss: raw (state units); in ergodic std of the state; mapped to the
+# policy errors that cause them (`Regime.implied_errors`); or those errors relative to the
+# policy's own size at one ergodic std, the measure the accuracy bar uses.
+WEIGHTINGS = ("none", "ergodic", "newton", "relative")
+# Floor of the policy size (in ergodic std of the state) that relative errors divide by, so an
+# untrained network near zero does not blow the loss up; true sizes in the NK box are >= 0.02.
+RELATIVE_FLOOR = 0.01
 
 
 class Regime(keras.Model):
@@ -23,8 +30,8 @@ class Regime(keras.Model):
     super().__init__(**kwargs)
     if mc < 2 or mc % 2:
       raise ValueError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
-    if weighting not in ("ergodic", "none"):
-      raise ValueError(f"weighting must be 'ergodic' or 'none', got {weighting!r}")
+    if weighting not in WEIGHTINGS:
+      raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     self.policy, self.economy = policy, policy.economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
@@ -61,14 +68,47 @@ class Regime(keras.Model):
     raise NotImplementedError
 
   def residual_loss(self, theta, state, eps):
-    """Weighted mean squared residuals: scalar loss and `[n_policies]` mean squares."""
-    residuals = tf.stack(self.economy.residuals(self.policy, state, theta, eps), axis=1)
-    if self.weighting == "ergodic":
-      # Residuals are in state units; measured in ergodic std every theta in the box counts
-      # alike, and the loss stays far above Adam's epsilon as training converges.
-      residuals = residuals / self.economy.ergodic_std(theta)[:, None]
-    mse = tf.reduce_mean(tf.square(residuals), axis=0)                  # [n_policies]
+    """Weighted mean squared residuals: scalar loss and `[n_residuals]` mean squares."""
+    economy = self.economy
+    std = economy.ergodic_std(theta)                                   # [batch]
+    today, tomorrow = economy.policies(self.policy, state, theta, eps)
+    residuals = economy.equilibrium(state, theta, today, tomorrow)     # [batch, n_res]
+    # Residuals are in state units; measured in ergodic std every theta in the box counts
+    # alike, and the loss stays far above Adam's epsilon as training converges.
+    if self.weighting != "none":
+      residuals = residuals / std[:, None]
+    if self.weighting in ("newton", "relative"):
+      residuals = self.implied_errors(theta, state, eps, today, tomorrow, residuals)
+    if self.weighting == "relative":
+      size = tf.abs(self.policy(std, theta)) / std[:, None]            # [batch, n_pol]
+      residuals = residuals / tf.stop_gradient(tf.maximum(size, RELATIVE_FLOOR))
+    mse = tf.reduce_mean(tf.square(residuals), axis=0)
     return tf.reduce_sum(self.loss_weights * mse), mse
+
+  def implied_errors(self, theta, state, eps, today, tomorrow, residuals):
+    """Residuals mapped to the policy errors `[batch, n_pol]` (in ergodic std) that cause them.
+
+    `J` is the response of the residuals to a policy error proportional to the state, `e *
+    state / std`, taken at one ergodic std (at the point's own state it would vanish with the
+    state); solving `J e = r` point by point (a Newton step) undoes the conditioning of the
+    equilibrium conditions, which varies by orders of magnitude across the box and hides some
+    error directions from a plain residual loss. `J` is held constant for the gradient.
+    """
+    economy = self.economy
+    std = economy.ergodic_std(theta)                                   # [batch]
+    z_today = tf.ones_like(state)                                      # [batch]
+    z_next = economy.step(std, theta, eps) / std                       # [mc, batch]
+    today, tomorrow = tf.stop_gradient(today), tf.stop_gradient(tomorrow)
+    columns = []
+    for j in range(len(economy.policy_names)):
+      unit = tf.one_hot(j, len(economy.policy_names))
+      with tf.autodiff.ForwardAccumulator(
+          primals=(today, tomorrow),
+          tangents=(z_today[:, None] * unit, z_next[..., None] * unit)) as acc:
+        moved = economy.equilibrium(state, theta, today, tomorrow)
+      columns.append(acc.jvp(moved))                                   # [batch, n_res]
+    jacobian = tf.stop_gradient(tf.stack(columns, axis=2))             # [batch, n_res, n_pol]
+    return tf.linalg.solve(jacobian, residuals[..., None])[..., 0]
 
   def train_step(self, data):
     step = tf.convert_to_tensor(self.optimizer.iterations)

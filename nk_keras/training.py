@@ -13,27 +13,28 @@ from nk_keras.network import ExtendedPolicy
 
 @dataclasses.dataclass
 class TrainOptions:
-  """Every option of a run; the defaults are those of the shipped `stepping` model."""
+  """Every option of a run. Defaults: the shipped models' settings but a short run (see
+  BUILD_NOTES.md for why each was chosen)."""
   regime: str = "stepping"
   economy: str = "nk"
   iterations: int = 2000
   internal: int = 5
   num_steps: int = 10
   redraw_every: int = 1
-  pool: int = 10_000
-  batch: int = 100
-  mc: int = 10
-  lr: float = 1e-3
-  eta_min: float = 1e-6
+  pool: int = 200_000
+  batch: int = 1000
+  mc: int = 2
+  lr: float = 3e-3
+  eta_min: float = 3e-6
   weight_decay: float = 1e-4
   clipnorm: float = 1.0
   lambda_x: float = 1.0
   lambda_pi: float = 1.0
   width: int = 64
   depth: int = 5
-  activation: str = "celu"
-  normalization: str = "ergodic"
-  weighting: str = "ergodic"
+  activation: str = "tanh"
+  normalization: str = "ergodic_slope"
+  weighting: str = "relative"
   seed: int = 0
   steps_per_execution: int = 100
   jit_compile: bool = True
@@ -67,7 +68,7 @@ def build_regime(options):
   optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=options.weight_decay,
                                      global_clipnorm=options.clipnorm)
   model.compile(optimizer=optimizer, jit_compile=options.jit_compile,
-                steps_per_execution=min(options.steps_per_execution, steps))
+                steps_per_execution=options.steps_per_execution)
   return model
 
 
@@ -75,20 +76,26 @@ def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
   """Runs the whole schedule; an epoch is `steps_per_epoch` gradient steps (one history row)."""
   total = options.gradient_steps
   spe = steps_per_epoch or max(1, min(total, 1000))
-  spe -= spe % min(options.steps_per_execution, spe)  # whole compiled calls per epoch
+  per_call = min(options.steps_per_execution, spe)
+  spe -= spe % per_call                               # whole compiled calls per epoch
+  model.steps_per_execution = per_call
   epochs = -(-total // spe)
   # The points come from the regime; the dataset only paces `fit`.
   ticks = tf.data.Dataset.from_tensors(0.0).repeat()
   cbs = [nk_callbacks.WallTime()] + list(callbacks)
   if verbose:
     cbs.append(nk_callbacks.Progress(epochs * spe))
-  return model.fit(ticks, epochs=epochs, steps_per_epoch=spe, callbacks=cbs, verbose=0)
+  return model.fit(ticks, epochs=epochs, steps_per_epoch=spe, callbacks=cbs, verbose=0,
+                   shuffle=False)
 
 
 def run(options, out, log_every=1000, tensorboard=False, verbose=True):
   """Trains per `options`, logging to `<out>/history.csv`; saves the policy into `out`."""
   model = build_regime(options)
-  cbs = [keras.callbacks.CSVLogger(os.path.join(out, "history.csv"))]
+  path = os.path.join(out, "history.csv")
+  if os.path.exists(path):
+    os.remove(path)
+  cbs = [nk_callbacks.HistoryCSV(path)]
   if tensorboard:
     cbs.append(keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")))
   history = fit(model, options, steps_per_epoch=log_every, callbacks=cbs, verbose=verbose)

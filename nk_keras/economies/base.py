@@ -85,13 +85,31 @@ class Economy(abc.ABC):
     -> `[..., batch]` (one next state per innovation)."""
 
   @abc.abstractmethod
-  def residuals(self, policy, state, theta, eps):
-    """Equilibrium-condition residuals, one `[batch]` tensor per policy, in `policy_names` order.
+  def equilibrium(self, state, theta, today, tomorrow):
+    """Equilibrium-condition residuals `[batch, n_residuals]` (one per policy), in state units.
 
-    `policy(state [n], theta [n, n_params]) -> [n, n_policies]` is called once, on today's and
-    all of tomorrow's points together; expectations are means over the `mc` axis of `eps`
-    `[mc, batch]`.
+    Pure arithmetic: `today` `[batch, n_policies]` are the policies at `state`, `tomorrow`
+    `[mc, batch, n_policies]` those at `step(state, theta, eps)`; expectations are means over
+    the `mc` axis.
     """
+
+  def policies(self, policy, state, theta, eps):
+    """Policies today `[batch, n_pol]` and tomorrow `[mc, batch, n_pol]` from one network call.
+
+    `policy(state [n], theta [n, n_params]) -> [n, n_policies]`; `eps` is `[mc, batch]`.
+    """
+    mc, batch = tf.shape(eps)[0], tf.shape(eps)[1]
+    state_next = self.step(state, theta, eps)                                 # [mc, batch]
+    points = tf.concat([state, tf.reshape(state_next, [-1])], axis=0)         # [(1+mc)*batch]
+    thetas = tf.tile(theta, tf.stack([1 + mc, 1]))                            # rows follow points
+    out = policy(points, thetas)                                              # [(1+mc)*batch, n_pol]
+    tomorrow = tf.reshape(out[batch:], tf.stack([mc, batch, tf.shape(out)[1]]))
+    return out[:batch], tomorrow
+
+  def residuals(self, policy, state, theta, eps):
+    """`equilibrium` residuals `[batch, n_residuals]` of `policy` at (`state`, `theta`)."""
+    today, tomorrow = self.policies(policy, state, theta, eps)
+    return self.equilibrium(state, theta, today, tomorrow)
 
   def closed_form(self, state, theta):
     """Exact policies `[batch, n_policies]`, or None where the economy has no closed form."""

@@ -37,21 +37,15 @@ class NewKeynesian(Economy):
     p = self.unpack(theta)  # each [batch]; broadcasts against eps [..., batch]
     return p["rho_a"] * state + self.innovation_scale(p) * eps
 
-  def residuals(self, policy, state, theta, eps):
-    zeta = state                                   # [batch]
-    mc, batch = tf.shape(eps)[0], tf.shape(eps)[1]
-    zeta_next = self.step(zeta, theta, eps)        # [mc, batch]
-    # One network call for today and tomorrow: rows [0, batch) are today.
-    points = tf.concat([zeta, tf.reshape(zeta_next, [-1])], axis=0)           # [(1+mc)*batch]
-    thetas = tf.tile(theta, tf.stack([1 + mc, 1]))                            # [(1+mc)*batch, 8]
-    out = policy(points, thetas)                                              # [(1+mc)*batch, 2]
-    X, Pi = out[:batch, 0], out[:batch, 1]                                    # [batch]
-    nxt = tf.reshape(out[batch:], tf.stack([mc, batch, 2]))
-    EX, EPi = tf.reduce_mean(nxt[..., 0], 0), tf.reduce_mean(nxt[..., 1], 0)  # [batch]
+  def equilibrium(self, state, theta, today, tomorrow):
+    zeta = state                                                  # [batch]
+    X, Pi = today[:, 0], today[:, 1]                              # [batch]
+    EX = tf.reduce_mean(tomorrow[..., 0], axis=0)                 # [batch]
+    EPi = tf.reduce_mean(tomorrow[..., 1], axis=0)
     p = self.unpack(theta)
-    res_X = X - EX + (p["phi_pi"] * Pi + p["phi_y"] * X - EPi - zeta) / p["sigma"]
-    res_Pi = Pi - self.kappa(p) * X - p["beta"] * EPi
-    return res_X, res_Pi
+    euler = X - EX + (p["phi_pi"] * Pi + p["phi_y"] * X - EPi - zeta) / p["sigma"]
+    nkpc = Pi - self.kappa(p) * X - p["beta"] * EPi
+    return tf.stack([euler, nkpc], axis=1)
 
   def closed_form(self, state, theta):
     p = self.unpack(theta)

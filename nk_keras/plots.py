@@ -1,0 +1,175 @@
+"""Figures of the evaluate and simulate apps, each returned as a `matplotlib.figure.Figure`.
+
+Figures are built without pyplot: no global figure registry (nothing leaks in long sessions) and
+no display backend needed, so they render on headless machines (Agg, via `save`).
+Policies and states are plotted as 100 x log deviation from the steady state (percent).
+"""
+
+import csv
+import os
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from nk_keras import simulation
+
+PCT = 100.0   # model units (log deviations) -> percent
+LABELS = {"beta": "β, discount factor", "sigma": "σ, relative risk aversion",
+          "eta": "η, inverse Frisch elasticity", "phi": "φ, Calvo price stickiness",
+          "phi_pi": "φ_π, response to inflation", "phi_y": "φ_y, response to output gap",
+          "rho_a": "ρ_a, shock persistence", "sigma_a": "σ_a, shock std",
+          "zeta": "ζ, natural rate", "X": "X, output gap", "Pi": "Π, inflation"}
+COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple")
+
+
+def label(name):
+  return LABELS.get(name, name)
+
+
+def save(fig, path):
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+  return path
+
+
+def policy_vs_params(economy, policy, n_grid=41, level=-1.0):
+  """One figure per policy: the policy against each parameter in turn (KMR's Figures 3 and 9).
+
+  The swept parameter spans its box, the others sit at the calibration, and the state is
+  `level` ergodic std of that theta (so the point moves with the theta that sets its scale).
+  Returns {policy name: Figure}.
+  """
+  import tensorflow as tf
+  n_params = economy.n_params
+  grids = np.stack([np.linspace(lo, hi, n_grid) for lo, hi in
+                    zip(economy.box_low, economy.box_high)])                    # [P, G]
+  theta = np.tile(economy.calibration.astype(np.float32), (n_params, n_grid, 1))  # [P, G, P]
+  for i in range(n_params):
+    theta[i, :, i] = grids[i]
+  theta = tf.constant(theta.reshape(-1, n_params))
+  state = level * economy.ergodic_std(theta)                                   # [P*G]
+  nn = np.asarray(simulation.batched(policy)(state, theta)).reshape(n_params, n_grid, -1)
+  exact = economy.closed_form(state, theta)
+  exact = None if exact is None else exact.numpy().reshape(n_params, n_grid, -1)
+  figures = {}
+  cols = 4
+  rows = -(-n_params // cols)
+  for j, name in enumerate(economy.policy_names):
+    fig = Figure(figsize=(3.2 * cols, 2.7 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for i, param in enumerate(economy.param_names):
+      ax = axes[i]
+      ax.plot(grids[i], PCT * nn[i, :, j], "-", color=COLORS[0], lw=1.8, label="network")
+      if exact is not None:
+        ax.plot(grids[i], PCT * exact[i, :, j], "--", color="k", lw=1.2, label="closed form")
+      ax.axvline(economy.calibration[i], color="0.6", lw=0.8, ls=":", label="calibration")
+      ax.set_xlabel(label(param))
+      if i % cols == 0:
+        ax.set_ylabel(f"{name} (%)")
+      ax.grid(alpha=0.3)
+    for ax in axes[n_params:]:
+      ax.set_visible(False)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{label(name)} (% deviation) at {economy.state_name} = {level:+g} ergodic std; "
+                 "other parameters at the calibration")
+    figures[name] = fig
+  return figures
+
+
+def error_histograms(report, policy_names):
+  """Histograms of log10 scale-normalised error (MODEL.md section 6), one panel per policy and
+  one line per state level, from `accuracy.evaluate`'s report."""
+  errors = report["_raw"]["errors_pct"]                                        # [L, n, n_pol]
+  levels = report["levels"]
+  # Errors are in percent; exact zeros (a policy equal to the closed form) get the floor.
+  logs = np.log10(np.maximum(errors, 1e-8))
+  bins = np.linspace(np.floor(logs.min()), np.ceil(logs.max()) + 1e-9, 61)
+  fig = Figure(figsize=(5.5 * len(policy_names), 4.0), layout="constrained")
+  axes = fig.subplots(1, len(policy_names), squeeze=False).ravel()
+  for j, name in enumerate(policy_names):
+    ax = axes[j]
+    for i, k in enumerate(levels):
+      ax.hist(logs[i, :, j], bins=bins, histtype="step", lw=1.4,
+              label=f"state = {k:+g} std")
+    p95 = report["errors_pct"][name]["p95"]
+    ax.axvline(np.log10(max(p95, 1e-8)), color="k", ls="--", lw=1,
+               label=f"95th pct, all levels ({p95:.3g} %)")
+    ax.set_xlabel(f"log10 error of {name} (% of |{name}| at 1 ergodic std)")
+    ax.set_ylabel("theta draws")
+    ax.set_title(f"{label(name)}: mean {report['errors_pct'][name]['mean']:.3g} %, "
+                 f"max {report['errors_pct'][name]['max']:.3g} %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.suptitle(f"Scale-normalised policy error over {report['n_theta']} theta draws "
+               "uniform in the box")
+  return fig
+
+
+def read_history(path):
+  """`history.csv` of a training run as {column: float array}; None if absent or unreadable."""
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, newline="") as f:
+      rows = list(csv.DictReader(f))
+    if not rows:
+      return None
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+  except (OSError, ValueError, TypeError):
+    return None
+
+
+def loss_curve(history):
+  """Training loss and per-equation mean squared residuals on a log scale; lr on a twin axis."""
+  fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+  ax = fig.subplots()
+  x = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history["loss"]) + 1)
+  ax.semilogy(x, history["loss"], color="k", lw=1.8, label="loss")
+  for c, name in zip(COLORS, [k for k in history if k.startswith("mse_")]):
+    ax.semilogy(x, history[name], color=c, lw=1.2, label=name)
+  ax.set_xlabel("history row (one per --log_every gradient steps)")
+  ax.set_ylabel("loss / mean squared residual (log scale)")
+  ax.grid(alpha=0.3, which="both")
+  handles, labels = ax.get_legend_handles_labels()
+  if "lr" in history:
+    ax2 = ax.twinx()
+    ax2.semilogy(x, history["lr"], color="0.5", ls=":", lw=1.2, label="learning rate")
+    ax2.set_ylabel("learning rate (log scale)")
+    h2, l2 = ax2.get_legend_handles_labels()
+    handles, labels = handles + h2, labels + l2
+  ax.legend(handles, labels, fontsize=8, loc="upper right")
+  ax.set_title("Training history")
+  return fig
+
+
+def _paths(table, economy, title, xlabel, marker=None):
+  names = [economy.state_name] + list(economy.policy_names)
+  fig = Figure(figsize=(4.2 * len(names), 3.6), layout="constrained")
+  axes = fig.subplots(1, len(names), squeeze=False).ravel()
+  t = table["period"]
+  axes[0].plot(t, PCT * table[economy.state_name], color="k", lw=1.4, marker=marker, ms=3)
+  axes[0].set_title(label(economy.state_name))
+  axes[0].set_ylabel("% deviation from steady state")
+  for ax, name in zip(axes[1:], economy.policy_names):
+    ax.plot(t, PCT * table[f"{name}_nn"], "-", color=COLORS[0], lw=1.8, label="network")
+    if f"{name}_exact" in table:
+      ax.plot(t, PCT * table[f"{name}_exact"], "--", color="k", lw=1.2, label="closed form")
+    ax.set_title(label(name))
+    ax.legend(fontsize=8)
+  for ax in axes[1:]:
+    ax.set_ylabel("%")
+  for ax in axes:
+    ax.set_xlabel(xlabel)
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.grid(alpha=0.3)
+  fig.suptitle(title)
+  return fig
+
+
+def time_series(table, economy, title="Simulated path"):
+  """State and policies along one simulated path, network (solid) vs closed form (dashed)."""
+  return _paths(table, economy, title, "period")
+
+
+def impulse_response(table, economy, title="Impulse response"):
+  """Responses to one innovation std, network (solid) vs closed form (dashed)."""
+  return _paths(table, economy, title, "periods after the shock", marker="o")
