@@ -3,10 +3,29 @@
 import os
 import sys
 
-# TensorFlow's C++ start-up chatter hides the one line a user needs to read.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app
 
-from absl import app  # noqa: E402
+
+def _quiet_tensorflow_start():
+  """Imports TensorFlow and initialises its devices with stderr closed at the fd level.
+
+  TF's native start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL and would bury
+  the one line an app prints on bad input. A failed import still raises, after stderr is back.
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.stderr.flush()
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow as tf
+    tf.config.list_logical_devices()
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+_quiet_tensorflow_start()
 
 
 class UsageError(Exception):
