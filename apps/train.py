@@ -2,7 +2,8 @@
 
   python -m apps.train --regime=stepping --iterations=2000 --out=runs/stepping
 
-Writes to --out: policy.keras + policy.json (the Keras model), history.csv, saved_model/ (the
+A run that is interrupted (Ctrl-C, kill) resumes from its last checkpoint when the same command
+is run again; --restart starts over. Writes to --out: policy.keras + policy.json (the Keras model), history.csv, saved_model/ (the
 SavedModel contract of README), evaluation.json and evaluation.md.
 """
 
@@ -59,6 +60,8 @@ flags.DEFINE_integer("eval_theta", 20_000, "Theta draws for the final accuracy r
                      lower_bound=100)
 flags.DEFINE_string("out", "runs/default", "Output directory.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard logs to <out>/tensorboard.")
+flags.DEFINE_bool("restart", False, "Discard the checkpoint of an interrupted run in --out and "
+                  "start over (by default the same command resumes it).")
 
 flags.register_validator("mc", lambda v: v % 2 == 0, "--mc must be even (antithetic pairs)")
 flags.register_multi_flags_validator(
@@ -76,10 +79,9 @@ def main(argv):
   options = training.TrainOptions(**{
       f.name: FLAGS[f.name].value for f in dataclasses.fields(training.TrainOptions)
       if f.name in FLAGS and f.name != "economy"})
-  print(f"training {options.regime}: {options.gradient_steps} gradient steps -> {out}")
   start = time.time()
   model, history = training.run(options, out, log_every=FLAGS.log_every,
-                                tensorboard=FLAGS.tensorboard)
+                                tensorboard=FLAGS.tensorboard, restart=FLAGS.restart)
   wall = time.time() - start
   report = accuracy.evaluate(model.economy, model.policy, n_theta=FLAGS.eval_theta)
   accuracy.write(report, out)

@@ -1,6 +1,7 @@
 """Keras callbacks for long runs: progress with gradient steps/s, and the history as CSV."""
 
 import csv
+import math
 import os
 import sys
 import time
@@ -12,16 +13,17 @@ from tqdm.auto import tqdm
 class Progress(keras.callbacks.Callback):
   """One bar for all epochs; `fit`'s own bar restarts every epoch and hides the run's speed."""
 
-  def __init__(self, total_steps, initial_step=0):
+  def __init__(self, total_steps):
     super().__init__()
-    self.total, self.initial = total_steps, initial_step
+    self.total = total_steps
 
   def on_train_begin(self, logs=None):
     # Non-terminal output (CI, nohup logs) gets a line every 30 s instead of a redraw storm.
     interval = 0.5 if sys.stderr.isatty() else 30.0
-    self.bar = tqdm(total=self.total, initial=self.initial, unit="step", mininterval=interval,
+    # Runs after BackupAndRestore's on_train_begin: a resumed run starts where it stopped.
+    self.seen = int(self.model.optimizer.iterations.numpy())
+    self.bar = tqdm(total=self.total, initial=self.seen, unit="step", mininterval=interval,
                     dynamic_ncols=True, desc="training")
-    self.seen = self.initial
 
   def on_train_batch_end(self, batch, logs=None):
     step = int(self.model.optimizer.iterations.numpy())
@@ -63,3 +65,20 @@ class HistoryCSV(keras.callbacks.Callback):
       if new:
         writer.writeheader()
       writer.writerow(row)
+
+
+class NonFiniteLoss(Exception):
+  def __init__(self, step, lr):
+    super().__init__(f"non-finite loss at step {step}")
+    self.step, self.lr = step, lr
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+  """Raises `NonFiniteLoss` at the first non-finite loss, before any checkpoint is written,
+  so the last checkpoint on disk is a good one (Keras' TerminateOnNaN ends `fit` normally)."""
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = float((logs or {}).get("loss", 0.0))
+    if not math.isfinite(loss):
+      raise NonFiniteLoss(int(self.model.optimizer.iterations.numpy()),
+                          float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))

@@ -38,9 +38,10 @@ def run(main):
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines through absl bury the results
     from nk_keras.export import ModelError
+    from nk_keras.training import DivergenceError
     try:
       return main(argv)
-    except (UsageError, ModelError, ValueError, FileNotFoundError, PermissionError,
+    except (UsageError, ModelError, DivergenceError, ValueError, FileNotFoundError, PermissionError,
             IsADirectoryError, NotADirectoryError) as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)

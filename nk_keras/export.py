@@ -69,6 +69,8 @@ def git_commit():
 
 def export(policy, path, metadata):
   """Writes the SavedModel to `path` with `metadata` (plus box and versions) as its asset."""
+  if not all(np.isfinite(w).all() for w in policy.net.get_weights()):
+    raise ValueError("the policy has non-finite weights; refusing to export it")
   module = ServedPolicy(policy)
   tf.saved_model.save(module, path,
                       signatures={"serving_default": module.serve, "in_box": module.in_box})

@@ -1,7 +1,9 @@
 """One training run: options -> regime, optimiser, schedule, `fit` with callbacks."""
 
 import dataclasses
+import json
 import os
+import shutil
 
 import keras
 import tensorflow as tf
@@ -69,6 +71,7 @@ def build_regime(options):
                                      global_clipnorm=options.clipnorm)
   model.compile(optimizer=optimizer, jit_compile=options.jit_compile,
                 steps_per_execution=options.steps_per_execution)
+  model.built = True  # every variable exists already; BackupAndRestore insists on this flag
   return model
 
 
@@ -89,15 +92,60 @@ def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
                    shuffle=False)
 
 
-def run(options, out, log_every=1000, tensorboard=False, verbose=True):
-  """Trains per `options`, logging to `<out>/history.csv`; saves the policy into `out`."""
+class DivergenceError(RuntimeError):
+  """A non-finite loss: training stopped, the last good checkpoint kept."""
+
+
+class OptionsMismatch(ValueError):
+  """`out` holds a checkpoint of a run with other options."""
+
+
+def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=False):
+  """Trains per `options` into `out`, resuming from `<out>/backup` if a run was interrupted.
+
+  Writes `<out>/history.csv` as it goes and the policy (`policy.keras`, `policy.json`) at the
+  end. Says on its first line whether it starts or resumes. Returns (model, history).
+  """
+  backup = os.path.join(out, "backup")
+  history_path = os.path.join(out, "history.csv")
+  options_path = os.path.join(backup, "options.json")
+  if restart:
+    shutil.rmtree(backup, ignore_errors=True)
+  metadata = os.path.join(backup, "training_metadata.json")
+  resumed = os.path.exists(metadata)
+  if resumed:
+    with open(options_path) as f:
+      before = json.load(f)
+    if before != dataclasses.asdict(options):
+      changed = sorted(k for k in before if before[k] != dataclasses.asdict(options).get(k))
+      raise OptionsMismatch(f"{out!r} holds an interrupted run with other options "
+                            f"({', '.join(changed)}); rerun it unchanged or pass --restart")
+    with open(metadata) as f:
+      epoch = json.load(f)["epoch"] + 1
+    print(f"resuming the interrupted run in {out} after {epoch} of its history rows "
+          f"({options.regime}, {options.gradient_steps} gradient steps in all)")
+  else:
+    print(f"training {options.regime}: {options.gradient_steps} gradient steps -> {out}")
+    if os.path.exists(history_path):
+      os.remove(history_path)
+    os.makedirs(backup, exist_ok=True)
+    with open(options_path, "w") as f:
+      json.dump(dataclasses.asdict(options), f, indent=2)
   model = build_regime(options)
-  path = os.path.join(out, "history.csv")
-  if os.path.exists(path):
-    os.remove(path)
-  cbs = [nk_callbacks.HistoryCSV(path)]
+  # Keras restores weights, optimiser state (hence the schedule position and the step that keys
+  # every random draw) and the regimes' persistent points; the previous checkpoint is kept so a
+  # kill during a write falls back to it.
+  cbs = [nk_callbacks.StopOnDivergence(), nk_callbacks.HistoryCSV(history_path),
+         keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)]
   if tensorboard:
     cbs.append(keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")))
-  history = fit(model, options, steps_per_epoch=log_every, callbacks=cbs, verbose=verbose)
+  try:
+    history = fit(model, options, steps_per_epoch=log_every, callbacks=cbs, verbose=verbose)
+  except nk_callbacks.NonFiniteLoss as e:
+    raise DivergenceError(
+        f"non-finite loss at gradient step {e.step} (lr {e.lr:.3g}): training diverged; the "
+        f"likely cause is too high a learning rate (--lr) or too loose a gradient clip "
+        f"(--clipnorm). The last good checkpoint is kept in {backup}.") from None
+  shutil.rmtree(backup, ignore_errors=True)
   model.policy.save(out)
   return model, history
