@@ -67,18 +67,29 @@ class HistoryCSV(keras.callbacks.Callback):
       writer.writerow(row)
 
 
-class NonFiniteLoss(Exception):
-  def __init__(self, step, lr):
-    super().__init__(f"non-finite loss at step {step}")
-    self.step, self.lr = step, lr
+class Diverged(Exception):
+  def __init__(self, step, lr, loss, reference):
+    super().__init__(f"loss {loss:.3g} at step {step} (started at {reference:.3g})")
+    self.step, self.lr, self.loss, self.reference = step, lr, loss, reference
 
 
 class StopOnDivergence(keras.callbacks.Callback):
-  """Raises `NonFiniteLoss` at the first non-finite loss, before any checkpoint is written,
-  so the last checkpoint on disk is a good one (Keras' TerminateOnNaN ends `fit` normally)."""
+  """Raises `Diverged` when the loss is non-finite or has grown `factor` times above its level
+  at the start of `fit`, before any checkpoint is written, so the last checkpoint on disk is a
+  good one (Keras' TerminateOnNaN ends `fit` normally and misses a finite blow-up, which
+  bounded activations and gradient clipping make the usual way to diverge)."""
+
+  def __init__(self, factor=1e3):
+    super().__init__()
+    self.factor = factor
+
+  def on_train_begin(self, logs=None):
+    # Runs after BackupAndRestore: a resumed run is judged against its restored network.
+    self.reference = self.model.probe_loss()
 
   def on_train_batch_end(self, batch, logs=None):
     loss = float((logs or {}).get("loss", 0.0))
-    if not math.isfinite(loss):
-      raise NonFiniteLoss(int(self.model.optimizer.iterations.numpy()),
-                          float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+    if not math.isfinite(loss) or loss > self.factor * self.reference:
+      raise Diverged(int(self.model.optimizer.iterations.numpy()),
+                     float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                     loss, self.reference)

@@ -110,6 +110,13 @@ class Regime(keras.Model):
     jacobian = tf.stop_gradient(tf.stack(columns, axis=2))             # [batch, n_res, n_pol]
     return tf.linalg.solve(jacobian, residuals[..., None])[..., 0]
 
+  def probe_loss(self):
+    """The loss on a fixed fresh batch, leaving the regime's state alone (a reference level)."""
+    seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 3], tf.int32), 3)
+    theta, state = self.draw_points(seeds[:2])
+    eps = self.economy.draw_shocks(self.mc, self.batch, seeds[2])
+    return float(self.residual_loss(theta, state, eps)[0])
+
   def train_step(self, data):
     step = tf.convert_to_tensor(self.optimizer.iterations)
     seeds = self.step_seeds(step, 4)

@@ -81,7 +81,10 @@ def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
   spe = steps_per_epoch or max(1, min(total, 1000))
   per_call = min(options.steps_per_execution, spe)
   spe -= spe % per_call                               # whole compiled calls per epoch
-  model.steps_per_execution = per_call
+  if model.steps_per_execution != per_call:
+    # Keras bakes steps_per_execution into its cached train function: rebuild it.
+    model.steps_per_execution = per_call
+    model.make_train_function(force=True)
   epochs = -(-total // spe)
   # The points come from the regime; the dataset only paces `fit`.
   ticks = tf.data.Dataset.from_tensors(0.0).repeat()
@@ -93,14 +96,15 @@ def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
 
 
 class DivergenceError(RuntimeError):
-  """A non-finite loss: training stopped, the last good checkpoint kept."""
+  """The loss blew up: training stopped, the last good checkpoint kept."""
 
 
 class OptionsMismatch(ValueError):
   """`out` holds a checkpoint of a run with other options."""
 
 
-def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=False):
+def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=False,
+        callbacks=()):
   """Trains per `options` into `out`, resuming from `<out>/backup` if a run was interrupted.
 
   Writes `<out>/history.csv` as it goes and the policy (`policy.keras`, `policy.json`) at the
@@ -135,17 +139,21 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
   # Keras restores weights, optimiser state (hence the schedule position and the step that keys
   # every random draw) and the regimes' persistent points; the previous checkpoint is kept so a
   # kill during a write falls back to it.
-  cbs = [nk_callbacks.StopOnDivergence(), nk_callbacks.HistoryCSV(history_path),
-         keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)]
+  cbs = [keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
+         nk_callbacks.StopOnDivergence(), nk_callbacks.HistoryCSV(history_path)]
   if tensorboard:
     cbs.append(keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")))
+  cbs += list(callbacks)
   try:
     history = fit(model, options, steps_per_epoch=log_every, callbacks=cbs, verbose=verbose)
-  except nk_callbacks.NonFiniteLoss as e:
+  except nk_callbacks.Diverged as e:
     raise DivergenceError(
-        f"non-finite loss at gradient step {e.step} (lr {e.lr:.3g}): training diverged; the "
-        f"likely cause is too high a learning rate (--lr) or too loose a gradient clip "
-        f"(--clipnorm). The last good checkpoint is kept in {backup}.") from None
+        f"training diverged by gradient step {e.step}: loss {e.loss:.3g}, {e.reference:.3g} at "
+        f"the start (lr now {e.lr:.3g}); the likely cause is too high a learning rate (--lr) "
+        f"or too loose a gradient clip (--clipnorm). "
+        + (f"The last good checkpoint is kept in {backup}." if os.path.exists(
+            os.path.join(backup, "training_metadata.json")) else
+           "No checkpoint had been written yet.")) from None
   shutil.rmtree(backup, ignore_errors=True)
   model.policy.save(out)
   return model, history

@@ -1,0 +1,75 @@
+"""The speed benchmark runs end to end in smoke mode and writes every section's figures.
+
+No speed is asserted: timings depend on the machine and its load; only that each figure was
+measured (positive and finite) and the report has its shape.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECTIONS = ("regimes", "flops", "scaling", "time_to_accuracy", "serving")
+REGIME_ROWS = ("fresh", "fresh_ergodic", "cached", "internal", "stepping")
+
+
+def positive(x):
+  return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_smoke_run_writes_every_section(tmp_path):
+  out = tmp_path / "r.json"
+  run = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--smoke", f"--out={out}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert run.returncode == 0, run.stderr[-3000:]
+  for title in ("1. Gradient steps/s", "2. Achieved", "3. Scaling", "4. Time to accuracy",
+                "5. Served policy"):
+    assert title in run.stdout
+  results = json.loads(out.read_text())
+  assert results["meta"]["smoke"] is True
+  for section in SECTIONS:
+    assert section in results, section
+
+  rows = results["regimes"]["rows"]
+  assert sorted(rows) == sorted(REGIME_ROWS)
+  for name, row in rows.items():
+    assert all(positive(v) for v in row["steps_per_s"].values()), (name, row)
+    assert row["steps_per_s"]["min"] <= row["steps_per_s"]["median"] <= row["steps_per_s"]["max"]
+    assert positive(row["gflop_per_step"]), (name, row)
+  # The relative weighting adds one forward pass per point: more FLOPs than the plain loss.
+  assert rows["fresh"]["gflop_per_step"] > rows["fresh_ergodic"]["gflop_per_step"]
+
+  flops = results["flops"]
+  assert len(flops["matmul_peak_gflops"]) == 2
+  assert all(positive(v) for v in flops["matmul_peak_gflops"].values())
+  assert sorted(flops["rows"]) == sorted(REGIME_ROWS)
+  for row in flops["rows"].values():
+    for key in ("achieved_gflops", "fraction_of_large_peak", "fraction_of_network_peak"):
+      assert positive(row[key]), row
+
+  grid = results["scaling"]["rows"]
+  assert grid
+  for row in grid:
+    for key in ("steps_per_s", "samples_per_s", "points_per_s", "gflops"):
+      assert positive(row[key]), row
+    assert math.isclose(row["samples_per_s"], row["batch"] * row["steps_per_s"])
+
+  tta = results["time_to_accuracy"]["rows"]
+  assert sorted(tta) == ["fresh", "stepping"]
+  for name, row in tta.items():
+    assert row["steps_run"] > 0 and positive(row["train_s"]) and positive(row["steps_per_s"])
+    assert sorted(row["thresholds_pct"]) == ["0.2", "1"]
+    for hit in row["thresholds_pct"].values():
+      assert isinstance(hit["reached"], bool)
+      if hit["reached"]:
+        assert positive(hit["train_s"]) and hit["step"] > 0
+    assert positive(row["best"]["X"]) and positive(row["best"]["Pi"])
+    assert row["trace"] and row["trace"][-1]["step"] == row["steps_run"]
+
+  serving = results["serving"]
+  assert positive(serving["saved_model_evals_per_s"])
+  assert positive(serving["numpy_closed_form_evals_per_s"])
+  assert abs(serving["closed_form_check"]["X"] - 0.002992) < 5e-7
+  assert abs(serving["closed_form_check"]["Pi"] - 0.008504) < 5e-7
