@@ -34,10 +34,11 @@ def default_out(model, suffix):
 
 
 def history_path(model):
-  """The train app writes `<run>/history.csv` beside `<run>/saved_model`; a copy inside the
-  model directory is accepted too."""
+  """The train app writes `<run>/history.csv` beside `<run>/saved_model`; shipped models carry
+  theirs in `assets/history.csv`."""
   model = os.path.normpath(os.path.abspath(model))
   for path in (os.path.join(os.path.dirname(model), "history.csv"),
+               os.path.join(model, "assets", "history.csv"),
                os.path.join(model, "history.csv")):
     if os.path.isfile(path):
       return path

@@ -79,6 +79,7 @@ def main(argv):
   options = training.TrainOptions(**{
       f.name: FLAGS[f.name].value for f in dataclasses.fields(training.TrainOptions)
       if f.name in FLAGS and f.name != "economy"})
+  commit = export.git_commit()   # the code this process runs, before anyone edits the tree
   start = time.time()
   model, history = training.run(options, out, log_every=FLAGS.log_every,
                                 tensorboard=FLAGS.tensorboard, restart=FLAGS.restart)
@@ -90,7 +91,7 @@ def main(argv):
                                   + sys.argv[1:]),
               "wall_time_s": round(wall, 1), "gradient_steps": options.gradient_steps,
               "final_loss": float(history.history["loss"][-1]),
-              "evaluation": accuracy.summary(report)}
+              "git_commit": commit, "evaluation": accuracy.summary(report)}
   export.export(model.policy, os.path.join(out, "saved_model"), metadata)
   print(accuracy.markdown(report))
   print(f"wall time {wall:.0f} s; SavedModel at {os.path.join(out, 'saved_model')}")

@@ -122,12 +122,16 @@ def loss_curve(history):
   """Training loss and per-equation mean squared residuals on a log scale; lr on a twin axis."""
   fig = Figure(figsize=(7.5, 4.2), layout="constrained")
   ax = fig.subplots()
-  x = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history["loss"]) + 1)
+  if "step" in history:
+    x, xlabel = history["step"], "gradient step"
+  else:
+    x = np.arange(1, len(history["loss"]) + 1)
+    xlabel = "history row (one per --log_every gradient steps)"
   ax.semilogy(x, history["loss"], color="k", lw=1.8, label="loss")
   for c, name in zip(COLORS, [k for k in history if k.startswith("mse_")]):
     ax.semilogy(x, history[name], color=c, lw=1.2, label=name)
-  ax.set_xlabel("history row (one per --log_every gradient steps)")
-  ax.set_ylabel("loss / mean squared residual (log scale)")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel("loss / mean squared error term (log scale)")
   ax.grid(alpha=0.3, which="both")
   handles, labels = ax.get_legend_handles_labels()
   if "lr" in history:

@@ -30,9 +30,9 @@ def run_dir(tmp_path_factory):
   policy = ExtendedPolicy.create(NK, width=8, depth=2)
   export.export(policy, str(run / "saved_model"), metadata={"regime": "untrained (test)"})
   with open(run / "history.csv", "w") as f:
-    f.write("epoch,loss,mse_X,mse_Pi,lr,wall_s\n")
+    f.write("step,loss,mse_X,mse_Pi,lr,wall_s\n")
     for i in range(5):
-      f.write(f"{i},{10.0 ** -i},{0.6 * 10.0 ** -i},{0.4 * 10.0 ** -i},{1e-3 / (i + 1)},{i}\n")
+      f.write(f"{1000 * (i + 1)},{10.0 ** -i},{0.6 * 10.0 ** -i},{0.4 * 10.0 ** -i},{1e-3 / (i + 1)},{i}\n")
   return run
 
 
