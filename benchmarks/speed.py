@@ -76,7 +76,7 @@ REGIME_ROWS = {"fresh": dict(regime="fresh"),
                "stepping": dict(regime="stepping")}
 KMR_STEPS_PER_S = (230, 300)         # KMR's PyTorch example code on this 2-core machine
 TARGET_STEPS_PER_S = 3 * KMR_STEPS_PER_S[1]
-# Section 4: the shipped models' options (/tmp/ship.sh; seed 0), the rest TrainOptions defaults.
+# Section 4: the shipped models' options (as in their metadata), other options at the defaults.
 SHIPPED = {"stepping": dict(regime="stepping", iterations=30_000, internal=5, num_steps=10,
                             redraw_every=1, seed=0),
            "fresh": dict(regime="fresh", iterations=150_000, seed=0)}
