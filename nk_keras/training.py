@@ -125,8 +125,8 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
       raise OptionsMismatch(f"{out!r} holds an interrupted run with other options "
                             f"({', '.join(changed)}); rerun it unchanged or pass --restart")
     with open(metadata) as f:
-      epoch = json.load(f)["epoch"] + 1
-    print(f"resuming the interrupted run in {out} after {epoch} of its history rows "
+      epochs_done = json.load(f)["epoch"]   # Keras stores the count of completed epochs
+    print(f"resuming the interrupted run in {out} after {epochs_done} of its history rows "
           f"({options.regime}, {options.gradient_steps} gradient steps in all)")
   else:
     print(f"training {options.regime}: {options.gradient_steps} gradient steps -> {out}")
