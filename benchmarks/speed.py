@@ -46,7 +46,7 @@ flags.DEFINE_integer("repeats", 3, "Timed repeats per configuration in sections 
 flags.DEFINE_integer("scaling_points", 1_000_000, "Network points, batch * (1 + mc), per timed "
                      "repeat in section 3: fewer steps for the larger configurations.",
                      lower_bound=1)
-flags.DEFINE_float("max_minutes", 3.5, "Wall-time budget per regime in section 4, evaluations "
+flags.DEFINE_float("max_minutes", 3.0, "Wall-time budget per regime in section 4, evaluations "
                    "included (so it bounds the section); reported times exclude evaluations.",
                    lower_bound=0.0)
 flags.DEFINE_integer("eval_every", 1000, "Gradient steps between accuracy evaluations in "
