@@ -17,13 +17,13 @@ from absl import flags
 
 from nk_keras import cli
 from nk_keras.network import NORMALIZATIONS
-from nk_keras.regimes import WEIGHTINGS
+from nk_keras.regimes import REGIMES, WEIGHTINGS
 from nk_keras.training import TrainOptions
 
 FLAGS = flags.FLAGS
 D = TrainOptions()
 
-flags.DEFINE_enum("regime", D.regime, ["fresh", "cached", "internal", "stepping"],
+flags.DEFINE_enum("regime", D.regime, list(REGIMES),
                   "Where each gradient step's points come from.")
 flags.DEFINE_integer("iterations", D.iterations, "Draws of points (fresh/cached: gradient steps).",
                      lower_bound=1)

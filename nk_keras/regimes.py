@@ -78,14 +78,14 @@ class Regime(keras.Model):
     if self.weighting != "none":
       residuals = residuals / std[:, None]
     if self.weighting in ("newton", "relative"):
-      residuals = self.implied_errors(theta, state, eps, today, tomorrow, residuals)
+      residuals = self.implied_errors(theta, state, std, eps, today, tomorrow, residuals)
     if self.weighting == "relative":
       size = tf.abs(self.policy(std, theta)) / std[:, None]            # [batch, n_pol]
       residuals = residuals / tf.stop_gradient(tf.maximum(size, RELATIVE_FLOOR))
     mse = tf.reduce_mean(tf.square(residuals), axis=0)
     return tf.reduce_sum(self.loss_weights * mse), mse
 
-  def implied_errors(self, theta, state, eps, today, tomorrow, residuals):
+  def implied_errors(self, theta, state, std, eps, today, tomorrow, residuals):
     """Residuals mapped to the policy errors `[batch, n_pol]` (in ergodic std) that cause them.
 
     `J` is the response of the residuals to a policy error proportional to the state, `e *
@@ -95,8 +95,7 @@ class Regime(keras.Model):
     error directions from a plain residual loss. `J` is held constant for the gradient.
     """
     economy = self.economy
-    std = economy.ergodic_std(theta)                                   # [batch]
-    z_today = tf.ones_like(state)                                      # [batch]
+    z_today = tf.ones_like(std)                                        # [batch]
     z_next = economy.step(std, theta, eps) / std                       # [mc, batch]
     today, tomorrow = tf.stop_gradient(today), tf.stop_gradient(tomorrow)
     columns = []
