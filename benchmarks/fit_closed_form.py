@@ -21,6 +21,7 @@ flags.DEFINE_integer("depth", 5, "Hidden layers.", lower_bound=1)
 flags.DEFINE_string("activation", "tanh", "Hidden activation.")
 flags.DEFINE_string("normalization", "ergodic", "ExtendedPolicy normalization.")
 flags.DEFINE_float("lr", 3e-3, "Initial learning rate (cosine decay to lr/1000).")
+flags.DEFINE_float("weight_decay", 1e-4, "AdamW's decoupled weight decay.", lower_bound=0)
 flags.DEFINE_bool("relative", False, "Errors relative to the policy at one ergodic std (the "
                   "accuracy metric) instead of in ergodic std of the state.")
 
@@ -37,7 +38,7 @@ def main(argv):
   variables = policy.net.trainable_variables
   optimizer = keras.optimizers.AdamW(
       keras.optimizers.schedules.CosineDecay(FLAGS.lr, FLAGS.steps, alpha=1e-3),
-      weight_decay=1e-4, global_clipnorm=1.0)
+      weight_decay=FLAGS.weight_decay, global_clipnorm=1.0)
   optimizer.build(variables)
 
   @tf.function(jit_compile=True)

@@ -25,6 +25,10 @@ class Economy(abc.ABC):
   box_low: np.ndarray    # [n_params]
   box_high: np.ndarray   # [n_params]
   calibration: np.ndarray  # [n_params]
+  # Sign of each policy's response to the state where it is known to hold over the whole box
+  # (an economic property, e.g. a demand shock raises output); None where it is not. It lets the
+  # network learn the log of that response ("ergodic_logslope").
+  response_signs = None
 
   def __init__(self, prior=None):
     """`prior`: a `tfd.Distribution` with event shape `[n_params]`; uniform on the box if None."""

@@ -19,6 +19,9 @@ class NewKeynesian(Economy):
   box_low = np.array([0.95, 1.0, 0.25, 0.5, 1.25, 0.0, 0.8, 0.02])
   box_high = np.array([0.99, 3.0, 2.0, 0.9, 2.5, 0.5, 0.95, 0.1])
   calibration = np.array([0.97, 2.0, 1.125, 0.7, 1.875, 0.25, 0.875, 0.06])
+  # A higher natural rate raises the output gap and inflation everywhere in the box: with
+  # phi_pi > 1 > rho_a the Taylor rule leans against it, never overturns it.
+  response_signs = (1.0, 1.0)
 
   def kappa(self, p):
     """Slope of the Phillips curve, from a dict of `[batch]` parameters."""
