@@ -35,7 +35,7 @@ class TrainOptions:
   width: int = 64
   depth: int = 5
   activation: str = "tanh"
-  normalization: str = "ergodic_slope"
+  normalization: str = "ergodic_logslope"
   weighting: str = "relative"
   seed: int = 0
   steps_per_execution: int = 100
