@@ -57,7 +57,7 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert math.isclose(row["samples_per_s"], row["batch"] * row["steps_per_s"])
 
   tta = results["time_to_accuracy"]["rows"]
-  assert sorted(tta) == ["fresh", "stepping"]
+  assert sorted(tta) == ["cached", "stepping"]
   for name, row in tta.items():
     assert row["steps_run"] > 0 and positive(row["train_s"]) and positive(row["steps_per_s"])
     assert sorted(row["thresholds_pct"]) == ["0.2", "1"]

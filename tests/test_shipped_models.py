@@ -33,7 +33,6 @@ KMR = {"X": {"mean": 0.61, "p95": 1.9, "cal": 0.48}, "Pi": {"mean": 0.32, "p95":
 # models"). Strict xfail: once retrained to the bar, the test fails until removed from here.
 SHORT_OF_BAR = {
     "nk_fresh": "X mean 0.131 %, p95 0.42 %; Pi mean 0.108 %, p95 0.37 %; X cal 0.13 %",
-    "nk_cached": "X p95 0.3004 % (mean 0.094 % / Pi 0.075 %, calibration met)",
     "nk_internal": "X mean 0.116 %, p95 0.40 %; Pi mean 0.105 %, p95 0.36 %",
     "nk_stepping": "X mean 0.124 %, p95 0.41 %; Pi mean 0.107 %, p95 0.37 %; X cal 0.11 %",
 }
