@@ -29,15 +29,6 @@ def measure(name, n_theta=20_000, seed=2026):
 # KMR's published network on the same metric (MODEL.md section 6): every shipped model must be
 # at least this good on every statistic.
 KMR = {"X": {"mean": 0.61, "p95": 1.9, "cal": 0.48}, "Pi": {"mean": 0.32, "p95": 1.0, "cal": 0.54}}
-# Models shipped short of the bar, with their measured shortfall (BUILD_NOTES.md, "Shipped
-# models"). Strict xfail: once retrained to the bar, the test fails until removed from here.
-SHORT_OF_BAR = {
-    "nk_fresh": "X mean 0.131 %, p95 0.42 %; Pi mean 0.108 %, p95 0.37 %; X cal 0.13 %",
-    "nk_internal": "X mean 0.116 %, p95 0.40 %; Pi mean 0.105 %, p95 0.36 %",
-    "nk_stepping": "X mean 0.124 %, p95 0.41 %; Pi mean 0.107 %, p95 0.37 %; X cal 0.11 %",
-}
-
-
 class Results(dict):
   """Measured once per model, on first use."""
 
@@ -51,9 +42,7 @@ def results():
   return Results()
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=SHORT_OF_BAR[m]))
-    if m in SHORT_OF_BAR else m for m in MODELS])
+@pytest.mark.parametrize("name", MODELS)
 def test_shipped_model_meets_the_bar(name, results):
   misses = [f"{policy} {stat} {results[name][policy][stat]:.4f}% > {limit}%"
             for policy in ("X", "Pi") for stat, limit in BAR.items()
