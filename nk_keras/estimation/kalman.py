@@ -56,7 +56,7 @@ def log_likelihood_fn(economy, observations):
   """A compiled `theta [n, P] (float64) -> [n]`, for MCMC and slices."""
   y = tf.constant(observations.y, DTYPE)
 
-  @tf.function(reduce_retracing=True)
+  @tf.function   # no shape relaxation: TFP's filter loop needs a static batch size
   def fn(theta):
     return state_space_model(economy, observations, theta).log_prob(y)
   return fn
