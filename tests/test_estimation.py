@@ -102,3 +102,75 @@ def test_csv_round_trip(tmp_path, sample):
 def test_bad_csv_is_refused_clearly(tmp_path, text, message):
   with pytest.raises(data.DataError, match=message):
     data.read_csv(write(tmp_path, text), NK)
+
+
+# --- surrogate ---------------------------------------------------------------------------------
+
+def test_sobol_thetas_fill_the_box_of_the_estimated_only():
+  from nk_keras.estimation import surrogate as sg
+  fixed = NK.calibration
+  theta = sg.sobol_thetas(NK, ["rho_a", "beta"], fixed, 256)
+  i, j = NK.param_names.index("rho_a"), NK.param_names.index("beta")
+  others = [k for k in range(NK.n_params) if k not in (i, j)]
+  np.testing.assert_array_equal(theta[:, others], np.tile(fixed[others], (256, 1)))
+  for k in (i, j):
+    assert NK.box_low[k] <= theta[:, k].min() and theta[:, k].max() <= NK.box_high[k]
+    # Low discrepancy: every eighth of the range holds 256/8 points (+-1: points sit exactly on
+    # the bin edges, and scaling to the box and back moves some across by round-off).
+    u = (theta[:, k] - NK.box_low[k]) / (NK.box_high[k] - NK.box_low[k])
+    counts = np.histogram(u, bins=8, range=(0, 1))[0]
+    assert np.all(np.abs(counts - 32) <= 1), counts
+
+
+def test_surrogate_fits_and_survives_export(tmp_path, sample):
+  from nk_keras.estimation import surrogate as sg
+  names = ["rho_a", "sigma_a"]
+  filt = pf.ParticleFilter(NK, EXACT, sample, n_particles=50)
+  dataset = sg.make_dataset(NK, filt, names, NK.calibration, 256, validation=0.2)
+  model, history = sg.fit(NK, dataset, names, NK.calibration, width=32, depth=2, steps=600,
+                          batch=64, lr=3e-3)
+  val = dataset["is_validation"]
+  pred = model.predict(dataset["theta"])
+  y = dataset["log_likelihood"]
+  # Learned something real: held-out error well below the spread of the log-likelihoods.
+  assert sg.errors(pred[val], y[val])["rmse"] < 0.2 * y.std()
+  model.save(str(tmp_path / "s"))
+  back = sg.Surrogate.load(NK, str(tmp_path / "s"))
+  np.testing.assert_allclose(back.predict(dataset["theta"]), pred, rtol=1e-6)
+  served = tf.saved_model.load(str(tmp_path / "s" / "saved_model")).signatures["serving_default"]
+  theta_est = dataset["theta"][:5][:, [NK.param_names.index(n) for n in names]].astype(np.float32)
+  out = served(rho_a=tf.constant(theta_est[:, 0]), sigma_a=tf.constant(theta_est[:, 1]))
+  np.testing.assert_allclose(out["log_likelihood"].numpy(), pred[:5], rtol=1e-5)
+
+
+# --- posterior ---------------------------------------------------------------------------------
+
+def test_rwmh_on_kalman_matches_grid_posterior():
+  """Two parameters, so the exact posterior can be integrated on a grid: the MCMC mean must be
+  within its Monte Carlo error (4 x std / sqrt(ESS)) of the quadrature mean."""
+  from nk_keras.estimation import posterior
+  d = data.simulate(NK, EXACT, CAL, periods=50, me_share=0.1, observe_state=True, seed=2)
+  names = ["rho_a", "sigma_a"]
+  idx = [NK.param_names.index(n) for n in names]
+  fixed = NK.calibration.astype(np.float64)
+  ll = kalman.log_likelihood_fn(NK, d)
+  target = posterior.Target(NK, lambda t: ll(target.full(t)), names, fixed)
+  run = posterior.sample(target, n_chains=4, n_samples=3000, n_burnin=500, pilot_steps=500,
+                         seed=1, log=lambda *_: None)
+  stats = posterior.summary(names, run["samples"])
+  g0 = np.linspace(NK.box_low[idx[0]], NK.box_high[idx[0]], 301)
+  g1 = np.linspace(NK.box_low[idx[1]], NK.box_high[idx[1]], 301)
+  grid = np.stack(np.meshgrid(g0, g1, indexing="ij"), -1).reshape(-1, 2)
+  full = np.tile(fixed, (grid.shape[0], 1))
+  full[:, idx] = grid
+  logp = kalman.log_likelihood(NK, d, full).numpy()
+  w = np.exp(logp - logp.max())
+  w /= w.sum()
+  for k, n in enumerate(names):
+    mean = (w * grid[:, k]).sum()
+    sd = np.sqrt((w * (grid[:, k] - mean) ** 2).sum())
+    s = stats[n]
+    assert s["rhat"] < 1.05, s
+    assert abs(s["mean"] - mean) < 4 * sd / np.sqrt(s["ess"]), (n, s, mean, sd)
+    assert abs(s["std"] / sd - 1) < 0.15, (n, s, sd)
+  assert 0.1 < run["accept"] < 0.6

@@ -137,23 +137,26 @@ class _ServedSurrogate(tf.Module):
 
 
 class _Progress(keras.callbacks.Callback):
-  def __init__(self, epochs, enabled):
+  def __init__(self, rounds, steps_per_round, enabled):
     super().__init__()
-    self.bar = tqdm(total=epochs, desc="surrogate fit", unit="epoch", disable=not enabled,
-                    mininterval=2.0)
+    self.steps = steps_per_round
+    self.bar = tqdm(total=rounds * steps_per_round, desc="surrogate fit", unit="step",
+                    disable=not enabled, mininterval=2.0)
 
   def on_epoch_end(self, epoch, logs=None):
     self.bar.set_postfix(loss=f"{logs['loss']:.2e}", val=f"{logs.get('val_loss', np.nan):.2e}")
-    self.bar.update(1)
+    self.bar.update(self.steps)
 
   def on_train_end(self, logs=None):
     self.bar.close()
 
 
-def fit(economy, dataset, names, fixed, width=128, depth=4, activation="celu", epochs=1000,
-        batch=256, lr=1e-3, seed=0, progress=False):
-  """Fits the surrogate on the training part of `dataset`; keeps the weights with the lowest
-  validation loss. Returns `(Surrogate, history dict)`."""
+def fit(economy, dataset, names, fixed, width=128, depth=4, activation="celu", steps=20000,
+        batch=256, lr=1e-3, seed=0, progress=False, check_every=200):
+  """Fits the surrogate on the training part of `dataset` with `steps` Adam steps (cosine
+  decay), checking the validation loss every `check_every` steps and keeping the best weights.
+  Counted in steps, not epochs: a small dataset would otherwise spend its time in per-epoch
+  overhead. Returns `(Surrogate, history dict)`."""
   keras.utils.set_random_seed(seed)
   idx = [economy.param_names.index(n) for n in names]
   train, val = ~dataset["is_validation"], dataset["is_validation"]
@@ -163,13 +166,16 @@ def fit(economy, dataset, names, fixed, width=128, depth=4, activation="celu", e
   surrogate = Surrogate(economy, net, names, fixed, y_mean, y_std)
   x = surrogate.scale(dataset["theta"][:, idx].astype(np.float32))
   z = ((y - y_mean) / y_std).astype(np.float32)[:, None]
-  steps = epochs * int(np.ceil(train.sum() / batch))
+  rounds = max(1, int(steps) // check_every)
+  batches = (tf.data.Dataset.from_tensor_slices((x[train], z[train]))
+             .shuffle(int(train.sum()), seed=seed, reshuffle_each_iteration=True)
+             .repeat().batch(min(batch, int(train.sum()))))
   net.compile(optimizer=keras.optimizers.Adam(
-      keras.optimizers.schedules.CosineDecay(lr, steps, alpha=1e-3)), loss="mse")
-  best = keras.callbacks.EarlyStopping("val_loss", patience=epochs, restore_best_weights=True)
-  history = net.fit(x[train], z[train], batch_size=batch, epochs=epochs, verbose=0,
-                    validation_data=(x[val], z[val]), shuffle=True,
-                    callbacks=[best, _Progress(epochs, progress)])
+      keras.optimizers.schedules.CosineDecay(lr, rounds * check_every, alpha=1e-3)), loss="mse")
+  best = keras.callbacks.EarlyStopping("val_loss", patience=rounds, restore_best_weights=True)
+  history = net.fit(batches, epochs=rounds, steps_per_epoch=check_every, verbose=0,
+                    validation_data=(x[val], z[val]),
+                    callbacks=[best, _Progress(rounds, check_every, progress)])
   return surrogate, history.history
 
 
