@@ -242,7 +242,7 @@ def main(argv):
     samples["Kalman"] = krun["samples"]
   np.savez(os.path.join(out, "samples.npz"), names=np.array(names), **samples)
 
-  pf_study = {}
+  pf_study, exact_at = {}, None
   if use_kalman and pf_counts:
     at = theta_true if theta_true is not None else target.full(
         np.array([[result[n]["mean"] for n in names]])).numpy()[0]
@@ -308,7 +308,8 @@ def main(argv):
   report = {"parameters": result, "settings": settings, "kalman_reference": reference,
             "kalman_mcmc": None if reference is None else
             {k: v for k, v in krun.items() if k not in ("samples", "proposal_cov")},
-            "accuracy": accuracy, "particle_filter_vs_kalman": pf_study, "timings_s": timings}
+            "accuracy": accuracy, "particle_filter_vs_kalman": pf_study,
+            "kalman_log_likelihood_at_study_theta": exact_at, "timings_s": timings}
   with open(os.path.join(out, "posterior.json"), "w") as f:
     json.dump(report, f, indent=2)
 
