@@ -173,7 +173,7 @@ def fit(economy, dataset, names, fixed, width=128, depth=4, activation="celu", s
   net.compile(optimizer=keras.optimizers.Adam(
       keras.optimizers.schedules.CosineDecay(lr, rounds * check_every, alpha=1e-3)), loss="mse")
   best = keras.callbacks.EarlyStopping("val_loss", patience=rounds, restore_best_weights=True)
-  history = net.fit(batches, epochs=rounds, steps_per_epoch=check_every, verbose=0,
+  history = net.fit(batches, epochs=rounds, steps_per_epoch=check_every, verbose=0, shuffle=False,
                     validation_data=(x[val], z[val]),
                     callbacks=[best, _Progress(rounds, check_every, progress)])
   return surrogate, history.history
