@@ -147,7 +147,11 @@ def main(argv):
   estimate = parse_names(FLAGS.estimate)
   if FLAGS.data and FLAGS.theta:
     raise cli.UsageError("--theta sets the truth of simulated data; it has no use with --data")
-  pf_counts = [int(s) for s in parse_names(FLAGS.pf_study)] if FLAGS.pf_study.strip() else []
+  try:
+    pf_counts = [int(s) for s in parse_names(FLAGS.pf_study)]
+  except ValueError:
+    raise cli.UsageError(f"--pf_study: expected particle counts like 10,100,1000, got "
+                         f"{FLAGS.pf_study!r}") from None
   if any(n < 2 for n in pf_counts):
     raise cli.UsageError("--pf_study: particle counts must be at least 2")
 
