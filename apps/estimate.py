@@ -74,26 +74,6 @@ def parse_names(text):
   return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def parse_values(flag, text):
-  """`name=value,...` -> dict name -> finite float (apps.simulate's syntax; that module defines
-  flags of the same names, so it cannot be imported here)."""
-  import math
-  values = {}
-  for item in parse_names(text):
-    name, sep, value = (s.strip() for s in item.partition("="))
-    if not sep or not name:
-      raise cli.UsageError(f"{flag}: expected name=value, got {item!r}")
-    if name in values:
-      raise cli.UsageError(f"{flag}: {name} given twice")
-    try:
-      values[name] = float(value)
-    except ValueError:
-      raise cli.UsageError(f"{flag}: {name}={value!r} is not a number") from None
-    if not math.isfinite(values[name]):
-      raise cli.UsageError(f"{flag}: {name}={value} is not a finite number")
-  return values
-
-
 def check_in_box(economy, flag, values):
   bad = [n for n in values if n in economy.param_names and economy.outside_box(
       economy.theta_from({n: values[n]}))]
@@ -142,8 +122,8 @@ def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   # Syntax first: fails before TensorFlow loads.
-  fixed_values = parse_values("--fixed", FLAGS.fixed)
-  true_values = parse_values("--theta", FLAGS.theta)
+  fixed_values = cli.parse_assignments("--fixed", FLAGS.fixed)
+  true_values = cli.parse_assignments("--theta", FLAGS.theta)
   estimate = parse_names(FLAGS.estimate)
   if FLAGS.data and FLAGS.theta:
     raise cli.UsageError("--theta sets the truth of simulated data; it has no use with --data")

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from nk_keras import export
+from nk_keras import export, network
 
 
 def sobol_thetas(economy, names, fixed, n, skip=0):
@@ -54,17 +54,6 @@ def make_dataset(economy, particle_filter, names, fixed, n, seed=0, validation=0
 def save_dataset(path, dataset, names):
   np.savez(path, theta=dataset["theta"], log_likelihood=dataset["log_likelihood"],
            is_validation=dataset["is_validation"], estimated=np.array(names))
-
-
-def build_net(n_inputs, width=128, depth=4, activation="celu", seed=0):
-  init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)
-  inputs = keras.Input((n_inputs,), name="scaled_theta")
-  h = inputs
-  for i in range(depth):
-    h = keras.layers.Dense(width, activation=activation, kernel_initializer=init(i),
-                           name=f"hidden_{i}")(h)
-  out = keras.layers.Dense(1, kernel_initializer=init(depth), name="standardized_loglik")(h)
-  return keras.Model(inputs, out, name="surrogate_net")
 
 
 class Surrogate:
@@ -162,7 +151,7 @@ def fit(economy, dataset, names, fixed, width=128, depth=4, activation="celu", s
   train, val = ~dataset["is_validation"], dataset["is_validation"]
   y = dataset["log_likelihood"]
   y_mean, y_std = float(y[train].mean()), float(y[train].std())
-  net = build_net(len(idx), width, depth, activation, seed)
+  net = network.build_net(len(idx), 1, width, depth, activation, seed)   # a plain MLP
   surrogate = Surrogate(economy, net, names, fixed, y_mean, y_std)
   x = surrogate.scale(dataset["theta"][:, idx].astype(np.float32))
   z = ((y - y_mean) / y_std).astype(np.float32)[:, None]
