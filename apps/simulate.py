@@ -13,7 +13,6 @@ Policies are in model units (log deviations from the steady state); figures show
 """
 
 import json
-import math
 import os
 
 from absl import flags
@@ -38,20 +37,7 @@ flags.mark_flag_as_required("model")
 
 def parse_theta(text):
   """`name=value,...` -> dict name -> finite float; names are checked against the economy later."""
-  values = {}
-  for item in filter(None, (s.strip() for s in text.split(","))):
-    name, sep, value = (s.strip() for s in item.partition("="))
-    if not sep or not name:
-      raise cli.UsageError(f"--theta: expected name=value, got {item!r}")
-    if name in values:
-      raise cli.UsageError(f"--theta: {name} given twice")
-    try:
-      values[name] = float(value)
-    except ValueError:
-      raise cli.UsageError(f"--theta: {name}={value!r} is not a number") from None
-    if not math.isfinite(values[name]):
-      raise cli.UsageError(f"--theta: {name}={value} is not a finite number")
-  return values
+  return cli.parse_assignments("--theta", text)
 
 
 def check_theta(economy, values):

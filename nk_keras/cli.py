@@ -63,3 +63,24 @@ def writable_dir(path):
   except OSError as e:
     raise UsageError(f"cannot write to {path!r}: {e.strerror}")
   return path
+
+
+def parse_assignments(flag, text):
+  """`name=value,...` -> dict name -> finite float; errors name `flag`. Names are checked
+  against the economy by the caller."""
+  import math
+  values = {}
+  for item in filter(None, (s.strip() for s in text.split(","))):
+    name, sep, value = (s.strip() for s in item.partition("="))
+    if not sep or not name:
+      raise UsageError(f"{flag}: expected name=value, got {item!r}")
+    if name in values:
+      raise UsageError(f"{flag}: {name} given twice")
+    try:
+      values[name] = float(value)
+    except ValueError:
+      raise UsageError(f"{flag}: {name}={value!r} is not a number") from None
+    if not math.isfinite(values[name]):
+      raise UsageError(f"{flag}: {name}={value} is not a finite number")
+  return values
+

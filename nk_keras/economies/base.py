@@ -118,3 +118,14 @@ class Economy(abc.ABC):
   def closed_form(self, state, theta):
     """Exact policies `[batch, n_policies]`, or None where the economy has no closed form."""
     return None
+
+  def state_space(self, theta):
+    """Linear-Gaussian state-space form of the solution, for an exact (Kalman) likelihood.
+
+    Returns a dict of tensors for `theta` `[n, n_params]`: `transition` `[n, 1, 1]`,
+    `innovation_std` `[n, 1]`, `loadings` `[n, n_policies, 1]` (policies = loadings @ state)
+    and `initial_std` `[n, 1]` (the ergodic std). Economies without a linear closed form (a
+    zero lower bound, say) raise NotImplementedError; particle filter, surrogate and MCMC
+    do not need it.
+    """
+    raise NotImplementedError(f"economy {self.name!r} has no linear state-space form")

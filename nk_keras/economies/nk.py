@@ -58,3 +58,12 @@ class NewKeynesian(Economy):
     a = (1 - beta * rho) / D
     b = self.kappa(p) / D
     return tf.stack([a * state, b * state], axis=-1)
+
+  def state_space(self, theta):
+    p = self.unpack(theta)
+    one = tf.ones_like(p["rho_a"])
+    loadings = self.closed_form(one, theta)                       # [n, 2]: policy per unit zeta
+    return {"transition": p["rho_a"][:, None, None],
+            "innovation_std": tf.abs(self.innovation_scale(p))[:, None],
+            "loadings": loadings[:, :, None],
+            "initial_std": self.ergodic_std(theta)[:, None]}

@@ -1,0 +1,138 @@
+"""Observed data for estimation: simulated from a policy, or read from a user's CSV.
+
+A dataset is `Observations(names, y [T, n_obs], me_var [n_obs])`: the observables (policy names
+such as `X`, `Pi`, optionally the state `zeta`), one row per period, in model units (log
+deviations), and the measurement-error variance assumed for each series. KMR fix the
+measurement-error variance at a share of each series' variance (5 % in the paper, 10 % in their
+code) rather than estimate it; so do we, and the variances travel with the data.
+"""
+
+import csv
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from nk_keras import simulation
+
+MIN_PERIODS = 10   # fewer rows cannot say anything about persistence; almost surely a wrong file
+
+
+class DataError(ValueError):
+  """A data file that cannot be used: missing column, non-numeric or non-finite entry, too short."""
+
+
+@dataclasses.dataclass
+class Observations:
+  names: tuple            # observables, e.g. ("X", "Pi") or ("X", "Pi", "zeta")
+  y: np.ndarray           # [T, n_obs] float64
+  me_var: np.ndarray      # [n_obs] measurement-error variances assumed by the likelihood
+  me_share: float         # me_var / variance of each series
+  source: str = ""
+  theta_true: np.ndarray = None   # [n_params] when simulated
+  clean: np.ndarray = None        # [T, n_obs] the series before measurement error, if simulated
+
+  @property
+  def periods(self):
+    return self.y.shape[0]
+
+
+def observable_names(economy, observe_state=False):
+  return tuple(economy.policy_names) + ((economy.state_name,) if observe_state else ())
+
+
+def observe(economy, names, state, policies):
+  """Stacks the named observables from `state` `[...]` and `policies` `[..., n_pol]`:
+  `[..., n_obs]`. Works on NumPy arrays and tensors alike."""
+  columns = []
+  for name in names:
+    if name == economy.state_name:
+      columns.append(state)
+    else:
+      columns.append(policies[..., economy.policy_names.index(name)])
+  if isinstance(state, np.ndarray):
+    return np.stack(columns, axis=-1)
+  return tf.stack(columns, axis=-1)
+
+
+def check_names(economy, names):
+  known = observable_names(economy, observe_state=True)
+  unknown = [n for n in names if n not in known]
+  if unknown:
+    raise DataError(f"unknown observable(s) {', '.join(unknown)}; known: {', '.join(known)}")
+  if len(set(names)) != len(names):
+    raise DataError(f"observables named twice: {', '.join(names)}")
+
+
+def simulate(economy, policy, theta, periods=100, me_share=0.1, observe_state=False, seed=0):
+  """Observables from `policy` at `theta` `[n_params]`, plus Gaussian measurement error whose
+  variance is `me_share` times each clean series' sample variance. The state starts from its
+  ergodic distribution (the filters assume a stationary start)."""
+  names = observable_names(economy, observe_state)
+  zeta = simulation.state_paths(economy, theta, periods, 1, seed, "ergodic")[:, 0]  # [T]
+  policies = simulation.evaluate(policy, zeta, theta).astype(np.float64)            # [T, n_pol]
+  clean = observe(economy, names, zeta.astype(np.float64), policies)                # [T, n_obs]
+  me_var = me_share * clean.var(axis=0)
+  noise = np.random.default_rng([seed, 7]).standard_normal(clean.shape)
+  y = clean + np.sqrt(me_var) * noise
+  return Observations(names, y, me_var, me_share, f"simulated (seed {seed})",
+                      np.asarray(theta, np.float64), clean)
+
+
+def with_assumed_error(names, y, me_share, source=""):
+  """Observations for data whose measurement error is unknown: the assumed variance is
+  `me_share / (1 + me_share)` of each observed series' variance, i.e. `me_share` times the
+  variance of the signal if the data are signal plus such error."""
+  y = np.asarray(y, np.float64)
+  me_var = me_share / (1 + me_share) * y.var(axis=0)
+  return Observations(tuple(names), y, me_var, me_share, source)
+
+
+def read_csv(path, economy, me_share=0.1):
+  """A user's CSV: a header naming one column per observable (`X`, `Pi`, optionally `zeta`),
+  one row per period, in model units. Other columns (e.g. `period`) are ignored."""
+  try:
+    with open(path, newline="") as f:
+      rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+  except UnicodeDecodeError:
+    raise DataError(f"{path}: not a text CSV file") from None
+  if not rows:
+    raise DataError(f"{path}: empty file")
+  header = [c.strip() for c in rows[0]]
+  known = observable_names(economy, observe_state=True)
+  names = [n for n in known if n in header]
+  missing = [n for n in economy.policy_names if n not in header]
+  if missing:
+    raise DataError(f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(header)}); "
+                    f"expected {', '.join(economy.policy_names)} and optionally "
+                    f"{economy.state_name}")
+  if len(set(header)) != len(header):
+    raise DataError(f"{path}: repeated column names in the header")
+  columns = [header.index(n) for n in names]
+  y = np.empty((len(rows) - 1, len(names)))
+  for i, row in enumerate(rows[1:]):
+    if len(row) != len(header):
+      raise DataError(f"{path}: line {i + 2} has {len(row)} fields, the header {len(header)}")
+    for j, c in enumerate(columns):
+      try:
+        y[i, j] = float(row[c])
+      except ValueError:
+        raise DataError(f"{path}: line {i + 2}, column {names[j]}: {row[c]!r} is not a number") \
+            from None
+      if not math.isfinite(y[i, j]):
+        raise DataError(f"{path}: line {i + 2}, column {names[j]}: {row[c].strip()} is not finite")
+  if y.shape[0] < MIN_PERIODS:
+    raise DataError(f"{path}: {y.shape[0]} periods; at least {MIN_PERIODS} are needed")
+  if np.any(y.std(axis=0) == 0):
+    constant = [n for n, s in zip(names, y.std(axis=0)) if s == 0]
+    raise DataError(f"{path}: column(s) {', '.join(constant)} are constant")
+  return with_assumed_error(names, y, me_share, source=path)
+
+
+def write_csv(path, data):
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["period", *data.names])
+    for t, row in enumerate(data.y):
+      w.writerow([t, *(repr(float(v)) for v in row)])

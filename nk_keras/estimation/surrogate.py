@@ -1,0 +1,177 @@
+"""Surrogate likelihood (KMR): a network fitted to particle-filter log-likelihoods on Sobol draws.
+
+Only the estimated parameters vary (`names`, a subset of the economy's); the others sit at
+`fixed` values. The network sees the estimated parameters min-max scaled to [-1, 1] and predicts
+the log-likelihood standardised by the training set's mean and std; `Surrogate` undoes both, so
+`surrogate(theta_est [n, k]) -> [n]` is in log-likelihood units and differentiable (HMC/NUTS).
+
+Files: `surrogate.keras` (the bare Keras 3 net, loadable with safe_mode) + `surrogate.json`
+(names, box, fixed values, scaling), and a SavedModel `saved_model/` whose `serving_default`
+takes one float32 `[None]` tensor per estimated parameter and returns
+`{"log_likelihood": [None]}`, like the policy exports.
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from nk_keras import export, network
+
+
+def sobol_thetas(economy, names, fixed, n, skip=0):
+  """`n` full parameter vectors `[n, P]` (float64): Sobol points over the box of `names`, the
+  other parameters at `fixed` `[P]`. `skip` skips the start of the sequence (its first point,
+  the box's corner, is kept at skip=0 as KMR do)."""
+  idx = [economy.param_names.index(n_) for n_ in names]
+  unit = tf.math.sobol_sample(len(idx), n, skip=skip, dtype=tf.float64).numpy()   # [n, k]
+  theta = np.tile(np.asarray(fixed, np.float64), (n, 1))
+  theta[:, idx] = economy.box_low[idx] + unit * (economy.box_high[idx] - economy.box_low[idx])
+  return theta
+
+
+def make_dataset(economy, particle_filter, names, fixed, n, seed=0, validation=0.1,
+                 progress=False):
+  """(theta, PF log-likelihood) on `n` Sobol draws, split at random into train and validation.
+
+  Returns a dict of NumPy arrays: `theta` `[n, P]`, `log_likelihood` `[n]`, `is_validation`
+  `[n]` bool, and `seconds` (PF wall time)."""
+  theta = sobol_thetas(economy, names, fixed, n)
+  start = time.perf_counter()
+  loglik = particle_filter(theta, seed=seed, progress=progress, desc="PF on Sobol draws")
+  seconds = time.perf_counter() - start
+  order = np.random.default_rng([seed, 11]).permutation(n)
+  is_validation = np.zeros(n, bool)
+  is_validation[order[:int(round(validation * n))]] = True
+  return {"theta": theta, "log_likelihood": loglik, "is_validation": is_validation,
+          "seconds": seconds}
+
+
+def save_dataset(path, dataset, names):
+  np.savez(path, theta=dataset["theta"], log_likelihood=dataset["log_likelihood"],
+           is_validation=dataset["is_validation"], estimated=np.array(names))
+
+
+class Surrogate:
+  """`surrogate(theta_est [n, k]) -> log-likelihood [n]` (float32 tensor), differentiable."""
+
+  def __init__(self, economy, net, names, fixed, y_mean, y_std):
+    self.economy, self.net, self.names = economy, net, tuple(names)
+    self.idx = [economy.param_names.index(n) for n in names]
+    self.fixed = np.asarray(fixed, np.float64)
+    self.low = economy.box_low[self.idx].astype(np.float32)
+    self.high = economy.box_high[self.idx].astype(np.float32)
+    self.y_mean, self.y_std = float(y_mean), float(y_std)
+
+  def scale(self, theta_est):
+    return 2.0 * (theta_est - self.low) / (self.high - self.low) - 1.0
+
+  def __call__(self, theta_est):
+    theta_est = tf.cast(theta_est, tf.float32)
+    out = self.net(self.scale(theta_est))[:, 0]
+    return out * self.y_std + self.y_mean
+
+  def predict(self, theta_full):
+    """NumPy `[n, P]` full parameter vectors -> `[n]` float64."""
+    theta_est = np.asarray(theta_full, np.float32)[:, self.idx]
+    return np.concatenate([self(theta_est[i:i + 65536]).numpy()
+                           for i in range(0, len(theta_est), 65536)]).astype(np.float64)
+
+  def config(self):
+    return {"economy": self.economy.name, "estimated": list(self.names),
+            "fixed": {n: float(v) for n, v in zip(self.economy.param_names, self.fixed)
+                      if n not in self.names},
+            "box": {n: [float(lo), float(hi)] for n, lo, hi in zip(self.names, self.low, self.high)},
+            "y_mean": self.y_mean, "y_std": self.y_std}
+
+  def save(self, directory, metadata=None):
+    """Writes `surrogate.keras`, `surrogate.json` and the SavedModel `saved_model/`."""
+    os.makedirs(directory, exist_ok=True)
+    self.net.save(os.path.join(directory, "surrogate.keras"))
+    with open(os.path.join(directory, "surrogate.json"), "w") as f:
+      json.dump({**self.config(), **(metadata or {})}, f, indent=2)
+    module = _ServedSurrogate(self)
+    path = os.path.join(directory, "saved_model")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    os.makedirs(os.path.join(path, "assets"), exist_ok=True)
+    with open(os.path.join(path, export.METADATA), "w") as f:
+      json.dump({**self.config(), **(metadata or {}),
+                 "signature": {"inputs": list(self.names), "outputs": ["log_likelihood"]},
+                 "versions": export.versions(), "git_commit": export.git_commit()}, f, indent=2)
+    return directory
+
+  @classmethod
+  def load(cls, economy, directory):
+    with open(os.path.join(directory, "surrogate.json")) as f:
+      cfg = json.load(f)
+    net = keras.saving.load_model(os.path.join(directory, "surrogate.keras"), safe_mode=True)
+    fixed = economy.theta_from(cfg["fixed"]).astype(np.float64)
+    return cls(economy, net, cfg["estimated"], fixed, cfg["y_mean"], cfg["y_std"])
+
+
+class _ServedSurrogate(tf.Module):
+  def __init__(self, surrogate):
+    super().__init__()
+    self.net = surrogate.net
+    self._surrogate = surrogate
+    spec = [tf.TensorSpec([None], tf.float32, name=n) for n in surrogate.names]
+    self.serve = tf.function(self._serve, input_signature=spec)
+
+  def _serve(self, *inputs):
+    return {"log_likelihood": self._surrogate(tf.stack(inputs, axis=1))}
+
+
+class _Progress(keras.callbacks.Callback):
+  def __init__(self, rounds, steps_per_round, enabled):
+    super().__init__()
+    self.steps = steps_per_round
+    self.bar = tqdm(total=rounds * steps_per_round, desc="surrogate fit", unit="step",
+                    disable=not enabled, mininterval=2.0)
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.bar.set_postfix(loss=f"{logs['loss']:.2e}", val=f"{logs.get('val_loss', np.nan):.2e}")
+    self.bar.update(self.steps)
+
+  def on_train_end(self, logs=None):
+    self.bar.close()
+
+
+def fit(economy, dataset, names, fixed, width=128, depth=4, activation="celu", steps=20000,
+        batch=256, lr=1e-3, seed=0, progress=False, check_every=200):
+  """Fits the surrogate on the training part of `dataset` with `steps` Adam steps (cosine
+  decay), checking the validation loss every `check_every` steps and keeping the best weights.
+  Counted in steps, not epochs: a small dataset would otherwise spend its time in per-epoch
+  overhead. Returns `(Surrogate, history dict)`."""
+  keras.utils.set_random_seed(seed)
+  idx = [economy.param_names.index(n) for n in names]
+  train, val = ~dataset["is_validation"], dataset["is_validation"]
+  y = dataset["log_likelihood"]
+  y_mean, y_std = float(y[train].mean()), float(y[train].std())
+  net = network.build_net(len(idx), 1, width, depth, activation, seed)   # a plain MLP
+  surrogate = Surrogate(economy, net, names, fixed, y_mean, y_std)
+  x = surrogate.scale(dataset["theta"][:, idx].astype(np.float32))
+  z = ((y - y_mean) / y_std).astype(np.float32)[:, None]
+  rounds = max(1, int(steps) // check_every)
+  batches = (tf.data.Dataset.from_tensor_slices((x[train], z[train]))
+             .shuffle(int(train.sum()), seed=seed, reshuffle_each_iteration=True)
+             .repeat().batch(min(batch, int(train.sum()))))
+  net.compile(optimizer=keras.optimizers.Adam(
+      keras.optimizers.schedules.CosineDecay(lr, rounds * check_every, alpha=1e-3)), loss="mse")
+  best = keras.callbacks.EarlyStopping("val_loss", patience=rounds, restore_best_weights=True)
+  history = net.fit(batches, epochs=rounds, steps_per_epoch=check_every, verbose=0, shuffle=False,
+                    validation_data=(x[val], z[val]),
+                    callbacks=[best, _Progress(rounds, check_every, progress)])
+  return surrogate, history.history
+
+
+def errors(predicted, reference):
+  """Summary of `predicted - reference` (log-likelihood units)."""
+  e = np.asarray(predicted) - np.asarray(reference)
+  return {"mean": float(e.mean()), "mae": float(np.abs(e).mean()),
+          "rmse": float(np.sqrt((e ** 2).mean())),
+          "p95_abs": float(np.percentile(np.abs(e), 95)), "max_abs": float(np.abs(e).max()),
+          "n": int(e.size)}

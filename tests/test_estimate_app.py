@@ -1,0 +1,91 @@
+"""The estimate app end to end (synthetic data from a known theta) and its clean failures."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from test_apps_eval_sim import ROOT, TF_NOISE, app_lines, assert_png
+
+POLICY = os.path.join(ROOT, "saved_models", "nk_cached")
+# Small but complete: two parameters, 512 Sobol draws, a 3 x 64 surrogate, 4 chains.
+SMALL = ["--estimate=rho_a,sigma_a", "--theta=rho_a=0.9,sigma_a=0.05", "--periods=50",
+         "--draws=256", "--particles=500", "--width=64", "--depth=3", "--steps=2400", "--batch=32",
+         "--chains=4", "--samples=2000", "--burnin=500", "--pilot_steps=500",
+         "--pf_study=10,100", "--pf_replications=3", "--slice_points=7"]
+
+
+def estimate(*args):
+  return subprocess.run([sys.executable, "-m", "apps.estimate", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp("estimate")
+  r = estimate(f"--policy={POLICY}", f"--out={out}", *SMALL)
+  assert r.returncode == 0, r.stderr[-3000:]
+  with open(out / "posterior.json") as f:
+    return out, json.load(f)
+
+
+def test_posterior_covers_truth_and_agrees_with_kalman(small_run):
+  out, report = small_run
+  truth = report["settings"]["true_theta"]
+  assert set(report["parameters"]) == {"rho_a", "sigma_a"}
+  for name, s in report["parameters"].items():
+    assert set(s) == {"mean", "std", "q05", "q95", "rhat", "ess"}
+    assert s["q05"] <= truth[name] <= s["q95"], (name, s, truth[name])
+    assert s["rhat"] < 1.1 and s["ess"] > 100, (name, s)
+    exact = report["kalman_reference"][name]
+    # Tolerance: half a posterior std of the exact posterior. The surrogate carries the
+    # particle filter's noise (~2 log points at 100 particles), the policy's error and its own
+    # fit error; a mean shift below half the posterior's width leaves the inference unchanged.
+    assert abs(s["mean"] - exact["mean"]) < 0.5 * exact["std"], (name, s, exact)
+    assert 0.5 < s["std"] / exact["std"] < 2.0, (name, s, exact)
+  me = report["settings"]["measurement_error"]
+  assert set(me["variance"]) == {"X", "Pi"} and me["share"] == 0.1
+  for fig in ("likelihood_slices", "posterior_densities", "trace", "pf_convergence"):
+    assert_png(os.path.join(out, f"{fig}.png"))
+  assert os.path.exists(out / "surrogate" / "saved_model" / "saved_model.pb")
+
+
+def test_app_reads_its_own_csv(small_run, tmp_path):
+  """The CSV path: the data the app wrote, read back, gives a posterior on the same data."""
+  out, _ = small_run
+  r = estimate(f"--policy={POLICY}", f"--data={out / 'data.csv'}", f"--out={tmp_path}",
+               "--estimate=rho_a", "--fixed=sigma_a=0.05", "--draws=64", "--steps=200",
+               "--chains=2", "--samples=200", "--burnin=50", "--pilot_steps=50",
+               "--pf_study=", "--slice_points=3", "--width=16", "--depth=1", "--nokalman")
+  assert r.returncode == 0, r.stderr[-3000:]
+  with open(tmp_path / "posterior.json") as f:
+    report = json.load(f)
+  assert list(report["parameters"]) == ["rho_a"]
+  assert report["settings"]["fixed"]["sigma_a"] == pytest.approx(0.05)
+  assert report["kalman_reference"] is None
+
+
+def test_bad_input_is_one_line(tmp_path):
+  bad_csv = tmp_path / "bad.csv"
+  bad_csv.write_text("X,zeta\n" + "0.1,0.2\n" * 30)
+  cases = {
+      "no model directory": [f"--policy={tmp_path / 'nope'}"],
+      "missing column(s) Pi": [f"--policy={POLICY}", f"--data={bad_csv}"],
+      "unknown parameter(s) gamma": [f"--policy={POLICY}", "--estimate=beta,gamma"],
+      "outside the box": [f"--policy={POLICY}", "--fixed=beta=1.2"],
+      "not a finite number": [f"--policy={POLICY}", "--fixed=beta=nan"],
+  }
+  # Other bad files (NaN, text, too short) are the library's tests; each process here spends
+  # most of its time importing TensorFlow, so they run in parallel and are few.
+  procs = {msg: subprocess.Popen([sys.executable, "-m", "apps.estimate", f"--out={tmp_path / 'o'}",
+                                  *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+           for msg, args in cases.items()}
+  for msg, p in procs.items():
+    _, err = p.communicate(timeout=300)
+    lines = app_lines(err)
+    assert p.returncode == 2, (msg, err[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], (msg, lines)

@@ -1,0 +1,176 @@
+"""Estimation library: data files, the Kalman likelihood, the particle filter, the surrogate and
+the MCMC posterior, each held against an exact answer (this model is linear-Gaussian)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nk_keras import economies
+from nk_keras.estimation import data, kalman
+from nk_keras.estimation import particle_filter as pf
+
+NK = economies.get("nk")
+EXACT = pf.closed_form_policy(NK)
+CAL = NK.calibration.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sample():
+  return data.simulate(NK, EXACT, CAL, periods=40, me_share=0.1, seed=3)
+
+
+@pytest.mark.parametrize("observe_state", [False, True])
+def test_kalman_matches_joint_gaussian_density(observe_state):
+  # Two thetas, one far from the one that made the data: the check is not only near the mode.
+  d = data.simulate(NK, EXACT, CAL, periods=25, me_share=0.05, observe_state=observe_state, seed=1)
+  thetas = np.stack([NK.calibration, NK.box_low + 0.2 * (NK.box_high - NK.box_low)])
+  filtered = kalman.log_likelihood(NK, d, thetas).numpy()
+  joint = [kalman.joint_gaussian_log_likelihood(NK, d, t) for t in thetas]
+  np.testing.assert_allclose(filtered, joint, rtol=1e-10, atol=1e-9)
+
+
+def test_state_space_reproduces_closed_form():
+  theta = NK.draw_theta(5, tf.constant([0, 1])).numpy().astype(np.float64)
+  space = NK.state_space(tf.constant(theta))
+  zeta = np.full(5, 0.01)
+  exact = NK.closed_form(tf.constant(zeta), tf.constant(theta)).numpy()
+  np.testing.assert_allclose(space["loadings"].numpy()[:, :, 0] * 0.01, exact, rtol=1e-12)
+  np.testing.assert_allclose(space["initial_std"].numpy()[:, 0],
+                             NK.ergodic_std(tf.constant(theta)).numpy(), rtol=1e-12)
+
+
+def test_particle_filter_converges_to_kalman(sample):
+  exact = kalman.log_likelihood(NK, sample, CAL[None]).numpy()[0]
+  filt = pf.ParticleFilter(NK, EXACT, sample, n_particles=4000)
+  runs = np.array([filt(CAL[None], seed=s)[0] for s in range(10)])
+  stderr = runs.std(ddof=1) / np.sqrt(runs.size)
+  # The PF likelihood is unbiased, its log biased by about -var/2 (here < 0.01): within 4 se.
+  assert abs(runs.mean() - exact) < 4 * stderr + runs.var() / 2, (runs.mean(), exact, stderr)
+  assert runs.std() < 0.5
+  # Fewer particles: larger spread (the convergence the README table shows at full size).
+  few = np.array([pf.ParticleFilter(NK, EXACT, sample, 40)(CAL[None], seed=s)[0]
+                  for s in range(10)])
+  assert few.std() > 2 * runs.std()
+
+
+def test_particle_filter_vectorised_equals_one_at_a_time(sample):
+  thetas = NK.draw_theta(6, tf.constant([4, 2])).numpy()
+  filt = pf.ParticleFilter(NK, EXACT, sample, n_particles=64, chunk=4)   # two uneven chunks
+  together = filt(thetas, seed=5)
+  alone = np.array([filt(t[None], seed=5)[0] for t in thetas])
+  np.testing.assert_allclose(together, alone, rtol=1e-6, atol=1e-3)
+  exact = kalman.log_likelihood(NK, sample, thetas).numpy()
+  # Far-off thetas have log-likelihoods hundreds below the mode; the PF must rank like Kalman.
+  assert np.corrcoef(together, exact)[0, 1] > 0.99
+
+
+def test_systematic_resampling_counts():
+  w = np.array([[0.1, 0.2, 0.3, 0.4], [1.0, 0.0, 0.0, 0.0]])
+  idx = pf.systematic_resample(tf.math.log(tf.constant(w, tf.float32) + 1e-30),
+                               tf.constant(0.5)).numpy()
+  # Systematic resampling gives each particle floor or ceil of N * weight offspring.
+  for row, weights in zip(idx, w):
+    counts = np.bincount(row, minlength=4)
+    assert np.all(np.abs(counts - 4 * weights) < 1), counts
+
+
+# --- data files --------------------------------------------------------------------------------
+
+def write(tmp_path, text):
+  p = tmp_path / "d.csv"
+  p.write_text(text)
+  return str(p)
+
+
+def test_csv_round_trip(tmp_path, sample):
+  path = str(tmp_path / "d.csv")
+  data.write_csv(path, sample)
+  back = data.read_csv(path, NK, me_share=0.1)
+  assert back.names == ("X", "Pi")
+  np.testing.assert_allclose(back.y, sample.y, rtol=1e-15)
+  np.testing.assert_allclose(back.me_var, 0.1 / 1.1 * sample.y.var(axis=0))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("X,zeta\n" + "1,2\n" * 20, "missing column"),
+    ("X,Pi\n" + "1,2\n" * 19 + "1,abc\n", "not a number"),
+    ("X,Pi\n" + "1,2\n" * 19 + "nan,1\n", "not finite"),
+    ("X,Pi\n1,2\n3,4\n", "at least"),
+    ("X,Pi\n" + "1,2\n" * 19 + "1\n", "fields"),
+    ("", "empty"),
+])
+def test_bad_csv_is_refused_clearly(tmp_path, text, message):
+  with pytest.raises(data.DataError, match=message):
+    data.read_csv(write(tmp_path, text), NK)
+
+
+# --- surrogate ---------------------------------------------------------------------------------
+
+def test_sobol_thetas_fill_the_box_of_the_estimated_only():
+  from nk_keras.estimation import surrogate as sg
+  fixed = NK.calibration
+  theta = sg.sobol_thetas(NK, ["rho_a", "beta"], fixed, 256)
+  i, j = NK.param_names.index("rho_a"), NK.param_names.index("beta")
+  others = [k for k in range(NK.n_params) if k not in (i, j)]
+  np.testing.assert_array_equal(theta[:, others], np.tile(fixed[others], (256, 1)))
+  for k in (i, j):
+    assert NK.box_low[k] <= theta[:, k].min() and theta[:, k].max() <= NK.box_high[k]
+    # Low discrepancy: every eighth of the range holds 256/8 points (+-1: points sit exactly on
+    # the bin edges, and scaling to the box and back moves some across by round-off).
+    u = (theta[:, k] - NK.box_low[k]) / (NK.box_high[k] - NK.box_low[k])
+    counts = np.histogram(u, bins=8, range=(0, 1))[0]
+    assert np.all(np.abs(counts - 32) <= 1), counts
+
+
+def test_surrogate_fits_and_survives_export(tmp_path, sample):
+  from nk_keras.estimation import surrogate as sg
+  names = ["rho_a", "sigma_a"]
+  filt = pf.ParticleFilter(NK, EXACT, sample, n_particles=50)
+  dataset = sg.make_dataset(NK, filt, names, NK.calibration, 256, validation=0.2)
+  model, history = sg.fit(NK, dataset, names, NK.calibration, width=32, depth=2, steps=600,
+                          batch=64, lr=3e-3)
+  val = dataset["is_validation"]
+  pred = model.predict(dataset["theta"])
+  y = dataset["log_likelihood"]
+  # Learned something real: held-out error well below the spread of the log-likelihoods.
+  assert sg.errors(pred[val], y[val])["rmse"] < 0.2 * y.std()
+  model.save(str(tmp_path / "s"))
+  back = sg.Surrogate.load(NK, str(tmp_path / "s"))
+  np.testing.assert_allclose(back.predict(dataset["theta"]), pred, rtol=1e-6)
+  served = tf.saved_model.load(str(tmp_path / "s" / "saved_model")).signatures["serving_default"]
+  theta_est = dataset["theta"][:5][:, [NK.param_names.index(n) for n in names]].astype(np.float32)
+  out = served(rho_a=tf.constant(theta_est[:, 0]), sigma_a=tf.constant(theta_est[:, 1]))
+  np.testing.assert_allclose(out["log_likelihood"].numpy(), pred[:5], rtol=1e-5)
+
+
+# --- posterior ---------------------------------------------------------------------------------
+
+def test_rwmh_on_kalman_matches_grid_posterior():
+  """Two parameters, so the exact posterior can be integrated on a grid: the MCMC mean must be
+  within its Monte Carlo error (4 x std / sqrt(ESS)) of the quadrature mean."""
+  from nk_keras.estimation import posterior
+  d = data.simulate(NK, EXACT, CAL, periods=50, me_share=0.1, observe_state=True, seed=2)
+  names = ["rho_a", "sigma_a"]
+  idx = [NK.param_names.index(n) for n in names]
+  fixed = NK.calibration.astype(np.float64)
+  ll = kalman.log_likelihood_fn(NK, d)
+  target = posterior.Target(NK, lambda t: ll(target.full(t)), names, fixed)
+  run = posterior.sample(target, n_chains=4, n_samples=3000, n_burnin=500, pilot_steps=500,
+                         seed=1, log=lambda *_: None)
+  stats = posterior.summary(names, run["samples"])
+  g0 = np.linspace(NK.box_low[idx[0]], NK.box_high[idx[0]], 301)
+  g1 = np.linspace(NK.box_low[idx[1]], NK.box_high[idx[1]], 301)
+  grid = np.stack(np.meshgrid(g0, g1, indexing="ij"), -1).reshape(-1, 2)
+  full = np.tile(fixed, (grid.shape[0], 1))
+  full[:, idx] = grid
+  logp = kalman.log_likelihood(NK, d, full).numpy()
+  w = np.exp(logp - logp.max())
+  w /= w.sum()
+  for k, n in enumerate(names):
+    mean = (w * grid[:, k]).sum()
+    sd = np.sqrt((w * (grid[:, k] - mean) ** 2).sum())
+    s = stats[n]
+    assert s["rhat"] < 1.05, s
+    assert abs(s["mean"] - mean) < 4 * sd / np.sqrt(s["ess"]), (n, s, mean, sd)
+    assert abs(s["std"] / sd - 1) < 0.15, (n, s, sd)
+  assert 0.1 < run["accept"] < 0.6
