@@ -6,40 +6,57 @@ import sys
 from absl import app
 
 
-def _quiet_tensorflow_start():
-  """Imports TensorFlow and initialises its devices with stderr closed at the fd level.
+def _quietly(fn):
+  """Calls `fn()` with stderr closed at the fd level.
 
   TF's native start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL and would bury
-  the one line an app prints on bad input. A failed import still raises, after stderr is back.
+  the one line an app prints on bad input. An exception still propagates, after stderr is back.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   sys.stderr.flush()
   saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
   os.dup2(devnull, 2)
   try:
-    import tensorflow as tf
-    tf.config.list_logical_devices()
+    return fn()
   finally:
     os.dup2(saved, 2)
     os.close(saved)
     os.close(devnull)
 
 
-_quiet_tensorflow_start()
+def _import_tensorflow():
+  import tensorflow  # noqa: F401
+
+
+# Importing TF prints the most; devices are initialised in `run`, once the flags are known,
+# because some (the logical CPU split of --cpu_devices) must be configured before that.
+_quietly(_import_tensorflow)
+
+
+def _start_devices(configure_devices):
+  import tensorflow as tf
+  if configure_devices is not None:
+    configure_devices()
+  tf.config.list_logical_devices()
 
 
 class UsageError(Exception):
   """Bad input from the user: reported as one line, exit code 2."""
 
 
-def run(main):
-  """`absl.app.run(main)`, with our known failures turned into `error: ...` and exit 2."""
+def run(main, configure_devices=None):
+  """`absl.app.run(main)`, with our known failures turned into `error: ...` and exit 2.
+
+  `configure_devices()`, if given, runs after the flags are parsed and before TF initialises its
+  devices (the only moment logical devices can be set up).
+  """
   def guarded(argv):
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines through absl bury the results
     from nk_keras.export import ModelError
     from nk_keras.training import DivergenceError
     try:
+      _quietly(lambda: _start_devices(configure_devices))
       return main(argv)
     except (UsageError, ModelError, DivergenceError, ValueError, FileNotFoundError, PermissionError,
             IsADirectoryError, NotADirectoryError) as e:
