@@ -53,13 +53,14 @@ def run(main, configure_devices=None):
   def guarded(argv):
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines through absl bury the results
+    from nk_keras.distribute import WorkerFailure
     from nk_keras.export import ModelError
     from nk_keras.training import DivergenceError
     try:
       _quietly(lambda: _start_devices(configure_devices))
       return main(argv)
     except (UsageError, ModelError, DivergenceError, ValueError, FileNotFoundError, PermissionError,
-            IsADirectoryError, NotADirectoryError) as e:
+            IsADirectoryError, NotADirectoryError, WorkerFailure) as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
     except KeyboardInterrupt:
@@ -73,7 +74,8 @@ def writable_dir(path):
   """Creates `path` if needed; a UsageError if it cannot be written."""
   try:
     os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, ".write_test")
+    # One probe per process: the workers of a multi-worker run on one machine share `path`.
+    probe = os.path.join(path, f".write_test-{os.getpid()}")
     with open(probe, "w"):
       pass
     os.remove(probe)

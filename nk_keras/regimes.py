@@ -140,7 +140,12 @@ class Regime(keras.Model):
     self.trackers[0].update_state(loss)
     for tracker, value in zip(self.trackers[1:], tf.unstack(mse)):
       tracker.update_state(value)
-    return {m.name: m.result() for m in self.trackers}
+    results = {m.name: m.result() for m in self.trackers}
+    if self.replicas > 1:
+      # Keras averages the replicas' results with `strategy.reduce(MEAN, axis=0)` across
+      # workers, which needs an axis to average over.
+      results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+    return results
 
 
   def global_gradient_share(self, grads):
