@@ -94,7 +94,9 @@ def start_strategy():
   """Splits the CPU and creates the strategy: both must precede TF's device initialisation."""
   from nk_keras import distribute
   distribute.split_cpu(FLAGS.cpu_devices)
-  _STRATEGY.append(distribute.create(FLAGS.strategy, timeout_s=FLAGS.worker_timeout))
+  with cli.deadline(FLAGS.worker_timeout, f"not every worker of TF_CONFIG answered within "
+                    f"--worker_timeout={FLAGS.worker_timeout} s"):
+    _STRATEGY.append(distribute.create(FLAGS.strategy, timeout_s=FLAGS.worker_timeout))
 
 
 def main(argv):

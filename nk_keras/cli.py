@@ -1,6 +1,8 @@
 """What every app shares: one clear line and a non-zero exit on bad input, never a traceback."""
 
+import contextlib
 import os
+import subprocess
 import sys
 
 from absl import app
@@ -12,16 +14,52 @@ def _quietly(fn):
   TF's native start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL and would bury
   the one line an app prints on bad input. An exception still propagates, after stderr is back.
   """
+  global _stderr
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   sys.stderr.flush()
   saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
   os.dup2(devnull, 2)
+  _stderr = saved
   try:
     return fn()
   finally:
+    _stderr = 2
     os.dup2(saved, 2)
     os.close(saved)
     os.close(devnull)
+
+
+_stderr = 2  # the file descriptor of the real stderr, also while `_quietly` has closed fd 2
+
+
+# Run by `deadline` in a separate process: waits for its stdin to close (the block finished, or
+# the app died) and otherwise reports the message and kills the app.
+_WATCHER = """
+import os, select, signal, sys
+pid, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], seconds)[0]:
+    sys.stderr.write("error: " + message + "\\n")
+    sys.stderr.flush()
+    os.kill(pid, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def deadline(seconds, message):
+  """Ends the process with `error: <message>` (killed, non-zero exit) if the block takes over
+  `seconds`.
+
+  For waits inside TF's C++ runtime (a multi-worker strategy waiting for its peers), which hold
+  the GIL: neither a Python thread, an exception nor SIGTERM gets through, so the watch is kept
+  by another process.
+  """
+  watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, str(os.getpid()), str(seconds),
+                              message], stdin=subprocess.PIPE, stderr=_stderr)
+  try:
+    yield
+  finally:
+    watcher.stdin.close()
+    watcher.wait()
 
 
 def _import_tensorflow():
