@@ -41,7 +41,11 @@ class Regime(keras.Model):
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
     # Fixed by the strategy the regime is built under (1 without one); `batch` is per replica.
-    self.replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    strategy = tf.distribute.get_strategy()
+    self.replicas = strategy.num_replicas_in_sync
+    # Replicas on other machines (MultiWorkerMirroredStrategy over several workers).
+    self.multi_worker = self.replicas > 1 and self.replicas > len(
+        strategy.extended.worker_devices)
     self.loss_weights = tf.constant(loss_weights, tf.float32)
     self.weighting = weighting
     self.trackers = [keras.metrics.Mean(name="loss")] + [
@@ -141,9 +145,9 @@ class Regime(keras.Model):
     for tracker, value in zip(self.trackers[1:], tf.unstack(mse)):
       tracker.update_state(value)
     results = {m.name: m.result() for m in self.trackers}
-    if self.replicas > 1:
+    if self.multi_worker:
       # Keras averages the replicas' results with `strategy.reduce(MEAN, axis=0)` across
-      # workers, which needs an axis to average over.
+      # workers (and stacks them otherwise), which needs an axis to average over.
       results = {name: tf.reshape(value, [1]) for name, value in results.items()}
     return results
 
