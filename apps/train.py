@@ -87,13 +87,17 @@ flags.register_multi_flags_validator(
     ["cpu_devices", "strategy"], lambda f: f["cpu_devices"] == 1 or f["strategy"] == "mirrored",
     "--cpu_devices > 1 is for --strategy=mirrored")
 
-_STRATEGY = []
+_STRATEGY = []  # set by start_strategy, which cli.run calls before TF initialises its devices
 
 
 def start_strategy():
   """Splits the CPU and creates the strategy: both must precede TF's device initialisation."""
   from nk_keras import distribute
   distribute.split_cpu(FLAGS.cpu_devices)
+  if FLAGS.strategy != "multi_worker":
+    _STRATEGY.append(distribute.create(FLAGS.strategy))
+    return
+  # Creating it waits in C++ until every worker of TF_CONFIG has started.
   with cli.deadline(FLAGS.worker_timeout, f"not every worker of TF_CONFIG answered within "
                     f"--worker_timeout={FLAGS.worker_timeout} s"):
     _STRATEGY.append(distribute.create(FLAGS.strategy, timeout_s=FLAGS.worker_timeout))

@@ -63,7 +63,7 @@ def create(name, timeout_s=300):
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([d.name for d in devices])
   if name == "multi_worker":
-    cluster_spec()
+    cluster_spec()  # a clear error for a missing or malformed TF_CONFIG, before TF's own
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
   raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
@@ -90,5 +90,6 @@ def fail_on_lost_worker(fn, *args, **kwargs):
     return fn(*args, **kwargs)
   except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
           tf.errors.CancelledError, tf.errors.AbortedError) as e:
-    raise WorkerFailure(f"another worker died or stopped answering "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    # TF's own text is a graph-execution dump; its type says which way the collective failed.
+    raise WorkerFailure(f"another worker died or stopped answering ({type(e).__name__} in a "
+                        f"collective); see that worker's log") from None

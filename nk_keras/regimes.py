@@ -146,11 +146,10 @@ class Regime(keras.Model):
       tracker.update_state(value)
     results = {m.name: m.result() for m in self.trackers}
     if self.multi_worker:
-      # Keras averages the replicas' results with `strategy.reduce(MEAN, axis=0)` across
-      # workers (and stacks them otherwise), which needs an axis to average over.
+      # Across workers Keras averages the replicas' results with `strategy.reduce(MEAN,
+      # axis=0)`, which needs an axis (on one machine it averages a stack: scalars stay).
       results = {name: tf.reshape(value, [1]) for name, value in results.items()}
     return results
-
 
   def global_gradient_share(self, grads):
     """This replica's equal share of the gradient of the global mean loss, from `grads`, its
@@ -227,10 +226,9 @@ class Persistent(Regime):
 
   def per_replica_variable(self, point_shape, name):
     """A non-trainable `[batch, *point_shape]` float32 variable local to each replica."""
-    variable = keras.Variable(initializer="zeros", shape=(self.batch, *point_shape),
-                              trainable=False, synchronization="on_read",
-                              aggregation="only_first_replica", name=name)
-    return variable
+    return keras.Variable(initializer="zeros", shape=(self.batch, *point_shape),
+                          trainable=False, synchronization="on_read",
+                          aggregation="only_first_replica", name=name)
 
   def renew(self, iteration, seeds):
     raise NotImplementedError
