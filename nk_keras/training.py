@@ -55,7 +55,8 @@ def compiled_calls(options, replicas):
   would have to hold every replica's variables in one cluster on one device ("Trying to access
   resource ... located in device CPU:1 from device CPU:0"), and its multi-step loop fails under
   a multi-device strategy (keras-team/keras#19246, "You must feed a value for placeholder
-  tensor"). One replica, with or without a strategy, keeps both.
+  tensor"). Several workers of one device each get the same fallback, untried with XLA there.
+  One replica, with or without a strategy, keeps both.
   """
   if replicas == 1:
     return options.jit_compile, options.steps_per_execution
