@@ -5,6 +5,11 @@
 A run that is interrupted (Ctrl-C, kill) resumes from its last checkpoint when the same command
 is run again; --restart starts over. Writes to --out: policy.keras + policy.json (the Keras model), history.csv, saved_model/ (the
 SavedModel contract of README), evaluation.json and evaluation.md.
+
+  python -m apps.train --strategy=mirrored --cpu_devices=2 --batch=1000 --out=runs/mirrored
+
+trains on several devices (README, "Training on several devices"); with --strategy=multi_worker
+every worker runs the same command with its own TF_CONFIG, and only the chief writes --out.
 """
 
 import dataclasses
@@ -16,6 +21,7 @@ import time
 from absl import flags
 
 from nk_keras import cli
+from nk_keras.distribute import STRATEGIES
 from nk_keras.network import NORMALIZATIONS
 from nk_keras.regimes import REGIMES, WEIGHTINGS
 from nk_keras.training import TrainOptions
@@ -34,7 +40,8 @@ flags.DEFINE_integer("num_steps", D.num_steps, "AR(1) steps of the state between
 flags.DEFINE_integer("redraw_every", D.redraw_every, "Iterations between parameter redraws "
                      "(stepping).", lower_bound=1)
 flags.DEFINE_integer("pool", D.pool, "Size of the cached pool of points (cached).", lower_bound=1)
-flags.DEFINE_integer("batch", D.batch, "Points per gradient step.", lower_bound=1)
+flags.DEFINE_integer("batch", D.batch, "Points per gradient step, over all replicas (each takes "
+                     "--batch / replicas).", lower_bound=1)
 flags.DEFINE_integer("mc", D.mc, "Antithetic Monte Carlo draws per expectation (even).",
                      lower_bound=2)
 flags.DEFINE_float("lr", D.lr, "Initial learning rate (cosine decay to --eta_min).",
@@ -60,6 +67,13 @@ flags.DEFINE_integer("eval_theta", 20_000, "Theta draws for the final accuracy r
                      lower_bound=100)
 flags.DEFINE_string("out", "runs/default", "Output directory.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard logs to <out>/tensorboard.")
+flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
+                  "default: one device; mirrored: all local GPUs, or the --cpu_devices logical "
+                  "CPUs without GPUs; multi_worker: the workers of TF_CONFIG.")
+flags.DEFINE_integer("cpu_devices", 1, "Logical devices to split the CPU into (for "
+                     "--strategy=mirrored without GPUs).", lower_bound=1)
+flags.DEFINE_integer("worker_timeout", 300, "Seconds a multi-worker collective waits for the "
+                     "other workers before the run fails.", lower_bound=1)
 flags.DEFINE_bool("restart", False, "Discard the checkpoint of an interrupted run in --out and "
                   "start over (by default the same command resumes it).")
 
@@ -69,24 +83,48 @@ flags.register_multi_flags_validator(
     "--eta_min must be positive and no larger than --lr")
 flags.register_multi_flags_validator(
     ["pool", "batch"], lambda f: f["pool"] >= f["batch"], "--pool must be at least --batch")
+flags.register_multi_flags_validator(
+    ["cpu_devices", "strategy"], lambda f: f["cpu_devices"] == 1 or f["strategy"] == "mirrored",
+    "--cpu_devices > 1 is for --strategy=mirrored")
+
+_STRATEGY = []  # set by start_strategy, which cli.run calls before TF initialises its devices
+
+
+def start_strategy():
+  """Splits the CPU and creates the strategy: both must precede TF's device initialisation."""
+  from nk_keras import distribute
+  distribute.split_cpu(FLAGS.cpu_devices)
+  if FLAGS.strategy != "multi_worker":
+    _STRATEGY.append(distribute.create(FLAGS.strategy))
+    return
+  # Creating it waits in C++ until every worker of TF_CONFIG has started.
+  with cli.deadline(FLAGS.worker_timeout, f"not every worker of TF_CONFIG answered within "
+                    f"--worker_timeout={FLAGS.worker_timeout} s"):
+    _STRATEGY.append(distribute.create(FLAGS.strategy, timeout_s=FLAGS.worker_timeout))
 
 
 def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from nk_keras import accuracy, export, training
+  from nk_keras import accuracy, distribute, export, training
+  strategy = _STRATEGY[0]
   out = cli.writable_dir(FLAGS.out)
   options = training.TrainOptions(**{
       f.name: FLAGS[f.name].value for f in dataclasses.fields(training.TrainOptions)
       if f.name in FLAGS and f.name != "economy"})
   commit = export.git_commit()   # the code this process runs, before anyone edits the tree
   start = time.time()
-  model, history = training.run(options, out, log_every=FLAGS.log_every,
-                                tensorboard=FLAGS.tensorboard, restart=FLAGS.restart)
+  model, history = distribute.fail_on_lost_worker(
+      training.run, options, out, log_every=FLAGS.log_every, tensorboard=FLAGS.tensorboard,
+      restart=FLAGS.restart, strategy=strategy)
   wall = time.time() - start
+  if not distribute.is_writer(strategy):
+    print(f"worker {distribute.worker_id(strategy)} done; the chief writes {out}")
+    return
   report = accuracy.evaluate(model.economy, model.policy, n_theta=FLAGS.eval_theta)
   accuracy.write(report, out)
   metadata = {"regime": options.regime, "options": dataclasses.asdict(options),
+              "strategy": FLAGS.strategy, "replicas": strategy.num_replicas_in_sync,
               "command": " ".join([os.path.basename(sys.executable), "-m", "apps.train"]
                                   + sys.argv[1:]),
               "wall_time_s": round(wall, 1), "gradient_steps": options.gradient_steps,
@@ -98,4 +136,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, configure_devices=start_strategy)

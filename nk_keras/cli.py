@@ -1,48 +1,104 @@
 """What every app shares: one clear line and a non-zero exit on bad input, never a traceback."""
 
+import contextlib
 import os
+import subprocess
 import sys
 
 from absl import app
 
 
-def _quiet_tensorflow_start():
-  """Imports TensorFlow and initialises its devices with stderr closed at the fd level.
+def _quietly(fn):
+  """Calls `fn()` with stderr closed at the fd level.
 
   TF's native start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL and would bury
-  the one line an app prints on bad input. A failed import still raises, after stderr is back.
+  the one line an app prints on bad input. An exception still propagates, after stderr is back.
   """
+  global _stderr
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   sys.stderr.flush()
   saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
   os.dup2(devnull, 2)
+  _stderr = saved
   try:
-    import tensorflow as tf
-    tf.config.list_logical_devices()
+    return fn()
   finally:
+    _stderr = 2
     os.dup2(saved, 2)
     os.close(saved)
     os.close(devnull)
 
 
-_quiet_tensorflow_start()
+_stderr = 2  # the file descriptor of the real stderr, also while `_quietly` has closed fd 2
+
+
+# Run by `deadline` in a separate process: waits for its stdin to close (the block finished, or
+# the app died) and otherwise reports the message and kills the app.
+_WATCHER = """
+import os, select, signal, sys
+pid, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], seconds)[0]:
+    sys.stderr.write("error: " + message + "\\n")
+    sys.stderr.flush()
+    os.kill(pid, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def deadline(seconds, message):
+  """Ends the process with `error: <message>` (killed, non-zero exit) if the block takes over
+  `seconds`.
+
+  For waits inside TF's C++ runtime (a multi-worker strategy waiting for its peers), which hold
+  the GIL: neither a Python thread, an exception nor SIGTERM gets through, so the watch is kept
+  by another process.
+  """
+  watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, str(os.getpid()), str(seconds),
+                              message], stdin=subprocess.PIPE, stderr=_stderr)
+  try:
+    yield
+  finally:
+    watcher.stdin.close()
+    watcher.wait()
+
+
+def _import_tensorflow():
+  import tensorflow  # noqa: F401
+
+
+# Importing TF prints the most; devices are initialised in `run`, once the flags are known,
+# because some (the logical CPU split of --cpu_devices) must be configured before that.
+_quietly(_import_tensorflow)
+
+
+def _start_devices(configure_devices):
+  import tensorflow as tf
+  if configure_devices is not None:
+    configure_devices()
+  tf.config.list_logical_devices()
 
 
 class UsageError(Exception):
   """Bad input from the user: reported as one line, exit code 2."""
 
 
-def run(main):
-  """`absl.app.run(main)`, with our known failures turned into `error: ...` and exit 2."""
+def run(main, configure_devices=None):
+  """`absl.app.run(main)`, with our known failures turned into `error: ...` and exit 2.
+
+  `configure_devices()`, if given, runs after the flags are parsed and before TF initialises its
+  devices (the only moment logical devices can be set up).
+  """
   def guarded(argv):
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines through absl bury the results
+    from nk_keras.distribute import WorkerFailure
     from nk_keras.export import ModelError
     from nk_keras.training import DivergenceError
     try:
+      _quietly(lambda: _start_devices(configure_devices))
       return main(argv)
     except (UsageError, ModelError, DivergenceError, ValueError, FileNotFoundError, PermissionError,
-            IsADirectoryError, NotADirectoryError) as e:
+            IsADirectoryError, NotADirectoryError, WorkerFailure) as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
     except KeyboardInterrupt:
@@ -56,7 +112,8 @@ def writable_dir(path):
   """Creates `path` if needed; a UsageError if it cannot be written."""
   try:
     os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, ".write_test")
+    # One probe per process: the workers of a multi-worker run on one machine share `path`.
+    probe = os.path.join(path, f".write_test-{os.getpid()}")
     with open(probe, "w"):
       pass
     os.remove(probe)

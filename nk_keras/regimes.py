@@ -5,8 +5,13 @@ with `steps_per_execution` runs many steps per compiled call and the optimiser's
 counts gradient steps. Regimes differ only in `points(step, seed)`, which returns this step's
 `theta [batch, n_params]` and `state [batch]`.
 
-All randomness is stateless, keyed by (seed, gradient step): a run is reproducible on CPU and a
-run restored from a checkpoint continues the same random stream.
+All randomness is stateless, keyed by (seed, gradient step, replica): a run is reproducible on
+CPU and a run restored from a checkpoint continues the same random stream.
+
+Under a `tf.distribute` strategy (`nk_keras/distribute.py`) a regime is built inside the
+strategy's scope with `batch` the per-replica batch: each replica draws its own points and
+shocks, and the gradient step all-reduces the gradient of the global mean loss. With one
+replica every number is that of a run without a strategy.
 """
 
 import keras
@@ -35,6 +40,12 @@ class Regime(keras.Model):
     self.policy, self.economy = policy, policy.economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
+    # Fixed by the strategy the regime is built under (1 without one); `batch` is per replica.
+    strategy = tf.distribute.get_strategy()
+    self.replicas = strategy.num_replicas_in_sync
+    # Replicas on other machines (MultiWorkerMirroredStrategy over several workers).
+    self.multi_worker = self.replicas > 1 and self.replicas > len(
+        strategy.extended.worker_devices)
     self.loss_weights = tf.constant(loss_weights, tf.float32)
     self.weighting = weighting
     self.trackers = [keras.metrics.Mean(name="loss")] + [
@@ -123,12 +134,35 @@ class Regime(keras.Model):
     eps = self.economy.draw_shocks(self.mc, self.batch, seeds[3])      # [mc, batch]
     with tf.GradientTape() as tape:
       loss, mse = self.residual_loss(theta, state, eps)
-    grads = tape.gradient(loss, self.trainable_variables)
+      if self.replicas > 1:
+        # Equal per-replica batches: the global mean loss is the replicas' mean loss.
+        share = loss / self.replicas
+    grads = tape.gradient(share if self.replicas > 1 else loss, self.trainable_variables)
+    if self.replicas > 1:
+      grads = self.global_gradient_share(grads)
     self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
     self.trackers[0].update_state(loss)
     for tracker, value in zip(self.trackers[1:], tf.unstack(mse)):
       tracker.update_state(value)
-    return {m.name: m.result() for m in self.trackers}
+    results = {m.name: m.result() for m in self.trackers}
+    if self.multi_worker:
+      # Across workers Keras averages the replicas' results with `strategy.reduce(MEAN,
+      # axis=0)`, which needs an axis (on one machine it averages a stack: scalars stay).
+      results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+    return results
+
+  def global_gradient_share(self, grads):
+    """This replica's equal share of the gradient of the global mean loss, from `grads`, its
+    gradient of `loss / replicas`.
+
+    The sum of the replicas' `grads` is the global gradient. Keras would clip each replica's
+    gradient before its own all-reduce, a clip of the wrong vector; so the sum is taken here
+    and each replica hands the optimiser `1 / replicas` of it, which the optimiser (built with
+    `global_clipnorm / replicas`, see `training.build_regime`) clips exactly as one device
+    clips the whole, and sums back to the clipped global gradient.
+    """
+    grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    return [g / self.replicas for g in grads]
 
 
 class Fresh(Regime):
@@ -156,28 +190,45 @@ class Cached(Regime):
     self.pool_state.assign(self.economy.draw_state(theta, seeds[1]))
 
   def points(self, step, seeds):
-    start = tf.cast(step, tf.int32) * self.batch
+    # The replicas of one step take consecutive slices of the pool.
+    start = (tf.cast(step, tf.int32) * self.replicas + self.replica_id()) * self.batch
     idx = tf.math.floormod(start + tf.range(self.batch), self.pool)
     return tf.gather(self.pool_theta, idx), tf.gather(self.pool_state, idx)
 
 
 class Persistent(Regime):
   """A batch held in variables between gradient steps, renewed at the start of each iteration
-  (every `internal` gradient steps); subclasses say how it is renewed."""
+  (every `internal` gradient steps); subclasses say how it is renewed.
+
+  Under a strategy each replica holds its own batch, on its own device: the variables are
+  synchronised on read, so a replica's writes stay local and no points cross devices. A
+  checkpoint stores the first replica's batch (what a read outside the replicas returns), and a
+  restore gives it to every replica until the next renewal: exact with one replica.
+  """
 
   def __init__(self, policy, *, internal=5, **kwargs):
     super().__init__(policy, **kwargs)
     if internal < 1:
       raise ValueError(f"internal must be >= 1, got {internal}")
     self.internal = internal
-    theta, state = self.draw_points(
-        tf.random.experimental.stateless_split(tf.constant([self.seed, 2], tf.int32), 2))
-    self.theta = self.add_weight(shape=theta.shape, initializer="zeros", trainable=False,
-                                 name="theta")
-    self.state = self.add_weight(shape=state.shape, initializer="zeros", trainable=False,
-                                 name="state")
-    self.theta.assign(theta)
-    self.state.assign(state)
+    # One draw of the global batch, of which each replica keeps its own slice.
+    seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 2], tf.int32), 2)
+    theta = self.economy.draw_theta(self.batch * self.replicas, seeds[0])
+    state = self.economy.draw_state(theta, seeds[1])
+    self.theta = self.per_replica_variable(theta.shape[1:], "theta")   # [batch, n_params]
+    self.state = self.per_replica_variable((), "state")                # [batch]
+
+    def keep_slice():
+      rows = tf.range(self.batch) + self.replica_id() * self.batch
+      self.theta.assign(tf.gather(theta, rows))
+      self.state.assign(tf.gather(state, rows))
+    tf.distribute.get_strategy().run(tf.function(keep_slice))  # eager `run` warns of overhead
+
+  def per_replica_variable(self, point_shape, name):
+    """A non-trainable `[batch, *point_shape]` float32 variable local to each replica."""
+    return keras.Variable(initializer="zeros", shape=(self.batch, *point_shape),
+                          trainable=False, synchronization="on_read",
+                          aggregation="only_first_replica", name=name)
 
   def renew(self, iteration, seeds):
     raise NotImplementedError

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from nk_keras import callbacks as nk_callbacks
-from nk_keras import economies, regimes
+from nk_keras import distribute, economies, regimes
 from nk_keras.network import ExtendedPolicy
 
 
@@ -48,13 +48,38 @@ class TrainOptions:
     return self.iterations * per_iteration
 
 
-def build_regime(options):
-  """Policy and compiled regime for `options`."""
+def compiled_calls(options, replicas):
+  """`(jit_compile, steps_per_execution)` that Keras 3.15 can run with `replicas` replicas.
+
+  Several replicas get neither: Keras compiles the function that calls `strategy.run`, so XLA
+  would have to hold every replica's variables in one cluster on one device ("Trying to access
+  resource ... located in device CPU:1 from device CPU:0"), and its multi-step loop fails under
+  a multi-device strategy (keras-team/keras#19246, "You must feed a value for placeholder
+  tensor"). Several workers of one device each get the same fallback, untried with XLA there.
+  One replica, with or without a strategy, keeps both.
+  """
+  if replicas == 1:
+    return options.jit_compile, options.steps_per_execution
+  return False, 1
+
+
+def build_regime(options, strategy=None):
+  """Policy and compiled regime for `options`, under `strategy` (`tf.distribute`; none by
+  default). `options.batch` is the global batch, split evenly across the replicas."""
+  strategy = strategy or tf.distribute.get_strategy()
+  with strategy.scope():
+    return _build_regime(options, strategy.num_replicas_in_sync)
+
+
+def _build_regime(options, replicas):
+  if options.batch % replicas:
+    raise ValueError(f"--batch ({options.batch}) must be a multiple of the {replicas} replicas: "
+                     f"it is the global batch, split evenly across them")
   economy = economies.get(options.economy)
   policy = ExtendedPolicy.create(economy, options.normalization, seed=options.seed,
                                  width=options.width, depth=options.depth,
                                  activation=options.activation)
-  regime_options = dict(batch=options.batch, mc=options.mc, seed=options.seed,
+  regime_options = dict(batch=options.batch // replicas, mc=options.mc, seed=options.seed,
                         loss_weights=(options.lambda_x, options.lambda_pi),
                         weighting=options.weighting)
   if options.regime == "cached":
@@ -67,10 +92,13 @@ def build_regime(options):
   steps = options.gradient_steps
   schedule = keras.optimizers.schedules.CosineDecay(
       options.lr, decay_steps=steps, alpha=options.eta_min / options.lr)
+  # Each replica gives the optimiser 1/replicas of the global gradient: see
+  # `Regime.global_gradient_share`.
   optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=options.weight_decay,
-                                     global_clipnorm=options.clipnorm)
-  model.compile(optimizer=optimizer, jit_compile=options.jit_compile,
-                steps_per_execution=options.steps_per_execution)
+                                     global_clipnorm=options.clipnorm / replicas)
+  jit_compile, steps_per_execution = compiled_calls(options, replicas)
+  model.compile(optimizer=optimizer, jit_compile=jit_compile,
+                steps_per_execution=steps_per_execution)
   model.built = True  # every variable exists already; BackupAndRestore insists on this flag
   return model
 
@@ -79,15 +107,17 @@ def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
   """Runs the whole schedule; an epoch is `steps_per_epoch` gradient steps (one history row)."""
   total = options.gradient_steps
   spe = steps_per_epoch or max(1, min(total, 1000))
-  per_call = min(options.steps_per_execution, spe)
+  per_call = min(compiled_calls(options, model.replicas)[1], spe)
   spe -= spe % per_call                               # whole compiled calls per epoch
   if model.steps_per_execution != per_call:
     # Keras bakes steps_per_execution into its cached train function: rebuild it.
     model.steps_per_execution = per_call
     model.make_train_function(force=True)
   epochs = -(-total // spe)
-  # The points come from the regime; the dataset only paces `fit`.
-  ticks = tf.data.Dataset.from_tensors(0.0).repeat()
+  # The points come from the regime; the dataset only paces `fit`. Each replica gets its own
+  # (there is no batch to split); without a strategy it is the plain dataset.
+  ticks = model.distribute_strategy.distribute_datasets_from_function(
+      lambda _: tf.data.Dataset.from_tensors(0.0).repeat())
   cbs = [nk_callbacks.WallTime()] + list(callbacks)
   if verbose:
     cbs.append(nk_callbacks.Progress(epochs * spe))
@@ -104,13 +134,19 @@ class OptionsMismatch(ValueError):
 
 
 def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=False,
-        callbacks=()):
+        callbacks=(), strategy=None):
   """Trains per `options` into `out`, resuming from `<out>/backup` if a run was interrupted.
 
   Writes `<out>/history.csv` as it goes and the policy (`policy.keras`, `policy.json`) at the
   end. Says on its first line whether it starts or resumes. Returns (model, history).
+
+  Under a multi-worker `strategy` only the chief writes these; every other worker keeps its
+  own checkpoints in `<out>/backup-<worker>` (so all workers resume from the same step, even
+  on machines that share no disk) and removes them at the end.
   """
-  backup = os.path.join(out, "backup")
+  strategy = strategy or tf.distribute.get_strategy()
+  writer = distribute.is_writer(strategy)
+  backup = os.path.join(out, "backup" if writer else f"backup-{distribute.worker_id(strategy)}")
   history_path = os.path.join(out, "history.csv")
   options_path = os.path.join(backup, "options.json")
   if restart:
@@ -126,26 +162,35 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
                             f"({', '.join(changed)}); rerun it unchanged or pass --restart")
     with open(metadata) as f:
       epochs_done = json.load(f)["epoch"]   # Keras stores the count of completed epochs
-    print(f"resuming the interrupted run in {out} after {epochs_done} of its history rows "
-          f"({options.regime}, {options.gradient_steps} gradient steps in all)")
+    if writer:
+      print(f"resuming the interrupted run in {out} after {epochs_done} of its history rows "
+            f"({options.regime}, {options.gradient_steps} gradient steps in all)")
   else:
-    print(f"training {options.regime}: {options.gradient_steps} gradient steps -> {out}")
-    if os.path.exists(history_path):
+    if writer:
+      print(f"training {options.regime}: {options.gradient_steps} gradient steps -> {out}")
+    if writer and os.path.exists(history_path):
       os.remove(history_path)
     os.makedirs(backup, exist_ok=True)
     with open(options_path, "w") as f:
       json.dump(dataclasses.asdict(options), f, indent=2)
-  model = build_regime(options)
+  model = build_regime(options, strategy)
+  if writer and (model.jit_compile, model.steps_per_execution) != (
+      options.jit_compile, options.steps_per_execution):
+    print(f"note: {model.replicas} replicas run without XLA and one gradient step per compiled "
+          f"call (Keras cannot do more under tf.distribute; see training.compiled_calls)")
   # Keras restores weights, optimiser state (hence the schedule position and the step that keys
   # every random draw) and the regimes' persistent points; the previous checkpoint is kept so a
   # kill during a write falls back to it.
   cbs = [keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
-         nk_callbacks.StopOnDivergence(), nk_callbacks.HistoryCSV(history_path)]
-  if tensorboard:
+         nk_callbacks.StopOnDivergence()]
+  if writer:
+    cbs.append(nk_callbacks.HistoryCSV(history_path))
+  if tensorboard and writer:
     cbs.append(keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")))
   cbs += list(callbacks)
   try:
-    history = fit(model, options, steps_per_epoch=log_every, callbacks=cbs, verbose=verbose)
+    history = fit(model, options, steps_per_epoch=log_every, callbacks=cbs,
+                  verbose=verbose and writer)
   except nk_callbacks.Diverged as e:
     raise DivergenceError(
         f"training diverged by gradient step {e.step}: loss {e.loss:.3g}, {e.reference:.3g} at "
@@ -155,5 +200,6 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
             os.path.join(backup, "training_metadata.json")) else
            "No checkpoint had been written yet.")) from None
   shutil.rmtree(backup, ignore_errors=True)
-  model.policy.save(out)
+  if writer:
+    model.policy.save(out)
   return model, history
