@@ -210,10 +210,10 @@ def main(argv):
 
   chain_settings = dict(n_chains=FLAGS.chains, n_samples=FLAGS.samples, n_burnin=FLAGS.burnin,
                         sampler=FLAGS.sampler, seed=FLAGS.seed, pilot_steps=FLAGS.pilot_steps,
-                        log=print)
+                        progress=True)
   with timed(timings, f"MCMC on the surrogate ({FLAGS.sampler})"):
     target = posterior.Target(economy, surrogate, names, fixed)
-    run = posterior.sample(target, **chain_settings)
+    run = posterior.sample(target, desc="MCMC, surrogate", **chain_settings)
   result = posterior.summary(names, run["samples"])
   samples = {"surrogate": run["samples"]}
   reference = None
@@ -221,7 +221,7 @@ def main(argv):
     with timed(timings, f"MCMC on the Kalman likelihood ({FLAGS.sampler})"):
       exact_ll = kalman.log_likelihood_fn(economy, observations)
       ktarget = posterior.Target(economy, lambda t: exact_ll(target.full(t)), names, fixed)
-      krun = posterior.sample(ktarget, **chain_settings)
+      krun = posterior.sample(ktarget, desc="MCMC, Kalman", **chain_settings)
     reference = posterior.summary(names, krun["samples"])
     samples["Kalman"] = krun["samples"]
   np.savez(os.path.join(out, "samples.npz"), names=np.array(names), **samples)

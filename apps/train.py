@@ -3,8 +3,10 @@
   python -m apps.train --regime=stepping --iterations=2000 --out=runs/stepping
 
 A run that is interrupted (Ctrl-C, kill) resumes from its last checkpoint when the same command
-is run again; --restart starts over. Writes to --out: policy.keras + policy.json (the Keras model), history.csv, saved_model/ (the
-SavedModel contract of README), evaluation.json and evaluation.md.
+is run again; --restart starts over. Writes to --out: policy.keras + policy.json (the Keras
+model), run.json (options, command, commit, wall time), history.csv, saved_model/ (the
+SavedModel contract of README; apps.export rewrites it from the other files), evaluation.json
+and evaluation.md.
 
   python -m apps.train --strategy=mirrored --cpu_devices=2 --batch=1000 --out=runs/mirrored
 
@@ -121,16 +123,18 @@ def main(argv):
   if not distribute.is_writer(strategy):
     print(f"worker {distribute.worker_id(strategy)} done; the chief writes {out}")
     return
-  report = accuracy.evaluate(model.economy, model.policy, n_theta=FLAGS.eval_theta)
+  run = {"regime": options.regime, "options": dataclasses.asdict(options),
+         "strategy": FLAGS.strategy, "replicas": strategy.num_replicas_in_sync,
+         "command": " ".join([os.path.basename(sys.executable), "-m", "apps.train"]
+                             + sys.argv[1:]),
+         "wall_time_s": round(wall, 1), "gradient_steps": options.gradient_steps,
+         "final_loss": float(history.history["loss"][-1]), "git_commit": commit,
+         "versions": export.versions()}
+  with open(os.path.join(out, export.RUN), "w") as f:
+    json.dump(run, f, indent=2)
+  report = export.export_run(model.policy, out, os.path.join(out, "saved_model"),
+                             n_theta=FLAGS.eval_theta)
   accuracy.write(report, out)
-  metadata = {"regime": options.regime, "options": dataclasses.asdict(options),
-              "strategy": FLAGS.strategy, "replicas": strategy.num_replicas_in_sync,
-              "command": " ".join([os.path.basename(sys.executable), "-m", "apps.train"]
-                                  + sys.argv[1:]),
-              "wall_time_s": round(wall, 1), "gradient_steps": options.gradient_steps,
-              "final_loss": float(history.history["loss"][-1]),
-              "git_commit": commit, "evaluation": accuracy.summary(report)}
-  export.export(model.policy, os.path.join(out, "saved_model"), metadata)
   print(accuracy.markdown(report))
   print(f"wall time {wall:.0f} s; SavedModel at {os.path.join(out, 'saved_model')}")
 

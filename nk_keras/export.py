@@ -10,6 +10,7 @@ run that made the policy.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 METADATA = os.path.join("assets", "metadata.json")
+RUN = "run.json"   # what the train app records of a run: options, command, commit, wall time
 
 
 class ServedPolicy(tf.Module):
@@ -67,8 +69,9 @@ def git_commit():
     return "unknown"
 
 
-def export(policy, path, metadata):
-  """Writes the SavedModel to `path` with `metadata` (plus box and versions) as its asset."""
+def export(policy, path, metadata, history=None):
+  """Writes the SavedModel to `path` with `metadata` (plus box and versions) as its asset, and
+  the training history CSV `history` beside it as `assets/history.csv` if given."""
   if not all(np.isfinite(w).all() for w in policy.net.get_weights()):
     raise ValueError("the policy has non-finite weights; refusing to export it")
   module = ServedPolicy(policy)
@@ -86,7 +89,28 @@ def export(policy, path, metadata):
   os.makedirs(os.path.join(path, "assets"), exist_ok=True)
   with open(os.path.join(path, METADATA), "w") as f:
     json.dump(metadata, f, indent=2)
+  if history and os.path.isfile(history):
+    shutil.copyfile(history, os.path.join(path, "assets", "history.csv"))
   return path
+
+
+def export_run(policy, run_dir, path, n_theta=20_000):
+  """Exports `policy`, trained by the train app into `run_dir`, to `path`: the metadata is the
+  run's `run.json` plus an accuracy summary measured now on `n_theta` draws of the box, and
+  the run's `history.csv` travels along. Returns the accuracy report."""
+  from nk_keras import accuracy
+  run_file = os.path.join(run_dir, RUN)
+  try:
+    with open(run_file) as f:
+      metadata = json.load(f)
+  except OSError:
+    raise ModelError(f"{run_dir!r} has no {RUN}: not a finished run of apps.train") from None
+  except ValueError:
+    raise ModelError(f"{run_file!r} is not valid JSON") from None
+  report = accuracy.evaluate(policy.economy, policy, n_theta=n_theta)
+  metadata["evaluation"] = accuracy.summary(report)
+  export(policy, path, metadata, history=os.path.join(run_dir, "history.csv"))
+  return report
 
 
 class ModelError(Exception):

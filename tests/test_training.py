@@ -5,9 +5,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from nk_keras import accuracy, training
+from nk_keras import accuracy, economies, training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A regime that does not learn (the seed's `train!`: ~100 % error) or learns the wrong economy
@@ -34,24 +36,68 @@ def test_every_regime_learns(regime, options):
     assert stats["mean"] < LEARNS_BELOW_PCT, (regime, name, stats)
 
 
-def run_app(*args, timeout=300):
-  return subprocess.run([sys.executable, "-m", "apps.train", *args], cwd=ROOT,
+def run_app(*args, timeout=300, app="apps.train"):
+  return subprocess.run([sys.executable, "-m", app, *args], cwd=ROOT,
                         capture_output=True, text=True, timeout=timeout)
 
 
-def test_train_app_end_to_end(tmp_path):
-  out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def train_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp("train") / "run"
   proc = run_app("--regime=stepping", "--iterations=40", "--internal=2", "--mc=2",
                  "--eval_theta=500", "--log_every=20", f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-2000:]
-  for name in ("policy.keras", "policy.json", "history.csv", "evaluation.json",
+  return out, proc
+
+
+def test_train_app_end_to_end(train_run):
+  out, proc = train_run
+  for name in ("policy.keras", "policy.json", "run.json", "history.csv", "evaluation.json",
                "evaluation.md", "saved_model/saved_model.pb",
-               "saved_model/assets/metadata.json"):
+               "saved_model/assets/metadata.json", "saved_model/assets/history.csv"):
     assert (out / name).exists(), name
   meta = json.loads((out / "saved_model/assets/metadata.json").read_text())
   assert meta["regime"] == "stepping" and meta["options"]["internal"] == 2
   assert "--iterations=40" in meta["command"]
+  assert meta["evaluation"]["n_theta"] == 500
   assert "X" in proc.stdout and "Pi" in proc.stdout
+
+
+def test_export_app_rewrites_the_export_of_a_run(train_run, tmp_path):
+  run, _ = train_run
+  out = tmp_path / "exported"
+  proc = run_app(f"--run={run}", f"--out={out}", "--n_theta=500", app="apps.export")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  first = json.loads((run / "saved_model/assets/metadata.json").read_text())
+  again = json.loads((out / "assets/metadata.json").read_text())
+  # Same run record, same policy: the same accuracy on the same draws of the box.
+  for key in ("command", "options", "git_commit", "wall_time_s", "versions"):
+    assert again[key] == first[key], key
+  for name in ("X", "Pi"):
+    assert again["evaluation"]["errors_pct"][name] == pytest.approx(
+        first["evaluation"]["errors_pct"][name])
+  assert (out / "assets/history.csv").read_text() == (run / "history.csv").read_text()
+  theta = accuracy.draw_box(economies.get("nk"), 200, seed=5)
+  feeds = {n: theta[:, i] for i, n in enumerate(first["signature"]["inputs"][1:])}
+  feeds["zeta"] = tf.fill([200], 0.01)
+  a = tf.saved_model.load(str(run / "saved_model")).signatures["serving_default"](**feeds)
+  b = tf.saved_model.load(str(out)).signatures["serving_default"](**feeds)
+  for name in ("X", "Pi"):
+    np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
+  proc = run_app(f"--run={run}", f"--out={out}", app="apps.export")
+  assert proc.returncode == 2 and "--overwrite" in proc.stderr
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda d: None, "no run directory"),
+    (lambda d: (d / "backup").mkdir(parents=True), "unfinished"),
+    (lambda d: d.mkdir(), "no trained policy"),
+])
+def test_export_app_rejects_what_is_not_a_finished_run(tmp_path, make, needle):
+  make(tmp_path / "run")
+  proc = run_app(f"--run={tmp_path / 'run'}", app="apps.export", timeout=120)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert needle in proc.stderr
 
 
 @pytest.mark.parametrize("args,needle", [

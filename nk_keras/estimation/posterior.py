@@ -21,6 +21,7 @@ import time
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from tqdm import tqdm
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 SAMPLERS = ("rwmh", "hmc", "nuts")
@@ -78,13 +79,27 @@ def _rwmh_kernel(target, chol):
 
 
 def _rwmh_runner(target):
-  """One compiled `(init [chains, k], chol [k, k], seed, n_steps) -> (draws, accepted)`: traced
-  once per distinct `n_steps` (pilot, burn-in, sampling), whatever the proposal."""
+  """One compiled `(state [chains, k], chol [k, k], seed, n_steps) -> (draws, accepted, chol)`:
+  traced once per distinct `n_steps`, whatever the proposal."""
   @tf.function
-  def go(init, chol, seed, n_steps):
-    return tfp.mcmc.sample_chain(
-        num_results=n_steps, current_state=init, kernel=_rwmh_kernel(target, chol), seed=seed,
+  def go(state, chol, seed, n_steps):
+    draws, accepted = tfp.mcmc.sample_chain(
+        num_results=n_steps, current_state=state, kernel=_rwmh_kernel(target, chol), seed=seed,
         trace_fn=lambda _, r: _accepted(r))
+    return draws, accepted, chol
+  return go
+
+
+def _gradient_runner(kernel):
+  """Like `_rwmh_runner`, carrying the kernel's results (the step-size adaptation) from call to
+  call instead of a proposal."""
+  @tf.function
+  def go(state, results, seed, n_steps):
+    draws, accepted, results = tfp.mcmc.sample_chain(
+        num_results=n_steps, current_state=state, kernel=kernel, seed=seed,
+        previous_kernel_results=results, return_final_kernel_results=True,
+        trace_fn=lambda _, r: _accepted(r))
+    return draws, accepted, results
   return go
 
 
@@ -94,10 +109,27 @@ def _accepted(results):
   return results.is_accepted
 
 
+def _advance(go, state, carry, seed, n_steps, bar, parts=10):
+  """`n_steps` of `go` in about `parts` compiled calls, so the progress bar moves between them.
+  Returns draws `[n_steps, chains, k]`, acceptances `[n_steps, chains]` and the final carry."""
+  size = max(1, -(-n_steps // parts))
+  sizes = [min(size, n_steps - i) for i in range(0, n_steps, size)]
+  draws, accepted = [], []
+  for n, chunk_seed in zip(sizes, tfp.random.split_seed(seed, len(sizes))):
+    d, a, carry = go(state, carry, chunk_seed, n)
+    state = d[-1]
+    draws.append(d)
+    accepted.append(a)
+    bar.update(n)
+    bar.set_postfix(acceptance=f"{float(tf.reduce_mean(tf.cast(a, tf.float32))):.2f}")
+  return tf.concat(draws, 0), tf.concat(accepted, 0), carry
+
+
 def sample(target, n_chains=8, n_samples=10000, n_burnin=5000, sampler="rwmh", seed=0,
-           pilot_rounds=4, pilot_steps=2000, init=None, log=print):
-  """Runs the chains. Returns a dict: `samples` `[n_samples, n_chains, k]` (NumPy), `accept`,
-  `seconds`, the settings used, and for rwmh the proposal covariance."""
+           pilot_rounds=4, pilot_steps=2000, init=None, progress=False, desc="MCMC"):
+  """Runs the chains, with a progress bar if `progress`. Returns a dict: `samples`
+  `[n_samples, n_chains, k]` (NumPy), `accept`, `seconds`, the settings used, and for rwmh the
+  pilot acceptances and the proposal covariance."""
   if sampler not in SAMPLERS:
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
   start = time.perf_counter()
@@ -106,44 +138,45 @@ def sample(target, n_chains=8, n_samples=10000, n_burnin=5000, sampler="rwmh", s
   state = starting_points(target, n_chains) if init is None else tf.constant(init, tf.float64)
   info = {"sampler": sampler, "chains": n_chains, "samples_per_chain": n_samples,
           "burnin": n_burnin}
-  if sampler == "rwmh":
-    width = target.high - target.low
-    cov = tf.linalg.diag((0.01 * width) ** 2)
-    run = _rwmh_runner(target)
-    for r in range(pilot_rounds):
-      draws, acc = run(state, tf.linalg.cholesky(cov), seeds[r], pilot_steps)
-      state = draws[-1]
-      pooled = tf.reshape(draws[pilot_steps // 2:], [-1, k])
-      centred = pooled - tf.reduce_mean(pooled, axis=0)
-      sample_cov = tf.matmul(centred, centred, transpose_a=True) / tf.cast(tf.shape(pooled)[0] - 1,
-                                                                           tf.float64)
-      cov = 2.38 ** 2 / k * sample_cov + tf.linalg.diag((1e-6 * width) ** 2)
-      log(f"  pilot {r + 1}/{pilot_rounds}: acceptance {float(tf.reduce_mean(tf.cast(acc, tf.float32))):.2f}")
-    chol = tf.linalg.cholesky(cov)
-    if n_burnin:
-      state = run(state, chol, seeds[-2], n_burnin)[0][-1]
-    draws, acc = run(state, chol, seeds[-1], n_samples)
-    info["proposal_cov"] = cov.numpy().tolist()
-    info["pilot_rounds"], info["pilot_steps"] = pilot_rounds, pilot_steps
-  else:
-    bijector = tfb.Sigmoid(low=target.low, high=target.high)
-    if sampler == "hmc":
-      inner = tfp.mcmc.HamiltonianMonteCarlo(target, step_size=0.05, num_leapfrog_steps=10)
+  pilot = pilot_rounds * pilot_steps if sampler == "rwmh" else 0
+  bar = tqdm(total=pilot + n_burnin + n_samples, desc=desc, unit="step", disable=not progress,
+             mininterval=1.0)
+  with bar:
+    if sampler == "rwmh":
+      width = target.high - target.low
+      cov = tf.linalg.diag((0.01 * width) ** 2)
+      go = _rwmh_runner(target)
+      info["pilot_accept"] = []
+      for r in range(pilot_rounds):
+        draws, acc, _ = _advance(go, state, tf.linalg.cholesky(cov), seeds[r], pilot_steps, bar)
+        state = draws[-1]
+        pooled = tf.reshape(draws[pilot_steps // 2:], [-1, k])
+        centred = pooled - tf.reduce_mean(pooled, axis=0)
+        sample_cov = tf.matmul(centred, centred, transpose_a=True) / tf.cast(
+            tf.shape(pooled)[0] - 1, tf.float64)
+        cov = 2.38 ** 2 / k * sample_cov + tf.linalg.diag((1e-6 * width) ** 2)
+        info["pilot_accept"].append(float(tf.reduce_mean(tf.cast(acc, tf.float32))))
+      carry = tf.linalg.cholesky(cov)
+      info["proposal_cov"] = cov.numpy().tolist()
+      info["pilot_rounds"], info["pilot_steps"] = pilot_rounds, pilot_steps
     else:
-      inner = tfp.mcmc.NoUTurnSampler(target, step_size=0.05, max_tree_depth=8)
-    kernel = tfp.mcmc.TransformedTransitionKernel(inner, bijector)
-    adaptive = tfp.mcmc.DualAveragingStepSizeAdaptation(
-        kernel, num_adaptation_steps=int(0.8 * n_burnin), target_accept_prob=0.75)
-    # Move the Sobol starts slightly inside the box: the sigmoid's inverse is infinite on it.
-    width = target.high - target.low
-    state = tf.clip_by_value(state, target.low + 1e-4 * width, target.high - 1e-4 * width)
-
-    @tf.function
-    def go(init, seed):
-      return tfp.mcmc.sample_chain(
-          num_results=n_samples, num_burnin_steps=n_burnin, current_state=init, kernel=adaptive,
-          seed=seed, trace_fn=lambda _, r: _accepted(r))
-    draws, acc = go(state, seeds[-1])
+      bijector = tfb.Sigmoid(low=target.low, high=target.high)
+      if sampler == "hmc":
+        inner = tfp.mcmc.HamiltonianMonteCarlo(target, step_size=0.05, num_leapfrog_steps=10)
+      else:
+        inner = tfp.mcmc.NoUTurnSampler(target, step_size=0.05, max_tree_depth=8)
+      kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
+          tfp.mcmc.TransformedTransitionKernel(inner, bijector),
+          num_adaptation_steps=int(0.8 * n_burnin), target_accept_prob=0.75)
+      # Move the Sobol starts slightly inside the box: the sigmoid's inverse is infinite on it.
+      width = target.high - target.low
+      state = tf.clip_by_value(state, target.low + 1e-4 * width, target.high - 1e-4 * width)
+      go = _gradient_runner(kernel)
+      carry = kernel.bootstrap_results(state)
+    if n_burnin:
+      draws, _, carry = _advance(go, state, carry, seeds[-2], n_burnin, bar)
+      state = draws[-1]
+    draws, acc, _ = _advance(go, state, carry, seeds[-1], n_samples, bar)
   info["accept"] = float(tf.reduce_mean(tf.cast(acc, tf.float32)))
   info["seconds"] = time.perf_counter() - start
   info["samples"] = draws.numpy()

@@ -1,0 +1,59 @@
+"""Export a run of the train app to the SavedModel contract (README, nk_keras/export.py).
+
+  python -m apps.export --run=runs/stepping --out=exports/stepping
+
+The train app already exports to <run>/saved_model; this rewrites an export from the run's
+policy.keras, policy.json, run.json and history.csv (e.g. after the saved_model directory was
+deleted, or to a place a server reads from), with the accuracy summary measured anew.
+"""
+
+import os
+import shutil
+
+from absl import flags
+
+from nk_keras import cli
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("run", None, "Output directory of a finished apps.train run.")
+flags.DEFINE_string("out", None, "SavedModel directory to write; default <run>/saved_model.")
+flags.DEFINE_integer("n_theta", 20_000, "Theta draws of the accuracy summary in the metadata.",
+                     lower_bound=100)
+flags.DEFINE_bool("overwrite", False, "Replace an existing SavedModel at --out.")
+flags.mark_flag_as_required("run")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from nk_keras import accuracy, export
+  from nk_keras.network import ExtendedPolicy
+  run = FLAGS.run
+  if not os.path.isdir(run):
+    raise cli.UsageError(f"no run directory at {run!r}")
+  if not os.path.isfile(os.path.join(run, "policy.keras")):
+    if os.path.isdir(os.path.join(run, "backup")):
+      raise cli.UsageError(f"the run in {run!r} is unfinished; rerun its train command to "
+                           f"resume and finish it, which also exports it")
+    raise cli.UsageError(f"{run!r} holds no trained policy (policy.keras): not an apps.train run")
+  out = FLAGS.out or os.path.join(run, "saved_model")
+  try:
+    policy = ExtendedPolicy.load(run)
+  except Exception as e:  # Keras raises many types for a corrupt file; all mean the same here
+    raise export.ModelError(f"cannot load the policy in {run!r}: {str(e).splitlines()[0]}")
+  if os.path.isdir(out) and os.listdir(out):
+    # Only ever delete a SavedModel, so a mistyped --out cannot take other files with it.
+    if not os.path.isfile(os.path.join(out, "saved_model.pb")):
+      raise cli.UsageError(f"{out!r} exists and is not a SavedModel; choose another --out")
+    if not FLAGS.overwrite:
+      raise cli.UsageError(f"{out!r} holds a SavedModel already; pass --overwrite to replace it")
+    shutil.rmtree(out)
+  cli.writable_dir(out)
+  report = export.export_run(policy, run, out, n_theta=FLAGS.n_theta)
+  print(accuracy.one_line(report))
+  print(f"SavedModel at {out}")
+
+
+if __name__ == "__main__":
+  cli.run(main)
