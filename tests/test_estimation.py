@@ -145,11 +145,7 @@ def test_surrogate_fits_and_survives_export(tmp_path, sample):
 
 # --- posterior ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sampler,n_samples,n_burnin,accept", [
-    ("rwmh", 3000, 500, (0.1, 0.6)),       # the optimal-scaling RWMH accepts ~0.3
-    ("nuts", 300, 200, (0.5, 1.0)),        # dual averaging aims at 0.75
-])
-def test_mcmc_on_kalman_matches_grid_posterior(sampler, n_samples, n_burnin, accept):
+def test_rwmh_on_kalman_matches_grid_posterior():
   """Two parameters, so the exact posterior can be integrated on a grid: the MCMC mean must be
   within its Monte Carlo error (4 x std / sqrt(ESS)) of the quadrature mean."""
   from nk_keras.estimation import posterior
@@ -159,8 +155,8 @@ def test_mcmc_on_kalman_matches_grid_posterior(sampler, n_samples, n_burnin, acc
   fixed = NK.calibration.astype(np.float64)
   ll = kalman.log_likelihood_fn(NK, d)
   target = posterior.Target(NK, lambda t: ll(target.full(t)), names, fixed)
-  run = posterior.sample(target, n_chains=4, n_samples=n_samples, n_burnin=n_burnin,
-                         sampler=sampler, pilot_steps=500, seed=1)
+  run = posterior.sample(target, n_chains=4, n_samples=3000, n_burnin=500, pilot_steps=500,
+                         seed=1)
   stats = posterior.summary(names, run["samples"])
   g0 = np.linspace(NK.box_low[idx[0]], NK.box_high[idx[0]], 301)
   g1 = np.linspace(NK.box_low[idx[1]], NK.box_high[idx[1]], 301)
@@ -177,4 +173,29 @@ def test_mcmc_on_kalman_matches_grid_posterior(sampler, n_samples, n_burnin, acc
     assert s["rhat"] < 1.05, s
     assert abs(s["mean"] - mean) < 4 * sd / np.sqrt(s["ess"]), (n, s, mean, sd)
     assert abs(s["std"] / sd - 1) < 0.15, (n, s, sd)
-  assert accept[0] < run["accept"] < accept[1]
+  assert 0.1 < run["accept"] < 0.6
+
+
+@pytest.mark.parametrize("sampler", ["hmc", "nuts"])
+def test_gradient_samplers_recover_a_known_posterior(sampler):
+  """HMC and NUTS on a likelihood whose posterior is known: a Gaussian in (rho_a, sigma_a) well
+  inside the box, so the uniform prior truncates nothing. Cheap, unlike gradients through the
+  Kalman filter; it checks the sampler plumbing: the bijector onto the box, and the step-size
+  adaptation carried across the chunked calls."""
+  from nk_keras.estimation import posterior
+  names = ["rho_a", "sigma_a"]
+  mean = tf.constant([0.875, 0.06], tf.float64)
+  std = tf.constant([0.01, 0.005], tf.float64)
+  target = posterior.Target(NK, lambda t: -0.5 * tf.reduce_sum(((t - mean) / std) ** 2, axis=-1),
+                            names, NK.calibration.astype(np.float64))
+  run = posterior.sample(target, n_chains=4, n_samples=500, n_burnin=300, sampler=sampler, seed=3)
+  stats = posterior.summary(names, run["samples"])
+  for k, n in enumerate(names):
+    s = stats[n]
+    assert s["rhat"] < 1.05, s
+    assert abs(s["mean"] - float(mean[k])) < 4 * float(std[k]) / np.sqrt(s["ess"]), (n, s)
+    assert abs(s["std"] / float(std[k]) - 1) < 0.15, (n, s)
+  # Dual averaging aims at 0.75. The initial step size, never adapted (or adapted in burn-in but
+  # not carried into the sampling calls), accepts nearly every proposal here (measured: 0.997
+  # HMC, 1.0 NUTS); adapted and carried, 0.77 and 0.86.
+  assert 0.6 < run["accept"] < 0.95
