@@ -10,7 +10,7 @@
 
   python -m benchmarks.speed                     # all sections, under 10 min on 2 cores
   python -m benchmarks.speed --sections=1,2      # a subset
-  python -m benchmarks.speed --smoke             # every section at tiny sizes, seconds (CI)
+  python -m benchmarks.speed --smoke             # every section at tiny sizes, about a minute (CI)
 
 Prints one table per section and writes every figure to --out (JSON, rewritten after each
 section). Timings are wall clock: other processes on the cores lower them, so the load average
@@ -36,8 +36,8 @@ SECTIONS = {1: "regimes", 2: "flops", 3: "scaling", 4: "time_to_accuracy", 5: "s
 
 flags.DEFINE_list("sections", [str(s) for s in SECTIONS],
                   "Sections to run: " + ", ".join(f"{k} {v}" for k, v in SECTIONS.items()) + ".")
-flags.DEFINE_bool("smoke", False, "Every section at tiny sizes, in seconds (CI); flags given "
-                  "explicitly still win over the smoke sizes.")
+flags.DEFINE_bool("smoke", False, "Every section at tiny sizes, in about a minute (CI); flags "
+                  "given explicitly still win over the smoke sizes.")
 flags.DEFINE_string("out", "benchmarks/results.json", "JSON file of every figure.")
 flags.DEFINE_integer("steps", 2000, "Gradient steps per timed repeat in section 1 (a multiple "
                      "of 100: whole compiled calls).", lower_bound=100)
@@ -67,7 +67,7 @@ flags.register_validator("schedule_steps", lambda v: v % 100 == 0,
 flags.register_validator("eval_every", lambda v: v < 100 or v % 100 == 0,
                          "--eval_every must be below 100 or a multiple of 100")
 
-# `--smoke`: seconds per section, every code path still taken.
+# `--smoke`: seconds per section (most of it compilation), every code path still taken.
 SMOKE = dict(steps=200, repeats=2, scaling_points=100_000, max_minutes=5 / 60, eval_every=100,
              eval_theta=500, serve_batch=10_000, matmul_size=512, schedule_steps=1000)
 # KMR's configuration (MODEL.md section 4); the rest of TrainOptions stays at our defaults.
