@@ -74,26 +74,11 @@ def parse_names(text):
   return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def check_in_box(economy, flag, values):
-  bad = [n for n in values if n in economy.param_names and economy.outside_box(
-      economy.theta_from({n: values[n]}))]
-  if bad:
-    raise cli.UsageError(f"{flag}: outside the box: " + "; ".join(
-        f"{n}={values[n]:g} not in [{economy.box_low[economy.param_names.index(n)]:g}, "
-        f"{economy.box_high[economy.param_names.index(n)]:g}]" for n in bad))
-
-
-def check_known(economy, flag, names):
-  unknown = [n for n in names if n not in economy.param_names]
-  if unknown:
-    raise cli.UsageError(f"{flag}: unknown parameter(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(economy.param_names)}")
-
-
 def choose_parameters(economy, estimate, fixed_values):
-  """Estimated names in economy order from --estimate and --fixed (unknown names refused)."""
-  check_known(economy, "--estimate", estimate)
-  check_known(economy, "--fixed", fixed_values)
+  """Estimated names in economy order from --estimate and --fixed (unknown names and fixed
+  values outside the box refused)."""
+  cli.check_names(economy, "--estimate", estimate)
+  cli.theta_with(economy, "--fixed", fixed_values)
   both = sorted(set(estimate) & set(fixed_values))
   if both:
     raise cli.UsageError(f"{', '.join(both)} both estimated and fixed")
@@ -148,7 +133,6 @@ def main(argv):
   policy = export.LoadedPolicy(FLAGS.policy)
   economy = economies.get(policy.metadata.get("economy", "nk"))
   names = choose_parameters(economy, estimate, fixed_values)
-  check_in_box(economy, "--fixed", fixed_values)
   out = cli.writable_dir(FLAGS.out)
   timings = {}
 
@@ -160,9 +144,7 @@ def main(argv):
       theta_true = None
       base = economy.theta_from({})
     else:
-      check_known(economy, "--theta", true_values)
-      check_in_box(economy, "--theta", true_values)
-      theta_true = economy.theta_from(true_values)
+      theta_true = cli.theta_with(economy, "--theta", true_values)
       observations = data_lib.simulate(economy, policy, theta_true, FLAGS.periods,
                                        FLAGS.me_share, FLAGS.observe_zeta, FLAGS.data_seed)
       base = theta_true

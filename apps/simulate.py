@@ -35,28 +35,6 @@ flags.DEFINE_integer("moment_periods", 200, "Periods per moment chain.", lower_b
 flags.mark_flag_as_required("model")
 
 
-def parse_theta(text):
-  """`name=value,...` -> dict name -> finite float; names are checked against the economy later."""
-  return cli.parse_assignments("--theta", text)
-
-
-def check_theta(economy, values):
-  """Calibration with `values` replaced, `[n_params]`; a UsageError for unknown names or
-  out-of-box values (the policy extrapolates silently outside the box)."""
-  unknown = sorted(set(values) - set(economy.param_names))
-  if unknown:
-    raise cli.UsageError(f"--theta: unknown parameter(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(economy.param_names)}")
-  theta = economy.theta_from(values)
-  bad = economy.outside_box(theta)
-  if bad:
-    ranges = "; ".join(
-        f"{n}={values[n]:g} not in [{economy.box_low[i]:g}, {economy.box_high[i]:g}]"
-        for i, n in enumerate(economy.param_names) if n in bad)
-    raise cli.UsageError(f"--theta: outside the training box: {ranges}")
-  return theta
-
-
 def moments_table(moments):
   """Markdown: one row per moment, one column per source."""
   sources = [s for s in ("network", "closed_form_simulated", "analytical") if moments.get(s)]
@@ -71,11 +49,12 @@ def moments_table(moments):
 def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  overrides = parse_theta(FLAGS.theta)   # syntax first: fails before TensorFlow loads
+  # Syntax first: fails before TensorFlow loads.
+  overrides = cli.parse_assignments("--theta", FLAGS.theta)
   from nk_keras import economies, export, plots, simulation
   policy = export.LoadedPolicy(FLAGS.model)
   economy = economies.get(policy.metadata.get("economy", "nk"))
-  theta = check_theta(economy, overrides)
+  theta = cli.theta_with(economy, "--theta", overrides)
   out = cli.writable_dir(
       FLAGS.out or os.path.normpath(os.path.abspath(FLAGS.model)) + "_simulation")
   described = ", ".join(f"{n}={v:g}" for n, v in overrides.items()) or "calibration"

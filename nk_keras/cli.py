@@ -1,6 +1,7 @@
 """What every app shares: one clear line and a non-zero exit on bad input, never a traceback."""
 
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -124,8 +125,7 @@ def writable_dir(path):
 
 def parse_assignments(flag, text):
   """`name=value,...` -> dict name -> finite float; errors name `flag`. Names are checked
-  against the economy by the caller."""
-  import math
+  against the economy by `theta_with`."""
   values = {}
   for item in filter(None, (s.strip() for s in text.split(","))):
     name, sep, value = (s.strip() for s in item.partition("="))
@@ -141,3 +141,24 @@ def parse_assignments(flag, text):
       raise UsageError(f"{flag}: {name}={value} is not a finite number")
   return values
 
+
+def check_names(economy, flag, names):
+  """A UsageError naming `flag` if any of `names` is not a parameter of `economy`."""
+  unknown = [n for n in names if n not in economy.param_names]
+  if unknown:
+    raise UsageError(f"{flag}: unknown parameter(s) {', '.join(unknown)}; known: "
+                     f"{', '.join(economy.param_names)}")
+
+
+def theta_with(economy, flag, values):
+  """The calibration with `values` (name -> float) in place, `[n_params]`; a UsageError naming
+  `flag` for unknown names or values outside the box."""
+  check_names(economy, flag, values)
+  theta = economy.theta_from(values)
+  bad = economy.outside_box(theta)
+  if bad:
+    ranges = "; ".join(f"{n}={values[n]:g} not in [{economy.box_low[i]:g}, {economy.box_high[i]:g}]"
+                       for i, n in enumerate(economy.param_names) if n in bad)
+    raise UsageError(f"{flag}: outside the box: {ranges} (outside the training box the policy "
+                     f"extrapolates, with no accuracy guarantee)")
+  return theta

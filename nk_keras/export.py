@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 METADATA = os.path.join("assets", "metadata.json")
-RUN = "run.json"   # what the train app records of a run: options, command, commit, wall time
+RUN = "run.json"   # the train app's record of a run: options, command, commit, versions, time
 
 
 class ServedPolicy(tf.Module):
