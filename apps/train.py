@@ -24,6 +24,7 @@ from absl import flags
 
 from nk_keras import cli
 from nk_keras.distribute import STRATEGIES
+from nk_keras.economies import ECONOMIES
 from nk_keras.network import NORMALIZATIONS
 from nk_keras.regimes import REGIMES, WEIGHTINGS
 from nk_keras.training import TrainOptions
@@ -31,6 +32,7 @@ from nk_keras.training import TrainOptions
 FLAGS = flags.FLAGS
 D = TrainOptions()
 
+flags.DEFINE_enum("economy", D.economy, list(ECONOMIES), "The model to solve.")
 flags.DEFINE_enum("regime", D.regime, list(REGIMES),
                   "Where each gradient step's points come from.")
 flags.DEFINE_integer("iterations", D.iterations, "Draws of points (fresh/cached: gradient steps).",
@@ -51,8 +53,8 @@ flags.DEFINE_float("lr", D.lr, "Initial learning rate (cosine decay to --eta_min
 flags.DEFINE_float("eta_min", D.eta_min, "Final learning rate.", lower_bound=0.0)
 flags.DEFINE_float("weight_decay", D.weight_decay, "AdamW weight decay.", lower_bound=0.0)
 flags.DEFINE_float("clipnorm", D.clipnorm, "Global gradient-norm clip.", lower_bound=0.0)
-flags.DEFINE_float("lambda_x", D.lambda_x, "Weight of the Euler residual.", lower_bound=0.0)
-flags.DEFINE_float("lambda_pi", D.lambda_pi, "Weight of the NKPC residual.", lower_bound=0.0)
+flags.DEFINE_string("loss_weights", D.loss_weights, "Weights of the residuals in the loss, "
+                    "name=value,... by residual name (nk: Euler, NKPC); 1 for those not named.")
 flags.DEFINE_integer("width", D.width, "Units per hidden layer.", lower_bound=1)
 flags.DEFINE_integer("depth", D.depth, "Hidden layers.", lower_bound=1)
 flags.DEFINE_string("activation", D.activation, "Keras activation of the hidden layers.")
@@ -113,7 +115,7 @@ def main(argv):
   out = cli.writable_dir(FLAGS.out)
   options = training.TrainOptions(**{
       f.name: FLAGS[f.name].value for f in dataclasses.fields(training.TrainOptions)
-      if f.name in FLAGS and f.name != "economy"})
+      if f.name in FLAGS})
   commit = export.git_commit()   # the code this process runs, before anyone edits the tree
   start = time.time()
   model, history = distribute.fail_on_lost_worker(

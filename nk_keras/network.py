@@ -15,7 +15,8 @@ import tensorflow as tf
 from nk_keras import economies
 
 # How the state enters and the policies leave the network:
-# - "ergodic": state / (3 * ergodic_std(theta)) in, outputs * ergodic_std(theta) out. The state's
+# - "ergodic": state / (3 * ergodic_std(theta)) in, outputs * policy_scale(theta) out (the
+#   economy's natural size of each policy, by default the state's ergodic std). The state's
 #   ergodic scale varies ~20x across the box; measuring it in its own ergodic units gives every
 #   theta the same input range and the same output scale.
 # - "kmr": KMR's reference: the state taken as is (min-max on [-1, 1]), outputs / 100.
@@ -49,6 +50,9 @@ class ExtendedPolicy:
   def __init__(self, economy, net, normalization="ergodic"):
     if normalization not in NORMALIZATIONS:
       raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if normalization not in economy.normalizations:
+      raise ValueError(f"normalization {normalization!r} is not supported by economy "
+                       f"{economy.name!r} (supported: {', '.join(economy.normalizations)})")
     if normalization == "ergodic_logslope" and economy.response_signs is None:
       raise ValueError(f"normalization 'ergodic_logslope' needs the signs of the policies' "
                        f"response to the state, which economy {economy.name!r} does not give")
@@ -65,18 +69,17 @@ class ExtendedPolicy:
   def __call__(self, state, theta):
     theta_in = 2.0 * (theta - self._low) / self._span - 1.0            # [n, n_params]
     if self.normalization == "kmr":
-      scale = tf.fill(tf.shape(state), tf.constant(0.01, state.dtype))
-      state_in = state
-    else:
-      scale = self.economy.ergodic_std(theta)                          # [n]
-      state_in = state / (ERGODIC_SPAN * scale)
-    out = self.net(tf.concat([state_in[:, None], theta_in], axis=1))   # [n, n_out]
+      out = self.net(tf.concat([state[:, None], theta_in], axis=1))
+      return out * 0.01
+    std = self.economy.ergodic_std(theta)                              # [n]
+    scale = self.economy.policy_scale(theta)                           # [n, n_policies]
+    out = self.net(tf.concat([(state / (ERGODIC_SPAN * std))[:, None], theta_in], axis=1))
     if self.normalization.endswith("slope"):
       level, slope = tf.split(out, 2, axis=1)                          # [n, n_policies] each
       if self.normalization == "ergodic_logslope":
         slope = tf.constant(self.economy.response_signs, out.dtype) * tf.exp(slope)
-      out = level + (state / scale)[:, None] * slope
-    return out * scale[:, None]
+      out = level + (state / std)[:, None] * slope
+    return out * scale
 
   def save(self, directory):
     """Writes `policy.keras` (the net) and `policy.json` (what wraps it)."""

@@ -30,14 +30,24 @@ RELATIVE_FLOOR = 0.01
 class Regime(keras.Model):
   """Shared loss and gradient step. Subclasses implement `points`."""
 
-  def __init__(self, policy, *, batch=100, mc=10, loss_weights=(1.0, 1.0), weighting="ergodic",
+  def __init__(self, policy, *, batch=100, mc=10, loss_weights=None, weighting="ergodic",
                seed=0, **kwargs):
+    """`loss_weights`: dict residual name -> weight (1 for those not named)."""
     super().__init__(**kwargs)
     if mc < 2 or mc % 2:
       raise ValueError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
+    economy = policy.economy
     if weighting not in WEIGHTINGS:
       raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    self.policy, self.economy = policy, policy.economy
+    if weighting not in economy.weightings:
+      raise ValueError(f"weighting {weighting!r} is not supported by economy {economy.name!r} "
+                       f"(supported: {', '.join(economy.weightings)})")
+    loss_weights = dict(loss_weights or {})
+    unknown = sorted(set(loss_weights) - set(economy.residual_names))
+    if unknown:
+      raise ValueError(f"loss weights for unknown residual(s) {', '.join(unknown)}; economy "
+                       f"{economy.name!r} has {', '.join(economy.residual_names)}")
+    self.policy, self.economy = policy, economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
     # Fixed by the strategy the regime is built under (1 without one); `batch` is per replica.
@@ -46,7 +56,8 @@ class Regime(keras.Model):
     # Replicas on other machines (MultiWorkerMirroredStrategy over several workers).
     self.multi_worker = self.replicas > 1 and self.replicas > len(
         strategy.extended.worker_devices)
-    self.loss_weights = tf.constant(loss_weights, tf.float32)
+    self.loss_weights = tf.constant([loss_weights.get(n, 1.0) for n in economy.residual_names],
+                                    tf.float32)
     self.weighting = weighting
     self.trackers = [keras.metrics.Mean(name="loss")] + [
         keras.metrics.Mean(name=f"mse_{name}") for name in self.economy.policy_names]
@@ -83,7 +94,7 @@ class Regime(keras.Model):
     economy = self.economy
     std = economy.ergodic_std(theta)                                   # [batch]
     today, tomorrow = economy.policies(self.policy, state, theta, eps)
-    residuals = economy.equilibrium(state, theta, today, tomorrow)     # [batch, n_res]
+    residuals = economy.equilibrium(state, theta, eps, today, tomorrow)  # [batch, n_res]
     # Residuals are in state units; measured in ergodic std every theta in the box counts
     # alike, and the loss stays far above Adam's epsilon as training converges.
     if self.weighting != "none":
@@ -91,7 +102,7 @@ class Regime(keras.Model):
     if self.weighting in ("newton", "relative"):
       residuals = self.implied_errors(theta, state, std, eps, today, tomorrow, residuals)
     if self.weighting == "relative":
-      size = tf.abs(self.policy(std, theta)) / std[:, None]            # [batch, n_pol]
+      size = economy.relative_size(self.policy, theta, std)            # [batch, n_pol]
       residuals = residuals / tf.stop_gradient(tf.maximum(size, RELATIVE_FLOOR))
     mse = tf.reduce_mean(tf.square(residuals), axis=0)
     return tf.reduce_sum(self.loss_weights * mse), mse
@@ -99,15 +110,19 @@ class Regime(keras.Model):
   def implied_errors(self, theta, state, std, eps, today, tomorrow, residuals):
     """Residuals mapped to the policy errors `[batch, n_pol]` (in ergodic std) that cause them.
 
-    `J` is the response of the residuals to a policy error proportional to the state, `e *
-    state / std`, taken at one ergodic std (at the point's own state it would vanish with the
-    state); solving `J e = r` point by point (a Newton step) undoes the conditioning of the
+    `J` is the response of the residuals to a persistent policy error of the economy's
+    `error_shape`: "proportional" to the state, `e * state / std`, taken at one ergodic std (at
+    the point's own state it would vanish with the state), or a "level" shift `e` today and
+    tomorrow. Solving `J e = r` point by point (a Newton step) undoes the conditioning of the
     equilibrium conditions, which varies by orders of magnitude across the box and hides some
     error directions from a plain residual loss. `J` is held constant for the gradient.
     """
     economy = self.economy
     z_today = tf.ones_like(std)                                        # [batch]
-    z_next = economy.step(std, theta, eps) / std                       # [mc, batch]
+    if economy.error_shape == "proportional":
+      z_next = economy.step(std, theta, eps) / std                     # [mc, batch]
+    else:
+      z_next = tf.ones_like(eps)
     today, tomorrow = tf.stop_gradient(today), tf.stop_gradient(tomorrow)
     columns = []
     for j in range(len(economy.policy_names)):
@@ -115,7 +130,7 @@ class Regime(keras.Model):
       with tf.autodiff.ForwardAccumulator(
           primals=(today, tomorrow),
           tangents=(z_today[:, None] * unit, z_next[..., None] * unit)) as acc:
-        moved = economy.equilibrium(state, theta, today, tomorrow)
+        moved = economy.equilibrium(state, theta, eps, today, tomorrow)
       columns.append(acc.jvp(moved))                                   # [batch, n_res]
     jacobian = tf.stop_gradient(tf.stack(columns, axis=2))             # [batch, n_res, n_pol]
     return tf.linalg.solve(jacobian, residuals[..., None])[..., 0]

@@ -30,8 +30,7 @@ class TrainOptions:
   eta_min: float = 3e-6
   weight_decay: float = 1e-4
   clipnorm: float = 1.0
-  lambda_x: float = 1.0
-  lambda_pi: float = 1.0
+  loss_weights: str = ""   # name=value,... per residual name; 1 for those not named
   width: int = 64
   depth: int = 5
   activation: str = "tanh"
@@ -46,6 +45,20 @@ class TrainOptions:
     """Iterations of `fresh`/`cached` are single gradient steps; the others take `internal`."""
     per_iteration = self.internal if self.regime in ("internal", "stepping") else 1
     return self.iterations * per_iteration
+
+
+def parse_weights(text):
+  """`"Euler=2,NKPC=1"` -> {"Euler": 2.0, "NKPC": 1.0}; names are checked by the regime."""
+  weights = {}
+  for item in filter(None, (s.strip() for s in text.split(","))):
+    name, sep, value = (s.strip() for s in item.partition("="))
+    try:
+      weights[name] = float(value)
+    except ValueError:
+      sep = ""
+    if not sep or not name or not weights[name] >= 0:
+      raise ValueError(f"loss weights: expected residual=non-negative number, got {item!r}")
+  return weights
 
 
 def compiled_calls(options, replicas):
@@ -80,7 +93,7 @@ def _build_regime(options, replicas):
                                  width=options.width, depth=options.depth,
                                  activation=options.activation)
   regime_options = dict(batch=options.batch // replicas, mc=options.mc, seed=options.seed,
-                        loss_weights=(options.lambda_x, options.lambda_pi),
+                        loss_weights=parse_weights(options.loss_weights),
                         weighting=options.weighting)
   if options.regime == "cached":
     regime_options["pool"] = options.pool

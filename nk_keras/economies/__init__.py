@@ -2,8 +2,9 @@
 
 from nk_keras.economies.base import Economy
 from nk_keras.economies.nk import NewKeynesian
+from nk_keras.economies.rank_zlb import RankZLB
 
-ECONOMIES = {NewKeynesian.name: NewKeynesian}
+ECONOMIES = {cls.name: cls for cls in (NewKeynesian, RankZLB)}
 
 
 def get(name, prior=None):

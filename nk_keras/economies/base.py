@@ -1,8 +1,13 @@
 """The interface every economy implements, so regimes, apps and exports never see the economics.
 
-An economy has one exogenous state (a scalar per point, shape `[batch]`), a vector of structural
-parameters `theta` (shape `[batch, n_params]`, columns in `param_names` order) and a vector of
-policies (shape `[batch, n_policies]`, columns in `policy_names` order).
+An economy has exogenous states (today one per economy: a state tensor is `[batch]`), a vector
+of structural parameters `theta` (`[batch, n_params]`, columns in `param_names` order) and a
+vector of policies (`[batch, n_policies]`, columns in `policy_names` order) in the units its
+residuals and the network work in. What a served model returns (`output_names`, e.g. levels and
+a derived interest rate) is `outputs(state, theta, policies)`.
+
+Everything here is dtype-agnostic arithmetic, so the same residuals serve float32 training and
+a float64 reference solver (`nk_keras/reference`).
 """
 
 import abc
@@ -19,24 +24,49 @@ class Economy(abc.ABC):
 
   name: str
   param_names: tuple
-  state_name: str
+  state_names: tuple = ("zeta",)
+  shock_names: tuple = ("eps",)
   policy_names: tuple
   residual_names: tuple   # one equilibrium condition per policy
   box_low: np.ndarray    # [n_params]
   box_high: np.ndarray   # [n_params]
   calibration: np.ndarray  # [n_params]
+  fixed = {}             # calibrated parameters that are not in theta: name -> value
   # Sign of each policy's response to the state where it is known to hold over the whole box
   # (an economic property, e.g. a demand shock raises output); None where it is not. It lets the
   # network learn the log of that response ("ergodic_logslope").
   response_signs = None
+  # How a policy error is assumed to carry over to tomorrow when residuals are mapped to the
+  # policy errors that cause them (`Regime.implied_errors`): "proportional" to the state (a
+  # slope error: right for a policy linear in the state) or a "level" shift.
+  error_shape = "proportional"
+  # Names from `network.NORMALIZATIONS` and `regimes.WEIGHTINGS` this economy supports.
+  normalizations = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
+  weightings = ("none", "ergodic", "newton", "relative")
 
   def __init__(self, prior=None):
-    """`prior`: a `tfd.Distribution` with event shape `[n_params]`; uniform on the box if None."""
-    self.prior = prior if prior is not None else self.uniform_prior()
+    """`prior`: a `tfd.Distribution` with event shape `[n_params]` used for training draws and
+    estimation; None gives the economy's own (`default_prior`; training then draws uniformly on
+    the box where an equilibrium exists)."""
+    self.prior = prior if prior is not None else self.default_prior()
+    self.training_prior = prior if prior is not None else self.uniform_prior()
 
   @property
   def n_params(self):
     return len(self.param_names)
+
+  @property
+  def state_name(self):
+    """The one state (every economy so far has one)."""
+    return self.state_names[0]
+
+  @property
+  def output_names(self):
+    return tuple(self.outputs(tf.zeros([1]), tf.constant(self.calibration[None], tf.float32),
+                              tf.zeros([1, len(self.policy_names)])))
+
+  def default_prior(self):
+    return self.uniform_prior()
 
   def uniform_prior(self):
     return tfd.Independent(
@@ -65,9 +95,26 @@ class Economy(abc.ABC):
     bad = ~np.isfinite(theta) | (theta < self.box_low - 1e-6) | (theta > self.box_high + 1e-6)
     return [name for i, name in enumerate(self.param_names) if bad[:, i].any()]
 
+  def in_domain(self, theta):
+    """Whether an equilibrium is known to exist at each `theta` `[batch, n_params]`: bool
+    `[batch]`. The box is the domain unless the economy knows better (`domain_reason`)."""
+    return tf.ones(tf.shape(theta)[:1], tf.bool)
+
+  def domain_reason(self):
+    """One sentence on what `in_domain` excludes, for error messages; None if it excludes
+    nothing."""
+    return None
+
   def draw_theta(self, n, seed):
-    """`n` parameter vectors from the prior, `[n, n_params]`; `seed` is a stateless `[2]` seed."""
-    return self.prior.sample(n, seed=seed)
+    """`n` parameter vectors `[n, n_params]` from the training prior, inside the domain;
+    `seed` is a stateless `[2]` seed."""
+    if self.domain_reason() is None:
+      return self.training_prior.sample(n, seed=seed)
+    # Rejection with a fixed shape (XLA): draw 4n, keep the first n inside the domain. With an
+    # acceptance rate of 0.87 (rank_zlb, uniform) fewer than n accepted has probability < 1e-300.
+    candidates = self.training_prior.sample(4 * n, seed=seed)
+    order = tf.argsort(tf.cast(~self.in_domain(candidates), tf.int32), stable=True)
+    return tf.gather(candidates, order[:n])
 
   def draw_state(self, theta, seed):
     """Ergodic draws of the state for each row of `theta`: `[batch]`."""
@@ -79,6 +126,14 @@ class Economy(abc.ABC):
     half = tfd.Normal(0.0, 1.0).sample([mc // 2, batch], seed=seed)
     return tf.concat([half, -half], axis=0)
 
+  @staticmethod
+  def expect(x, weights=None):
+    """E over the leading (shock) axis of `x` `[k, ...]`: a plain mean of Monte Carlo draws, or
+    the `weights` `[k]` of quadrature nodes."""
+    if weights is None:
+      return tf.reduce_mean(x, axis=0)
+    return tf.tensordot(tf.cast(weights, x.dtype), x, axes=1)
+
   @abc.abstractmethod
   def ergodic_std(self, theta):
     """Ergodic standard deviation of the state, `[batch]`: the state's natural scale."""
@@ -89,13 +144,33 @@ class Economy(abc.ABC):
     -> `[..., batch]` (one next state per innovation)."""
 
   @abc.abstractmethod
-  def equilibrium(self, state, theta, today, tomorrow):
+  def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
     """Equilibrium-condition residuals `[batch, n_residuals]` (one per policy), in state units.
 
     Pure arithmetic: `today` `[batch, n_policies]` are the policies at `state`, `tomorrow`
-    `[mc, batch, n_policies]` those at `step(state, theta, eps)`; expectations are means over
-    the `mc` axis.
+    `[k, batch, n_policies]` those at `step(state, theta, eps)` for the `k` innovations `eps`
+    `[k, batch]`; expectations are `expect(., weights)` over the `k` axis.
     """
+
+  def outputs(self, state, theta, policies):
+    """What a served model returns: dict name -> `[batch]`; by default the policies."""
+    return {name: policies[:, j] for j, name in enumerate(self.policy_names)}
+
+  def policies_from_outputs(self, outputs):
+    """Inverse of `outputs`: dict name -> `[batch]` -> policies `[batch, n_policies]`."""
+    return tf.stack([outputs[name] for name in self.policy_names], axis=1)
+
+  def policy_scale(self, theta):
+    """Natural size of each policy's fluctuations, `[batch, n_policies]`, that the network's
+    outputs are multiplied by; by default the state's ergodic std for every policy."""
+    std = self.ergodic_std(theta)
+    return tf.stack([std] * len(self.policy_names), axis=1)
+
+  def relative_size(self, policy, theta, std):
+    """Size of each policy's response at one ergodic std, in ergodic std of the state
+    `[batch, n_policies]`, that the "relative" weighting divides errors by. By default the
+    network's own (no solution needed), |policy(std)| / std."""
+    return tf.abs(policy(std, theta)) / std[:, None]
 
   def policies(self, policy, state, theta, eps):
     """Policies today `[batch, n_pol]` and tomorrow `[mc, batch, n_pol]` from one network call.
@@ -113,11 +188,20 @@ class Economy(abc.ABC):
   def residuals(self, policy, state, theta, eps):
     """`equilibrium` residuals `[batch, n_residuals]` of `policy` at (`state`, `theta`)."""
     today, tomorrow = self.policies(policy, state, theta, eps)
-    return self.equilibrium(state, theta, today, tomorrow)
+    return self.equilibrium(state, theta, eps, today, tomorrow)
 
   def closed_form(self, state, theta):
     """Exact policies `[batch, n_policies]`, or None where the economy has no closed form."""
     return None
+
+  def reference(self, theta):
+    """The economy's reference solution at `theta` `[n, n_params]` (NumPy): a
+    `nk_keras.reference.Reference` (closed form or time iteration) that accuracy is measured
+    against."""
+    from nk_keras.reference import ClosedFormReference
+    if self.closed_form(tf.zeros([1]), tf.constant(self.calibration[None], tf.float32)) is None:
+      raise NotImplementedError(f"economy {self.name!r} has no reference solution")
+    return ClosedFormReference(self, theta)
 
   def state_space(self, theta):
     """Linear-Gaussian state-space form of the solution, for an exact (Kalman) likelihood.

@@ -40,11 +40,11 @@ class NewKeynesian(Economy):
     p = self.unpack(theta)  # each [batch]; broadcasts against eps [..., batch]
     return p["rho_a"] * state + self.innovation_scale(p) * eps
 
-  def equilibrium(self, state, theta, today, tomorrow):
+  def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
     zeta = state                                                  # [batch]
     X, Pi = today[:, 0], today[:, 1]                              # [batch]
-    EX = tf.reduce_mean(tomorrow[..., 0], axis=0)                 # [batch]
-    EPi = tf.reduce_mean(tomorrow[..., 1], axis=0)
+    EX = self.expect(tomorrow[..., 0], weights)                   # [batch]
+    EPi = self.expect(tomorrow[..., 1], weights)
     p = self.unpack(theta)
     euler = X - EX + (p["phi_pi"] * Pi + p["phi_y"] * X - EPi - zeta) / p["sigma"]
     nkpc = Pi - self.kappa(p) * X - p["beta"] * EPi

@@ -1,0 +1,114 @@
+"""KMR's RANK model with an occasionally binding zero lower bound (their proof of concept 2).
+
+A representative household, Rotemberg pricing, a Taylor rule floored at a gross rate of one,
+one preference shock `zeta` (docs/models.md has the equations and where they come from).
+
+Policies, in the units the residuals and the network use: `N` = log N (hours = output =
+consumption) and `Pi` = log(Pi / Pibar) (inflation's log deviation from target). The served
+outputs are levels: N, gross quarterly Pi and the gross rate R with the ZLB applied.
+
+The residuals are written with `expm1`/`log1p` around the deterministic steady state: every
+term is a small deviation, so float32 keeps ~1e-9 of them where `1 - beta * R * E[...]` would
+cancel down to ~6e-8.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from nk_keras.economies.base import Economy
+
+tfd = tfp.distributions
+
+FIXED = {"beta": 0.9975, "sigma": 1.0, "eta": 1.0, "eps": 11.0, "chi": 0.91,
+         "log_Pibar": 0.005, "Ybar": 1.0}
+
+
+class RankZLB(Economy):
+  name = "rank_zlb"
+  param_names = ("theta_pi", "theta_y", "phi", "rho_zeta", "sigma_zeta")
+  state_names = ("zeta",)
+  shock_names = ("eps_zeta",)
+  policy_names = ("N", "Pi")
+  residual_names = ("Euler", "NKPC")
+  box_low = np.array([1.5, 0.05, 700.0, 0.5, 0.01])
+  box_high = np.array([2.5, 0.5, 1300.0, 0.9, 0.025])
+  calibration = np.array([2.0, 0.25, 1000.0, 0.7, 0.02])   # KMR's true values (Table 5)
+  prior_mean = np.array([2.0, 0.25, 1000.0, 0.7, 0.02])
+  prior_std = np.array([0.1, 0.05, 50.0, 0.05, 0.0025])
+  fixed = FIXED
+  # A preference shock raises demand today: hours and inflation rise with zeta everywhere, at the
+  # ZLB more steeply (the rate cannot fall to lean against a fall in zeta).
+  response_signs = (1.0, 1.0)
+  # Policies have levels away from the steady state (the ZLB's deflationary bias): an error is
+  # modelled as a level shift, not a slope.
+  error_shape = "level"
+
+  def default_prior(self):
+    """KMR's prior: independent normals truncated to the box (mean, std of MODEL.md)."""
+    f = lambda a: tf.constant(a, tf.float32)
+    return tfd.Independent(tfd.TruncatedNormal(f(self.prior_mean), f(self.prior_std),
+                                               f(self.box_low), f(self.box_high)), 1)
+
+  def ergodic_std(self, theta):
+    p = self.unpack(theta)
+    return p["sigma_zeta"] / tf.sqrt(1 - p["rho_zeta"] ** 2)
+
+  def step(self, state, theta, eps):
+    p = self.unpack(theta)  # each [batch]; broadcasts against eps [..., batch]
+    return p["rho_zeta"] * state + p["sigma_zeta"] * eps
+
+  def log_rate(self, theta, today):
+    """log R `[batch]`: the Taylor rule in logs, floored at 0 (R = 1)."""
+    p = self.unpack(theta)
+    gap = p["theta_pi"] * today[:, 1] + p["theta_y"] * (today[:, 0] - math.log(FIXED["Ybar"]))
+    return tf.maximum(gap + FIXED["log_Pibar"] - math.log(FIXED["beta"]), 0.0)
+
+  def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
+    f = FIXED
+    p = self.unpack(theta)
+    n, pi = today[:, 0], today[:, 1]                              # [batch]
+    n1, pi1 = tomorrow[..., 0], tomorrow[..., 1]                  # [k, batch]
+    log_R = self.log_rate(theta, today)
+    # Euler in logs: log(beta R / Pibar) + log E[exp(zeta' - zeta - sigma (n' - n) - pi')] = 0.
+    zeta_change = self.step(state, theta, eps) - state            # [k, batch]
+    euler = (math.log(f["beta"]) - f["log_Pibar"] + log_R
+             + tf.math.log1p(self.expect(tf.math.expm1(
+                 zeta_change - f["sigma"] * (n1 - n) - pi1), weights)))
+    # NKPC divided by phi: (x - 1) x = (eps - 1)/phi (MC/MC* - 1) + E[(Pi'/R)(x' - 1) x' N'/N],
+    # x = Pi/Pibar, MC* = (eps - 1)/eps the flexible-price marginal cost.
+    marginal = tf.math.expm1((f["eta"] + f["sigma"]) * n
+                             + math.log(f["chi"] * f["eps"] / (f["eps"] - 1)))
+    future = self.expect(tf.exp(f["log_Pibar"] - log_R + 2 * pi1 + n1 - n) * tf.math.expm1(pi1),
+                         weights)
+    nkpc = tf.math.expm1(pi) * tf.exp(pi) - (f["eps"] - 1) / p["phi"] * marginal - future
+    return tf.stack([euler, nkpc], axis=1)
+
+  def linearised(self, theta):
+    """Slopes `(a, b)` `[batch]` of the log-linear solution without the ZLB: log N = a zeta,
+    log(Pi/Pibar) = b zeta (perturbation around the deterministic steady state)."""
+    f, p = FIXED, self.unpack(theta)
+    rho, beta = p["rho_zeta"], f["beta"]
+    kappa = (f["eps"] - 1) * (f["eta"] + f["sigma"]) / p["phi"]
+    a = (1 - rho) / (f["sigma"] * (1 - rho) + p["theta_y"]
+                     + (p["theta_pi"] - rho) * kappa / (1 - beta * rho))
+    return a, kappa * a / (1 - beta * rho)
+
+  def policy_scale(self, theta):
+    a, b = self.linearised(theta)
+    return tf.stack([tf.abs(a), tf.abs(b)], axis=1) * self.ergodic_std(theta)[:, None]
+
+  def relative_size(self, policy, theta, std):
+    # The linearised response, not the network's own: a level offset (the ZLB's deflationary
+    # bias) can make |policy(std)| small where the response is not.
+    return self.policy_scale(theta) / std[:, None]
+
+  def outputs(self, state, theta, policies):
+    return {"N": tf.exp(policies[:, 0]), "Pi": tf.exp(policies[:, 1] + FIXED["log_Pibar"]),
+            "R": tf.exp(self.log_rate(theta, policies))}
+
+  def policies_from_outputs(self, outputs):
+    return tf.stack([tf.math.log(outputs["N"]),
+                     tf.math.log(outputs["Pi"]) - FIXED["log_Pibar"]], axis=1)

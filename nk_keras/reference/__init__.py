@@ -1,0 +1,42 @@
+"""Reference solutions: what accuracy is measured against (a closed form, or time iteration).
+
+A `Reference` holds the solution at `n` parameter vectors `theta` `[n, n_params]` (NumPy
+float64) and answers in the economy's policy units:
+  `policies(state [n, m]) -> [n, m, n_policies]`   the reference policy at any states,
+  `scale() -> [n, n_policies]`                     the denominator of the accuracy metric,
+  `valid` `[n]` bool                               whether a solution exists at each theta.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+class Reference:
+  """Base: subclasses set `economy`, `theta`, `valid` and implement `policies` and `scale`."""
+
+  def policies(self, state):
+    raise NotImplementedError
+
+  def scale(self):
+    raise NotImplementedError
+
+
+class ClosedFormReference(Reference):
+  """An economy's closed form as a reference; the metric's scale is |policy| at one ergodic std
+  (for a policy linear in the state: its response to the state, in ergodic units)."""
+
+  def __init__(self, economy, theta):
+    self.economy = economy
+    self.theta = np.asarray(theta, np.float64)
+    self.valid = np.ones(self.theta.shape[0], bool)
+
+  def policies(self, state):
+    state = np.asarray(state, np.float64)
+    n, m = state.shape
+    theta = np.repeat(self.theta, m, axis=0)                                # [n*m, P]
+    out = self.economy.closed_form(tf.constant(state.reshape(-1)), tf.constant(theta))
+    return out.numpy().reshape(n, m, -1)
+
+  def scale(self):
+    std = self.economy.ergodic_std(tf.constant(self.theta)).numpy()
+    return np.abs(self.policies(std[:, None])[:, 0])
