@@ -48,6 +48,10 @@ flags.DEFINE_integer("batch", D.batch, "Points per gradient step, over all repli
                      "--batch / replicas).", lower_bound=1)
 flags.DEFINE_integer("mc", D.mc, "Antithetic Monte Carlo draws per expectation (even).",
                      lower_bound=2)
+flags.DEFINE_bool("stratified", D.stratified, "Draw the Monte Carlo shocks in strata of the "
+                  "normal law (less noise in expectations of nonlinear residuals).")
+flags.DEFINE_bool("unbiased", D.unbiased, "Loss from two independent sets of --mc shocks (the "
+                  "product of their residuals): no bias from the noise of expectations.")
 flags.DEFINE_float("lr", D.lr, "Initial learning rate (cosine decay to --eta_min).",
                    lower_bound=0.0)
 flags.DEFINE_float("eta_min", D.eta_min, "Final learning rate.", lower_bound=0.0)

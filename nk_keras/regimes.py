@@ -31,8 +31,10 @@ class Regime(keras.Model):
   """Shared loss and gradient step. Subclasses implement `points`."""
 
   def __init__(self, policy, *, batch=100, mc=10, loss_weights=None, weighting="ergodic",
-               seed=0, **kwargs):
-    """`loss_weights`: dict residual name -> weight (1 for those not named)."""
+               stratified=False, unbiased=False, seed=0, **kwargs):
+    """`loss_weights`: dict residual name -> weight (1 for those not named); `stratified`:
+    shocks drawn in strata of the normal law (`Economy.draw_shocks`); `unbiased`: the loss
+    from two independent sets of shocks (`residual_loss`)."""
     super().__init__(**kwargs)
     if mc < 2 or mc % 2:
       raise ValueError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
@@ -50,6 +52,7 @@ class Regime(keras.Model):
     self.policy, self.economy = policy, economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
+    self.stratified, self.unbiased = stratified, unbiased
     # Fixed by the strategy the regime is built under (1 without one); `batch` is per replica.
     strategy = tf.distribute.get_strategy()
     self.replicas = strategy.num_replicas_in_sync
@@ -89,11 +92,35 @@ class Regime(keras.Model):
   def points(self, step, seeds):
     raise NotImplementedError
 
+  def shocks(self, seed):
+    """This step's innovations `[mc, batch]`, or `[2 * mc, batch]` (two independent sets) for
+    the unbiased loss."""
+    draw = lambda s: self.economy.draw_shocks(self.mc, self.batch, s, self.stratified)
+    if not self.unbiased:
+      return draw(seed)
+    return tf.concat([draw(s) for s in tf.random.experimental.stateless_split(seed, 2)], 0)
+
   def residual_loss(self, theta, state, eps):
-    """Weighted mean squared residuals: scalar loss and `[n_residuals]` mean squares."""
+    """Weighted mean squared residuals: scalar loss and `[n_residuals]` mean squares.
+
+    With `unbiased`, the square is the product of the residuals of two independent sets of
+    shocks: its expectation is the squared residual itself, where the square of one noisy
+    residual adds the noise's variance, which depends on the network and so biases the fit.
+    """
+    std = self.economy.ergodic_std(theta)                              # [batch]
+    today, tomorrow = self.economy.policies(self.policy, state, theta, eps)
+    if self.unbiased:
+      a, b = [self.weighted_residuals(theta, state, std, e, today, t)
+              for e, t in zip(tf.split(eps, 2), tf.split(tomorrow, 2))]
+      mse = tf.reduce_mean(a * b, axis=0)
+    else:
+      residuals = self.weighted_residuals(theta, state, std, eps, today, tomorrow)
+      mse = tf.reduce_mean(tf.square(residuals), axis=0)
+    return tf.reduce_sum(self.loss_weights * mse), mse
+
+  def weighted_residuals(self, theta, state, std, eps, today, tomorrow):
+    """Residuals `[batch, n_res]` as the weighting measures them."""
     economy = self.economy
-    std = economy.ergodic_std(theta)                                   # [batch]
-    today, tomorrow = economy.policies(self.policy, state, theta, eps)
     residuals = economy.equilibrium(state, theta, eps, today, tomorrow)  # [batch, n_res]
     # Residuals are in state units; measured in ergodic std every theta in the box counts
     # alike, and the loss stays far above Adam's epsilon as training converges.
@@ -104,8 +131,7 @@ class Regime(keras.Model):
     if self.weighting == "relative":
       size = economy.relative_size(self.policy, theta, std)            # [batch, n_pol]
       residuals = residuals / tf.stop_gradient(tf.maximum(size, RELATIVE_FLOOR))
-    mse = tf.reduce_mean(tf.square(residuals), axis=0)
-    return tf.reduce_sum(self.loss_weights * mse), mse
+    return residuals
 
   def implied_errors(self, theta, state, std, eps, today, tomorrow, residuals):
     """Residuals mapped to the policy errors `[batch, n_pol]` (in ergodic std) that cause them.
@@ -139,14 +165,13 @@ class Regime(keras.Model):
     """The loss on a fixed fresh batch, leaving the regime's state alone (a reference level)."""
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 3], tf.int32), 3)
     theta, state = self.draw_points(seeds[:2])
-    eps = self.economy.draw_shocks(self.mc, self.batch, seeds[2])
-    return float(self.residual_loss(theta, state, eps)[0])
+    return float(self.residual_loss(theta, state, self.shocks(seeds[2]))[0])
 
   def train_step(self, data):
     step = tf.convert_to_tensor(self.optimizer.iterations)
     seeds = self.step_seeds(step, 4)
     theta, state = self.points(step, seeds[:3])
-    eps = self.economy.draw_shocks(self.mc, self.batch, seeds[3])      # [mc, batch]
+    eps = self.shocks(seeds[3])                                         # [mc, batch]
     with tf.GradientTape() as tape:
       loss, mse = self.residual_loss(theta, state, eps)
       if self.replicas > 1:

@@ -26,6 +26,8 @@ class TrainOptions:
   pool: int = 200_000
   batch: int = 1000
   mc: int = 2
+  stratified: bool = False
+  unbiased: bool = False
   lr: float = 3e-3
   eta_min: float = 3e-6
   weight_decay: float = 1e-4
@@ -94,7 +96,8 @@ def _build_regime(options, replicas):
                                  activation=options.activation)
   regime_options = dict(batch=options.batch // replicas, mc=options.mc, seed=options.seed,
                         loss_weights=parse_weights(options.loss_weights),
-                        weighting=options.weighting)
+                        weighting=options.weighting, stratified=options.stratified,
+                        unbiased=options.unbiased)
   if options.regime == "cached":
     regime_options["pool"] = options.pool
   if options.regime in ("internal", "stepping"):

@@ -121,9 +121,19 @@ class Economy(abc.ABC):
     eps = tf.random.stateless_normal(tf.shape(theta)[:1], seed=seed)
     return self.ergodic_std(theta) * eps
 
-  def draw_shocks(self, mc, batch, seed):
-    """Antithetic standard-normal innovations `[mc, batch]`: rows k and k + mc/2 are negatives."""
-    half = tfd.Normal(0.0, 1.0).sample([mc // 2, batch], seed=seed)
+  def draw_shocks(self, mc, batch, seed, stratified=False):
+    """Antithetic standard-normal innovations `[mc, batch]`: rows k and k + mc/2 are negatives.
+
+    `stratified`: row k < mc/2 is drawn within the k-th of mc/2 equiprobable strata of the
+    normal law (one uniform per point shared by the strata), which leaves expectations unbiased
+    and cuts their noise for a nonlinear integrand far below plain draws' 1/mc.
+    """
+    if not stratified:
+      half = tfd.Normal(0.0, 1.0).sample([mc // 2, batch], seed=seed)
+    else:
+      u = tf.random.stateless_uniform([1, batch], seed=seed, minval=1e-6, maxval=1 - 1e-6)
+      k = tf.range(mc // 2, dtype=tf.float32)[:, None]
+      half = tf.math.ndtri((k + u) / (mc // 2))
     return tf.concat([half, -half], axis=0)
 
   @staticmethod
