@@ -1,57 +1,90 @@
-"""Accuracy against the closed form (MODEL.md section 6) and unit-free equilibrium residuals.
+"""Accuracy of a policy against the economy's reference solution, and unit-free residuals.
+
+The metric (docs/models.md, "Accuracy"): at each theta, the policy error at states of `k`
+ergodic std (`economy.accuracy_levels`), divided by the reference's own scale at that theta
+(`Reference.scale`: for the NK closed form its response at one ergodic std, for the ZLB model
+the ergodic std of the reference policy). Thetas are uniform on the box where an equilibrium
+exists.
 
 `policy(state [n], theta [n, n_params]) -> [n, n_policies]` may be an in-memory
-`ExtendedPolicy` or a loaded SavedModel (see `export.load_policy`).
+`ExtendedPolicy` or a loaded SavedModel (see `export.LoadedPolicy`).
 """
 
 import numpy as np
 import tensorflow as tf
 
-LEVELS = (-2.0, -1.0, 0.0, 1.0, 2.0)   # state at k ergodic standard deviations
-
 
 def draw_box(economy, n, seed):
-  """`n` thetas uniform on the box `[n, n_params]`, whatever prior the economy trains with."""
-  return economy.uniform_prior().sample(n, seed=tf.constant([seed, 7], tf.int32))
+  """`n` thetas uniform on the box `[n, n_params]`, inside the economy's domain, whatever prior
+  the economy trains with."""
+  seed = tf.constant([seed, 7], tf.int32)
+  if economy.domain_reason() is None:
+    return economy.uniform_prior().sample(n, seed=seed)
+  candidates = economy.uniform_prior().sample(4 * n, seed=seed)
+  inside = tf.boolean_mask(candidates, economy.in_domain(candidates))
+  return inside[:n]
 
 
-def evaluate(economy, policy, n_theta=20_000, seed=0, mc=100, calibration_state=0.01):
-  """Scale-normalised errors and residual statistics as a JSON-ready dict (errors in percent)."""
-  theta = draw_box(economy, n_theta, seed)                          # [n, P]
-  std = economy.ergodic_std(theta)                                  # [n]
-  scale = tf.abs(economy.closed_form(std, theta))                   # [n, n_pol]
+def evaluate(economy, policy, n_theta=20_000, seed=0, mc=100, progress=False):
+  """Scale-normalised errors and residual statistics as a JSON-ready dict (errors in percent).
+
+  Thetas where the reference finds no solution (inside the domain, rare) are dropped and
+  counted in `n_theta_no_reference`."""
+  theta = draw_box(economy, n_theta, seed).numpy().astype(np.float64)   # [n, P]
+  reference = economy.reference(theta)
+  valid = reference.valid
+  levels = tuple(economy.accuracy_levels)
+  std = economy.ergodic_std(tf.constant(theta)).numpy()                 # [n]
+  state = std[:, None] * np.array(levels)[None]                         # [n, L]
+  exact = reference.policies(state)[valid]                              # [n, L, n_pol]
+  scale = reference.scale()[valid]                                      # [n, n_pol]
+  theta, std, state = theta[valid], std[valid], state[valid]
+  n = theta.shape[0]
+  theta32 = tf.constant(np.repeat(theta, len(levels), axis=0), tf.float32)
+  approx = np.asarray(policy(tf.constant(state.reshape(-1), tf.float32), theta32),
+                      np.float64).reshape(exact.shape)
+  errors = 100 * np.abs(approx - exact) / scale[:, None, :]             # [n, L, n_pol] in %
+  errors = np.transpose(errors, (1, 0, 2))                              # [L, n, n_pol]
+  theta_t = tf.constant(theta, tf.float32)
+  std_t = tf.constant(std, tf.float32)
+  eps = economy.draw_shocks(mc, n, tf.constant([seed, 8], tf.int32))
+  log10_res = np.stack([np.log10(np.abs(
+      (economy.residuals(policy, k * std_t, theta_t, eps) / std_t[:, None]).numpy()) + 1e-30)
+      for k in levels])                                                  # [L, n, n_res]
   names = economy.policy_names
-  errors, log10_res = [], []
-  eps = economy.draw_shocks(mc, n_theta, tf.constant([seed, 8], tf.int32))
-  for k in LEVELS:
-    state = k * std
-    approx = policy(state, theta)
-    errors.append(tf.abs(approx - economy.closed_form(state, theta)) / scale)
-    res = economy.residuals(policy, state, theta, eps) / std[:, None]
-    log10_res.append(np.log10(np.abs(res.numpy()) + 1e-30))
-  errors = 100 * np.stack([e.numpy() for e in errors])               # [levels, n, n_pol] in %
-  log10_res = np.stack(log10_res)                                    # [levels, n, n_pol]
 
   def stats(a):
     return {"mean": float(a.mean()), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
 
   summary = {name: stats(errors[..., j]) for j, name in enumerate(names)}
   per_level = {f"{k:+g}": {name: stats(errors[i, :, j]) for j, name in enumerate(names)}
-               for i, k in enumerate(LEVELS)}
+               for i, k in enumerate(levels)}
   residuals = {name: {"mean_log10": float(log10_res[..., j].mean()),
                       "max_log10": float(log10_res[..., j].max())}
                for j, name in enumerate(economy.residual_names)}
-  theta_cal = tf.constant(economy.calibration[None], tf.float32)
-  state_cal = tf.constant([calibration_state], tf.float32)
-  exact = economy.closed_form(state_cal, theta_cal).numpy()[0]
-  approx = policy(state_cal, theta_cal).numpy()[0]
-  calibration = {name: {"nn": float(approx[j]), "exact": float(exact[j]),
-                        "rel_error_pct": float(100 * abs(approx[j] - exact[j]) / abs(exact[j]))}
-                 for j, name in enumerate(names)}
-  return {"n_theta": n_theta, "seed": seed, "levels": list(LEVELS), "errors_pct": summary,
+  return {"economy": economy.name, "n_theta": n, "n_theta_no_reference":
+          int(n_theta - n), "seed": seed, "levels": list(levels), "errors_pct": summary,
           "errors_pct_by_level": per_level, "residuals_log10": residuals,
-          "calibration": {"state": calibration_state, **calibration},
-          "_raw": {"theta": theta.numpy(), "errors_pct": errors}}
+          "calibration": calibration_point(economy, policy),
+          **economy.accuracy_extras(policy),
+          "_raw": {"theta": theta, "errors_pct": errors}}
+
+
+def calibration_point(economy, policy):
+  """Network vs reference at the calibration and `economy.calibration_state`: values, the
+  relative error and the error in the metric's scale (percent)."""
+  theta = economy.calibration[None].astype(np.float64)
+  reference = economy.reference(theta)
+  state = np.array([[economy.calibration_state]])
+  exact = reference.policies(state)[0, 0]
+  scale = reference.scale()[0]
+  approx = np.asarray(policy(tf.constant([economy.calibration_state], tf.float32),
+                             tf.constant(theta, tf.float32)), np.float64)[0]
+  return {"state": economy.calibration_state, **{
+      name: {"nn": float(approx[j]), "exact": float(exact[j]),
+             "rel_error_pct": float(100 * abs(approx[j] - exact[j]) / abs(exact[j])),
+             "scaled_error_pct": float(100 * abs(approx[j] - exact[j]) / scale[j])}
+      for j, name in enumerate(economy.policy_names)}}
 
 
 def markdown(report):
@@ -67,9 +100,10 @@ def markdown(report):
         f"{table[n][s]:.4f}" for n in names for s in ("mean", "p95", "max")) + " |")
   cal = report["calibration"]
   lines += ["", f"Calibration point, state = {cal['state']}:", "",
-            "| policy | network | closed form | rel. error (%) |", "|---|---|---|---|"]
-  lines += [f"| {n} | {cal[n]['nn']:.6f} | {cal[n]['exact']:.6f} | {cal[n]['rel_error_pct']:.4f} |"
-            for n in names]
+            "| policy | network | reference | rel. error (%) | error (% of scale) |",
+            "|---|---|---|---|---|"]
+  lines += [f"| {n} | {cal[n]['nn']:.6f} | {cal[n]['exact']:.6f} | "
+            f"{cal[n]['rel_error_pct']:.4f} | {cal[n]['scaled_error_pct']:.4f} |" for n in names]
   lines += ["", "Equilibrium residuals in ergodic std of the state (log10 |residual|):", "",
             "| equation | mean log10 | max log10 |", "|---|---|---|"]
   lines += [f"| {n} | {v['mean_log10']:.2f} | {v['max_log10']:.2f} |"
@@ -80,7 +114,8 @@ def markdown(report):
 def one_line(report):
   e, c = report["errors_pct"], report["calibration"]
   return "; ".join(f"{n}: mean {e[n]['mean']:.3f}% p95 {e[n]['p95']:.3f}% max {e[n]['max']:.2f}% "
-                   f"cal {c[n]['rel_error_pct']:.3f}%" for n in e)
+                   f"cal {c[n]['rel_error_pct']:.3f}% ({c[n]['scaled_error_pct']:.3f}% of scale)"
+                   for n in e)
 
 
 def summary(report):

@@ -98,7 +98,8 @@ class Regime(keras.Model):
     draw = lambda s: self.economy.draw_shocks(self.mc, self.batch, s, self.stratified)
     if not self.unbiased:
       return draw(seed)
-    return tf.concat([draw(s) for s in tf.random.experimental.stateless_split(seed, 2)], 0)
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    return tf.concat([draw(seeds[0]), draw(seeds[1])], axis=0)
 
   def residual_loss(self, theta, state, eps):
     """Weighted mean squared residuals: scalar loss and `[n_residuals]` mean squares.

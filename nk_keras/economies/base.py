@@ -40,6 +40,9 @@ class Economy(abc.ABC):
   # policy errors that cause them (`Regime.implied_errors`): "proportional" to the state (a
   # slope error: right for a policy linear in the state) or a "level" shift.
   error_shape = "proportional"
+  # The accuracy metric's states, in ergodic std, and the state of the calibration check point.
+  accuracy_levels = (-2.0, -1.0, 0.0, 1.0, 2.0)
+  calibration_state = 0.01
   # Names from `network.NORMALIZATIONS` and `regimes.WEIGHTINGS` this economy supports.
   normalizations = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
   weightings = ("none", "ergodic", "newton", "relative")
@@ -212,6 +215,11 @@ class Economy(abc.ABC):
     if self.closed_form(tf.zeros([1]), tf.constant(self.calibration[None], tf.float32)) is None:
       raise NotImplementedError(f"economy {self.name!r} has no reference solution")
     return ClosedFormReference(self, theta)
+
+  def accuracy_extras(self, policy):
+    """Economy-specific accuracy statistics of `policy` (JSON-ready dict merged into the
+    accuracy report); none by default."""
+    return {}
 
   def state_space(self, theta):
     """Linear-Gaussian state-space form of the solution, for an exact (Kalman) likelihood.

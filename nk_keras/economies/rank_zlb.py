@@ -45,6 +45,8 @@ class RankZLB(Economy):
   # Policies have levels away from the steady state (the ZLB's deflationary bias): an error is
   # modelled as a level shift, not a slope.
   error_shape = "level"
+  accuracy_levels = tuple(np.arange(-2.5, 2.51, 0.5))
+  calibration_state = 0.0
 
   def default_prior(self):
     """KMR's prior: independent normals truncated to the box (mean, std of MODEL.md)."""
