@@ -124,14 +124,14 @@ def main(argv):
   import tensorflow as tf
   # TFP's ESS casts its FFT's complex result to real and TF warns about it on every call.
   tf.get_logger().setLevel("ERROR")
-  from nk_keras import economies, export, plots
+  from nk_keras import export, plots
   from nk_keras.estimation import data as data_lib
   from nk_keras.estimation import figures, kalman, posterior
   from nk_keras.estimation import particle_filter as pf_lib
   from nk_keras.estimation import surrogate as sg
 
   policy = export.LoadedPolicy(FLAGS.policy)
-  economy = economies.get(policy.metadata.get("economy", "nk"))
+  economy = policy.economy
   names = choose_parameters(economy, estimate, fixed_values)
   out = cli.writable_dir(FLAGS.out)
   timings = {}

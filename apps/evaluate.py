@@ -48,9 +48,9 @@ def history_path(model):
 def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from nk_keras import accuracy, economies, export, plots, simulation
+  from nk_keras import accuracy, export, plots, simulation
   policy = export.LoadedPolicy(FLAGS.model)
-  economy = economies.get(policy.metadata.get("economy", "nk"))
+  economy = policy.economy
   # Checked before the long evaluation, so a bad --out fails at once.
   out = cli.writable_dir(FLAGS.out or default_out(FLAGS.model, "evaluation"))
   report = accuracy.evaluate(economy, simulation.batched(policy), n_theta=FLAGS.n_theta,

@@ -51,9 +51,9 @@ def main(argv):
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   # Syntax first: fails before TensorFlow loads.
   overrides = cli.parse_assignments("--theta", FLAGS.theta)
-  from nk_keras import economies, export, plots, simulation
+  from nk_keras import export, plots, simulation
   policy = export.LoadedPolicy(FLAGS.model)
-  economy = economies.get(policy.metadata.get("economy", "nk"))
+  economy = policy.economy
   theta = cli.theta_with(economy, "--theta", overrides)
   out = cli.writable_dir(
       FLAGS.out or os.path.normpath(os.path.abspath(FLAGS.model)) + "_simulation")

@@ -1,11 +1,13 @@
 """SavedModel export of a policy, and loading one back without the training code.
 
 Contract (`serving_default`): one float32 `[None]` input per name in
-`(state_name,) + param_names` (for NK: zeta, beta, sigma, eta, phi, phi_pi, phi_y, rho_a,
-sigma_a), a dict of float32 `[None]` outputs named `policy_names` (X, Pi) in the model's units.
-A second signature, `in_box`, returns `{"in_box": bool [None]}`: whether each theta lies in the
-training box (the policy extrapolates silently outside it). `assets/metadata.json` describes the
-run that made the policy.
+`state_names + param_names` (NK: zeta, beta, sigma, eta, phi, phi_pi, phi_y, rho_a, sigma_a;
+rank_zlb: zeta, theta_pi, theta_y, phi, rho_zeta, sigma_zeta), a dict of float32 `[None]`
+outputs named `economy.output_names` (NK: X, Pi in log deviations; rank_zlb: N, Pi, R in
+levels). A second signature, `in_box`, returns `{"in_box": bool [None]}`: whether each theta
+lies in the training box and, where the economy knows one, the region where an equilibrium
+exists (the policy extrapolates silently outside them). `assets/metadata.json` describes the run
+that made the policy.
 """
 
 import json
@@ -29,8 +31,9 @@ class ServedPolicy(tf.Module):
     economy = policy.economy
     self.net = policy.net
     self._policy = policy
-    self._names = (economy.state_name,) + tuple(economy.param_names)
-    self._outputs = tuple(economy.policy_names)
+    self._economy = economy
+    self._names = tuple(economy.state_names) + tuple(economy.param_names)
+    self._outputs = tuple(economy.output_names)
     self.box_low = tf.constant(economy.box_low, tf.float32)
     self.box_high = tf.constant(economy.box_high, tf.float32)
     spec = [tf.TensorSpec([None], tf.float32, name=n) for n in self._names]
@@ -40,13 +43,13 @@ class ServedPolicy(tf.Module):
   def _serve(self, *inputs):
     theta = tf.stack(inputs[1:], axis=1)                             # [n, n_params]
     out = self._policy(inputs[0], theta)                             # [n, n_policies]
-    return {name: out[:, j] for j, name in enumerate(self._outputs)}
+    return self._economy.outputs(inputs[0], theta, out)
 
   def _in_box(self, *inputs):
     theta = tf.stack(inputs[1:], axis=1)
-    inside = (theta >= self.box_low) & (theta <= self.box_high)
+    inside = tf.reduce_all((theta >= self.box_low) & (theta <= self.box_high), axis=1)
     finite = tf.math.is_finite(inputs[0])
-    return {"in_box": tf.reduce_all(inside, axis=1) & finite}
+    return {"in_box": inside & self._economy.in_domain(theta) & finite}
 
 
 def versions():
@@ -140,16 +143,22 @@ class LoadedPolicy:
         self.metadata = json.load(f)
     except (OSError, ValueError):
       self.metadata = {}
+    from nk_keras import economies
     names = self.metadata.get("signature", {}).get("inputs")
-    if names is None or sorted(names) != sorted(self.input_names):
+    name = self.metadata.get("economy", "nk")
+    economy = economies.get(name) if name in economies.ECONOMIES else None
+    expected = None if economy is None else (
+        list(economy.state_names) + list(economy.param_names), list(economy.output_names))
+    if (names is None or sorted(names) != sorted(self.input_names) or expected is None
+        or (names, self.metadata["signature"].get("outputs")) != expected):
       raise ModelError(f"{path!r} is not a policy export of this project "
                        f"(signature inputs {self.input_names})")
+    self.economy = economy
     self.input_names = names
-    self.output_names = self.metadata["signature"]["outputs"]
 
   def __call__(self, state, theta):
+    """Policies `[n, n_policies]` in the economy's units (what `ExtendedPolicy` returns)."""
     theta = tf.convert_to_tensor(theta, tf.float32)
     feeds = {self.input_names[0]: tf.convert_to_tensor(state, tf.float32)}
     feeds.update({n: theta[:, i] for i, n in enumerate(self.input_names[1:])})
-    out = self.fn(**feeds)
-    return tf.stack([out[n] for n in self.output_names], axis=1)
+    return self.economy.policies_from_outputs(self.fn(**feeds))
