@@ -86,7 +86,8 @@ def _chunk_function(economy, n_pol, newton_steps, tol, bound, jit_compile):
   spec = lambda rank, dtype: tf.TensorSpec([None] * rank, dtype)
 
   @tf.function(jit_compile=jit_compile, input_signature=[
-      tf.TensorSpec([None, None, n_pol], f64), spec(1, tf.bool), spec(1, tf.bool), spec(1, i32), spec(0, i32),
+      tf.TensorSpec([None, None, n_pol], f64), spec(1, tf.bool), spec(1, tf.bool), spec(1, i32),
+      spec(0, i32),
       spec(2, f64), spec(2, f64), spec(1, f64), spec(1, f64), spec(3, i64), spec(3, f64)])
   def run_chunk(V, active, ok, iters, steps, state, theta, eps, weights, lo, frac):
     n, G = tf.shape(V)[0], tf.shape(V)[1]
