@@ -62,11 +62,16 @@ class RankZLB(Economy):
     p = self.unpack(theta)  # each [batch]; broadcasts against eps [..., batch]
     return p["rho_zeta"] * state + p["sigma_zeta"] * eps
 
+  def notional_log_rate(self, theta, today):
+    """log of the Taylor rule's rate before the ZLB `[...]`, for `theta` `[..., n_params]` and
+    `today` `[..., n_policies]` (TF or NumPy)."""
+    p = self.unpack(theta)
+    gap = p["theta_pi"] * today[..., 1] + p["theta_y"] * (today[..., 0] - math.log(FIXED["Ybar"]))
+    return gap + FIXED["log_Pibar"] - math.log(FIXED["beta"])
+
   def log_rate(self, theta, today):
     """log R `[batch]`: the Taylor rule in logs, floored at 0 (R = 1)."""
-    p = self.unpack(theta)
-    gap = p["theta_pi"] * today[:, 1] + p["theta_y"] * (today[:, 0] - math.log(FIXED["Ybar"]))
-    return tf.maximum(gap + FIXED["log_Pibar"] - math.log(FIXED["beta"]), 0.0)
+    return tf.maximum(self.notional_log_rate(theta, today), 0.0)
 
   def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
     f = FIXED
@@ -107,6 +112,15 @@ class RankZLB(Economy):
     # bias) can make |policy(std)| small where the response is not.
     return self.policy_scale(theta) / std[:, None]
 
+  def reference(self, theta):
+    """Time iteration at `theta` `[n, n_params]` (NumPy): a TimeIterationReference whose
+    `valid` marks where a stable equilibrium was found. Defaults measured at the calibration
+    (BUILD_NOTES / tests/test_time_iteration.py): 1001 grid points on +-5 ergodic std, 80
+    trapezoid nodes, change below 1e-11."""
+    from nk_keras.reference import time_iteration
+    return time_iteration.solve(self, theta, n_grid=1001, n_nodes=80, quadrature="trapezoid",
+                                tol=1e-11)
+
   def outputs(self, state, theta, policies):
     return {"N": tf.exp(policies[:, 0]), "Pi": tf.exp(policies[:, 1] + FIXED["log_Pibar"]),
             "R": tf.exp(self.log_rate(theta, policies))}
@@ -114,3 +128,33 @@ class RankZLB(Economy):
   def policies_from_outputs(self, outputs):
     return tf.stack([tf.math.log(outputs["N"]),
                      tf.math.log(outputs["Pi"]) - FIXED["log_Pibar"]], axis=1)
+
+
+def zlb_frequency(reference):
+  """Ergodic probability `[n]` that the notional rate is below one (the ZLB binds), for a
+  reference of `RankZLB`: exact for its piecewise-linear policy (segment by segment)."""
+  economy, theta = reference.economy, reference.theta[:, None, :]
+  return reference.probability_below(lambda values: economy.notional_log_rate(theta, values))
+
+
+def euler_errors(economy, policy, state, theta, n_nodes=80, dtype=tf.float32):
+  """Unit-free Euler-equation errors log10|1 - C_implied / C| `[m]` (Judd) of
+  `policy(state [m], theta [m, P]) -> [m, n_pol]`, called with `dtype` tensors (float32 for a
+  network; float64 for `TimeIterationReference.as_policy()`); the expectation by quadrature in
+  float64.
+
+  C_implied is the consumption that satisfies the Euler equation exactly given tomorrow's
+  policy: exp(zeta) C_implied^-sigma = beta R E[exp(zeta') C'^-sigma / Pi']. The Euler residual
+  is r = log(beta R E[exp(zeta' - zeta) (C/C')^sigma / Pi']), so (C_implied / C)^-sigma = exp(r)
+  and 1 - C_implied / C = -expm1(-r / sigma).
+  """
+  from nk_keras.reference import time_iteration
+  x, w = time_iteration.trapezoid_normal(n_nodes)
+  state = tf.cast(state, tf.float64)
+  theta = tf.cast(theta, tf.float64)
+  m = tf.shape(state)[0]
+  eps = tf.broadcast_to(tf.constant(x)[:, None], [n_nodes, m])
+  call = lambda s, t: tf.cast(policy(tf.cast(s, dtype), tf.cast(t, dtype)), tf.float64)
+  today, tomorrow = economy.policies(call, state, theta, eps)
+  r = economy.equilibrium(state, theta, eps, today, tomorrow, tf.constant(w))[:, 0]
+  return (tf.math.log(tf.abs(tf.math.expm1(-r / FIXED["sigma"]))) / math.log(10.0)).numpy()
