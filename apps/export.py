@@ -18,7 +18,8 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_string("run", None, "Output directory of a finished apps.train run.")
 flags.DEFINE_string("out", None, "SavedModel directory to write; default <run>/saved_model.")
-flags.DEFINE_integer("n_theta", 20_000, "Theta draws of the accuracy summary in the metadata.",
+flags.DEFINE_integer("n_theta", None, "Theta draws of the accuracy summary in the metadata "
+                     "(default: the economy's).",
                      lower_bound=100)
 flags.DEFINE_bool("overwrite", False, "Replace an existing SavedModel at --out.")
 flags.mark_flag_as_required("run")

@@ -71,7 +71,8 @@ flags.DEFINE_integer("seed", D.seed, "Seed of every random draw and of the initi
 flags.DEFINE_integer("steps_per_execution", D.steps_per_execution,
                      "Gradient steps per compiled call.", lower_bound=1)
 flags.DEFINE_integer("log_every", 1000, "Gradient steps per history row.", lower_bound=1)
-flags.DEFINE_integer("eval_theta", 20_000, "Theta draws for the final accuracy report.",
+flags.DEFINE_integer("eval_theta", None, "Theta draws for the final accuracy report (default: "
+                     "the economy's, 20,000 for nk, 1,000 for rank_zlb).",
                      lower_bound=100)
 flags.DEFINE_string("out", "runs/default", "Output directory.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard logs to <out>/tensorboard.")

@@ -25,11 +25,14 @@ def draw_box(economy, n, seed):
   return inside[:n]
 
 
-def evaluate(economy, policy, n_theta=20_000, seed=0, mc=100, progress=False):
+def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
   """Scale-normalised errors and residual statistics as a JSON-ready dict (errors in percent).
+
+  `n_theta` draws of theta (default `economy.eval_theta`: what its reference solves in minutes).
 
   Thetas where the reference finds no solution (inside the domain, rare) are dropped and
   counted in `n_theta_no_reference`."""
+  n_theta = n_theta or economy.eval_theta
   theta = draw_box(economy, n_theta, seed).numpy().astype(np.float64)   # [n, P]
   reference = economy.reference(theta)
   valid = reference.valid

@@ -97,9 +97,10 @@ def export(policy, path, metadata, history=None):
   return path
 
 
-def export_run(policy, run_dir, path, n_theta=20_000):
+def export_run(policy, run_dir, path, n_theta=None):
   """Exports `policy`, trained by the train app into `run_dir`, to `path`: the metadata is the
-  run's `run.json` plus an accuracy summary measured now on `n_theta` draws of the box, and
+  run's `run.json` plus an accuracy summary measured now on `n_theta` draws of the box (default:
+  the economy's), and
   the run's `history.csv` travels along. Returns the accuracy report."""
   from nk_keras import accuracy
   run_file = os.path.join(run_dir, RUN)

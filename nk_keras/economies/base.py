@@ -43,6 +43,7 @@ class Economy(abc.ABC):
   # The accuracy metric's states, in ergodic std, and the state of the calibration check point.
   accuracy_levels = (-2.0, -1.0, 0.0, 1.0, 2.0)
   calibration_state = 0.01
+  eval_theta = 20_000   # theta draws of the accuracy report by default
   # Names from `network.NORMALIZATIONS` and `regimes.WEIGHTINGS` this economy supports.
   normalizations = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
   weightings = ("none", "ergodic", "newton", "relative")

@@ -60,6 +60,7 @@ class RankZLB(Economy):
   error_shape = "level"
   accuracy_levels = tuple(np.arange(-2.5, 2.51, 0.5))
   calibration_state = 0.0
+  eval_theta = 1_000     # time iteration: ~0.15 s per theta
 
   def default_prior(self):
     """KMR's prior: independent normals truncated to the box (mean, std of MODEL.md)."""
