@@ -150,9 +150,10 @@ def check_names(economy, flag, names):
                      f"{', '.join(economy.param_names)}")
 
 
-def theta_with(economy, flag, values):
+def theta_with(economy, flag, values, domain=True):
   """The calibration with `values` (name -> float) in place, `[n_params]`; a UsageError naming
-  `flag` for unknown names or values outside the box."""
+  `flag` for unknown names, values outside the box or (`domain`) a theta outside the region
+  where the economy knows an equilibrium exists."""
   check_names(economy, flag, values)
   theta = economy.theta_from(values)
   bad = economy.outside_box(theta)
@@ -161,4 +162,8 @@ def theta_with(economy, flag, values):
                        for i, n in enumerate(economy.param_names) if n in bad)
     raise UsageError(f"{flag}: outside the box: {ranges} (outside the training box the policy "
                      f"extrapolates, with no accuracy guarantee)")
+  if domain and economy.domain_reason() and not bool(economy.in_domain(theta[None])[0]):
+    where = ", ".join(f"{n}={v:g}" for n, v in zip(economy.param_names, theta))
+    raise UsageError(f"{flag}: {where} is outside the domain of {economy.name}: "
+                     f"{economy.domain_reason()}")
   return theta
