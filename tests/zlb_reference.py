@@ -288,14 +288,56 @@ def solve(theta, n_grid=N_GRID, n_nodes=N_NODES, span=SPAN, tol=1e-12, max_iter=
                   iterations=iterations, n_nodes=n_nodes, span=span, quad=quad)
 
 
-def policy(sol, zeta):
+def policy(sol, zeta, kink=True):
   """(log N, log Pi) `[n, m]` at zeta `[n, m]` (or `[m]`, shared) by linear interpolation per
-  theta (linear extrapolation beyond the grid)."""
+  theta (linear extrapolation beyond the grid).
+
+  kink=True: in the grid cell holding the ZLB's kink, where plain linear interpolation is only
+  first-order accurate (it cuts the corner, ~1e-5 in log N at the true theta on 801 points), each
+  side's line is extended from its neighbouring cell instead, switching where the notional rate on
+  the unconstrained side's line crosses zero."""
   zeta = np.asarray(zeta, np.float64)
   if zeta.ndim == 1:
     zeta = np.broadcast_to(zeta, (sol.grid.shape[0], zeta.size))
   plan = _interp_plan(sol.grid, zeta)
-  return _gather(sol.log_N, plan), _gather(sol.log_Pi, plan)
+  out = [_gather(sol.log_N, plan), _gather(sol.log_Pi, plan)]
+  if not kink:
+    return tuple(out)
+  G = sol.grid.shape[1]
+  j = kink_cell(sol.theta, sol.log_N, sol.log_Pi)
+  ok = (j >= 1) & (j <= G - 3)
+  rows = np.flatnonzero(ok)
+  if rows.size == 0:
+    return tuple(out)
+  j = j[rows]
+  g = sol.grid[rows]
+  h = (g[:, 1] - g[:, 0])[:, None]
+  zj, zj1 = g[np.arange(rows.size), j][:, None], g[np.arange(rows.size), j + 1][:, None]
+  z = zeta[rows]
+  lines = []
+  for f in (sol.log_N[rows], sol.log_Pi[rows]):
+    pick = lambda k: np.take_along_axis(f, (j + k)[:, None], 1)   # noqa: E731
+    left = pick(0) + (pick(0) - pick(-1)) / h * (z - zj)
+    right = pick(1) + (pick(2) - pick(1)) / h * (z - zj1)
+    lines.append((left, right))
+  th = sol.theta[rows]
+  # Unconstrained side: the one whose grid end of the cell has a positive notional rate.
+  left_free = (log_notional_rate(th, sol.log_N[rows], sol.log_Pi[rows])
+               [np.arange(rows.size), j] >= 0)[:, None]
+  # The free side's notional rate is linear in z along its line: its zero is the switch.
+  zk = []
+  for free_left in (True, False):
+    k0, k1 = (j - 1, j) if free_left else (j + 1, j + 2)
+    r = [log_notional_rate(th, np.take_along_axis(sol.log_N[rows], k[:, None], 1),
+                           np.take_along_axis(sol.log_Pi[rows], k[:, None], 1)) for k in (k0, k1)]
+    zk0 = g[np.arange(rows.size), k0][:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+      zk.append(zk0 - r[0] * h / (r[1] - r[0]))
+  zk = np.clip(np.where(left_free, zk[0], zk[1]), zj, zj1)
+  inside = (z >= zj) & (z <= zj1)
+  for o, (left, right) in zip(out, lines):
+    o[rows] = np.where(inside, np.where(z < zk, left, right), o[rows])
+  return tuple(out)
 
 
 def residuals(sol, zeta=None, n_nodes=None):
