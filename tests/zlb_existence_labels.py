@@ -1,6 +1,6 @@
 """Existence labels for the ZLB economy: where does time iteration find a stable equilibrium?
 
-  python tests/zlb_existence_labels.py --n=4000 --out=docs/rank_zlb/existence_labels.csv
+  python tests/zlb_existence_labels.py --n=4000 --out=docs/existence/existence_labels.csv
 
 Draws n parameter vectors uniformly in the box (NumPy seed 0), solves them with the independent
 reference solver (tests/zlb_reference.py) in vectorised chunks, and writes one CSV row per draw.

@@ -1,7 +1,7 @@
 """Are the existence labels robust? Re-solve the 100 draws nearest the fitted boundary with a finer
 grid, more nodes and more iterations, and compare labels.
 
-  python docs/rank_zlb/boundary_check.py docs/rank_zlb/existence_labels.csv
+  python docs/existence/boundary_check.py docs/existence/existence_labels.csv
 """
 
 import math

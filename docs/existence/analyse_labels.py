@@ -1,7 +1,7 @@
 """Which parameters drive non-convergence, and a conservative existence rule.
 
-  python docs/rank_zlb/analyse_labels.py docs/rank_zlb/existence_labels.csv \
-      [--validate docs/rank_zlb/existence_labels_seed1.csv]
+  python docs/existence/analyse_labels.py docs/existence/existence_labels.csv \
+      [--validate docs/existence/existence_labels_seed1.csv]
 
 Tables by quintile, a linear logistic fit, and the rule: a quadratic inequality in the normalised
 parameters u = (theta - lower) / (upper - lower) - 1/2 (so u in [-1/2, 1/2]^5),
@@ -96,7 +96,7 @@ def main():
     fi, fo, ti = confusion(features(normalised(vt)) @ w, vb)
     print(f"validation ({len(vb)} fresh draws, {vb.sum()} not converged): false inside {fi}, "
           f"false outside {fo} of {(~vb).sum()} converged (keeps {100 * ti / (~vb).sum():.1f} %)")
-  np.savetxt("docs/rank_zlb/existence_rule.csv", w[None], delimiter=",", fmt="%.3f",
+  np.savetxt("docs/existence/existence_rule.csv", w[None], delimiter=",", fmt="%.3f",
              header=",".join(names), comments="")
 
 
