@@ -137,10 +137,10 @@ class Regime(keras.Model):
   def implied_errors(self, theta, state, std, eps, today, tomorrow, residuals):
     """Residuals mapped to the policy errors `[batch, n_pol]` (in ergodic std) that cause them.
 
-    `J` is the response of the residuals to a persistent policy error of the economy's
-    `error_shape`: "proportional" to the state, `e * state / std`, taken at one ergodic std (at
-    the point's own state it would vanish with the state), or a "level" shift `e` today and
-    tomorrow. Solving `J e = r` point by point (a Newton step) undoes the conditioning of the
+    `J` is the response of the residuals to a policy error of the economy's `error_shape`:
+    "proportional" to the state, `e * state / std`, taken at one ergodic std (at the point's own
+    state it would vanish with the state); a "level" shift `e` today and tomorrow; or an error
+    `e` "today" alone, tomorrow's policy held (time iteration's Newton step). Solving `J e = r` point by point (a Newton step) undoes the conditioning of the
     equilibrium conditions, which varies by orders of magnitude across the box and hides some
     error directions from a plain residual loss. `J` is held constant for the gradient.
     """
@@ -148,8 +148,10 @@ class Regime(keras.Model):
     z_today = tf.ones_like(std)                                        # [batch]
     if economy.error_shape == "proportional":
       z_next = economy.step(std, theta, eps) / std                     # [mc, batch]
-    else:
+    elif economy.error_shape == "level":
       z_next = tf.ones_like(eps)
+    else:                                                               # "today"
+      z_next = tf.zeros_like(eps)
     today, tomorrow = tf.stop_gradient(today), tf.stop_gradient(tomorrow)
     columns = []
     for j in range(len(economy.policy_names)):
