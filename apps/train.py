@@ -52,6 +52,8 @@ flags.DEFINE_bool("stratified", D.stratified, "Draw the Monte Carlo shocks in st
                   "normal law (less noise in expectations of nonlinear residuals).")
 flags.DEFINE_bool("unbiased", D.unbiased, "Loss from two independent sets of --mc shocks (the "
                   "product of their residuals): no bias from the noise of expectations.")
+flags.DEFINE_float("state_scale", D.state_scale, "States drawn with this many times their "
+                   "ergodic std (fresh, cached, internal).", lower_bound=0.1)
 flags.DEFINE_float("lr", D.lr, "Initial learning rate (cosine decay to --eta_min).",
                    lower_bound=0.0)
 flags.DEFINE_float("eta_min", D.eta_min, "Final learning rate.", lower_bound=0.0)

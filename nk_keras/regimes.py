@@ -31,10 +31,12 @@ class Regime(keras.Model):
   """Shared loss and gradient step. Subclasses implement `points`."""
 
   def __init__(self, policy, *, batch=100, mc=10, loss_weights=None, weighting="ergodic",
-               stratified=False, unbiased=False, seed=0, **kwargs):
+               stratified=False, unbiased=False, state_scale=1.0, seed=0, **kwargs):
     """`loss_weights`: dict residual name -> weight (1 for those not named); `stratified`:
     shocks drawn in strata of the normal law (`Economy.draw_shocks`); `unbiased`: the loss
-    from two independent sets of shocks (`residual_loss`)."""
+    from two independent sets of shocks (`residual_loss`); `state_scale`: states drawn with
+    `state_scale` times their ergodic std (> 1 puts more points in the tails, which the accuracy
+    metric weighs as much as the centre)."""
     super().__init__(**kwargs)
     if mc < 2 or mc % 2:
       raise ValueError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
@@ -52,7 +54,7 @@ class Regime(keras.Model):
     self.policy, self.economy = policy, economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
-    self.stratified, self.unbiased = stratified, unbiased
+    self.stratified, self.unbiased, self.state_scale = stratified, unbiased, state_scale
     # Fixed by the strategy the regime is built under (1 without one); `batch` is per replica.
     strategy = tf.distribute.get_strategy()
     self.replicas = strategy.num_replicas_in_sync
@@ -87,7 +89,8 @@ class Regime(keras.Model):
   def draw_points(self, seeds):
     """Fresh `theta [batch, n_params]` from the prior and ergodic `state [batch]`."""
     theta = self.economy.draw_theta(self.batch, seeds[0])
-    return theta, self.economy.draw_state(theta, seeds[1])
+    state = self.economy.draw_state(theta, seeds[1])
+    return theta, state if self.state_scale == 1.0 else self.state_scale * state
 
   def points(self, step, seeds):
     raise NotImplementedError
@@ -302,6 +305,9 @@ class Stepping(Persistent):
     super().__init__(policy, **kwargs)
     if num_steps < 0 or redraw_every < 1:
       raise ValueError("num_steps must be >= 0 and redraw_every >= 1")
+    if self.state_scale != 1.0:
+      raise ValueError("state_scale is for the regimes that draw states; stepping simulates "
+                       "them from their ergodic law")
     self.num_steps, self.redraw_every = num_steps, redraw_every
 
   def renew(self, iteration, seeds):

@@ -28,6 +28,7 @@ class TrainOptions:
   mc: int = 2
   stratified: bool = False
   unbiased: bool = False
+  state_scale: float = 1.0
   lr: float = 3e-3
   eta_min: float = 3e-6
   weight_decay: float = 1e-4
@@ -97,7 +98,7 @@ def _build_regime(options, replicas):
   regime_options = dict(batch=options.batch // replicas, mc=options.mc, seed=options.seed,
                         loss_weights=parse_weights(options.loss_weights),
                         weighting=options.weighting, stratified=options.stratified,
-                        unbiased=options.unbiased)
+                        unbiased=options.unbiased, state_scale=options.state_scale)
   if options.regime == "cached":
     regime_options["pool"] = options.pool
   if options.regime in ("internal", "stepping"):
