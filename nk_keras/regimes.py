@@ -89,8 +89,12 @@ class Regime(keras.Model):
   def draw_points(self, seeds):
     """Fresh `theta [batch, n_params]` from the prior and ergodic `state [batch]`."""
     theta = self.economy.draw_theta(self.batch, seeds[0])
-    state = self.economy.draw_state(theta, seeds[1])
-    return theta, state if self.state_scale == 1.0 else self.state_scale * state
+    return theta, self.draw_state(theta, seeds[1])
+
+  def draw_state(self, theta, seed):
+    """States `[batch]` for `theta`: ergodic draws, widened by `state_scale`."""
+    state = self.economy.draw_state(theta, seed)
+    return state if self.state_scale == 1.0 else self.state_scale * state
 
   def points(self, step, seeds):
     raise NotImplementedError
@@ -233,7 +237,7 @@ class Cached(Regime):
     self.pool_state = self.add_weight(shape=(pool,), initializer="zeros", trainable=False,
                                       name="pool_state")
     self.pool_theta.assign(theta)
-    self.pool_state.assign(self.economy.draw_state(theta, seeds[1]))
+    self.pool_state.assign(self.draw_state(theta, seeds[1]))
 
   def points(self, step, seeds):
     # The replicas of one step take consecutive slices of the pool.
@@ -260,7 +264,7 @@ class Persistent(Regime):
     # One draw of the global batch, of which each replica keeps its own slice.
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 2], tf.int32), 2)
     theta = self.economy.draw_theta(self.batch * self.replicas, seeds[0])
-    state = self.economy.draw_state(theta, seeds[1])
+    state = self.draw_state(theta, seeds[1])
     self.theta = self.per_replica_variable(theta.shape[1:], "theta")   # [batch, n_params]
     self.state = self.per_replica_variable((), "state")                # [batch]
 
