@@ -95,9 +95,17 @@ def markdown(report):
            "|---" * (1 + 3 * len(names)) + "|"]
   rows = [("all levels", report["errors_pct"])] + [
       (f"state = {k} std", v) for k, v in report["errors_pct_by_level"].items()]
+  # Economies with a ZLB mark the levels where it binds at the calibration (reference).
+  binds = (report.get("zlb") or {}).get("binds_by_level")
+  if binds is not None:
+    lines[0] += " ZLB binds at calibration |"
+    lines[1] += "---|"
   for label, table in rows:
     lines.append(f"| {label} | " + " | ".join(
         f"{table[n][s]:.4f}" for n in names for s in ("mean", "p95", "max")) + " |")
+    if binds is not None:
+      level = label.removeprefix("state = ").removesuffix(" std")
+      lines[-1] += f" {({True: 'yes', False: 'no'}.get(binds.get(level), ''))} |"
   cal = report["calibration"]
   lines += ["", f"Calibration point, state = {cal['state']}:", "",
             "| policy | network | reference | rel. error (%) | error (% of scale) |",
@@ -108,7 +116,26 @@ def markdown(report):
             "| equation | mean log10 | max log10 |", "|---|---|---|"]
   lines += [f"| {n} | {v['mean_log10']:.2f} | {v['max_log10']:.2f} |"
             for n, v in report["residuals_log10"].items()]
+  lines += extras_markdown(report)
   return "\n".join(lines) + "\n"
+
+
+def extras_markdown(report):
+  """Lines for the economy's extras (`accuracy_extras`) when present: the ZLB frequency and
+  the unit-free Euler errors at the calibration."""
+  lines = []
+  zlb, euler = report.get("zlb"), report.get("euler_errors_log10")
+  if zlb:
+    lines += ["", "Ergodic ZLB frequency at the calibration:", "",
+              "| network (%) | reference (%) | difference (pp) |", "|---|---|---|",
+              f"| {100 * zlb['frequency_nn']:.3f} | {100 * zlb['frequency_reference']:.3f} | "
+              f"{zlb['difference_pp']:+.3f} |"]
+  if euler:
+    lines += ["", "Unit-free Euler errors log10 |1 - C_implied / C| at the calibration, "
+              f"{euler['network']['draws']} ergodic draws of the state:", "",
+              "| policy | mean log10 | max log10 |", "|---|---|---|"]
+    lines += [f"| {source} | {v['mean']:.2f} | {v['max']:.2f} |" for source, v in euler.items()]
+  return lines
 
 
 def one_line(report):
