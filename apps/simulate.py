@@ -9,11 +9,9 @@ directory named `<model>_simulation`):
   irf.csv          responses to a one-std innovation of zeta over --irf_periods (same columns)
   moments.json     std, autocorrelation and correlations: network vs closed form vs analytical
   simulation.png, irf.png
-With a ZLB (rank_zlb) the reference is time iteration at --theta (columns <name>_reference, plus
-R as log R), irf.* are replaced by generalised impulse responses to -1 and -3 std innovations
-(girf_1std.csv, girf_3std.csv, girf.png: mean over --girf_draws ergodic starts), and
-moments.json adds ZLB frequency and spells over --zlb_chains x --zlb_periods periods
-(zlb.md has the tables); moments use log N and annualised inflation and rate (x 400).
+With a ZLB (rank_zlb) the reference is time iteration at --theta (columns <name>_reference, and
+R as log R); irf.* become generalised impulse responses to -1 and -3 std innovations (girf_*.csv,
+girf.png); moments.json adds ZLB spells (zlb.md: tables); moments annualise Pi and R (x 400).
 Policies are in model units (log deviations from the steady state); figures show percent.
 """
 
@@ -68,6 +66,7 @@ def main(argv):
   plots.save(zlb_plots.path(path, economy, title) if with_zlb else
              plots.time_series(path, economy, title), os.path.join(out, "simulation.png"))
   written = ["simulation.csv", "simulation.png"]
+  # str() of a float32 is its shortest repr: 0.97, not 0.9700000286102295.
   report = {"theta": {n: float(str(v)) for n, v in zip(economy.param_names, theta)},
             "overrides": overrides, "seed": FLAGS.seed, "reference": solution.kind,
             "chains": FLAGS.moment_chains, "periods_per_chain": FLAGS.moment_periods}
@@ -87,7 +86,6 @@ def main(argv):
   moments = simulation.moments(economy, policy, theta, FLAGS.moment_chains,
                                FLAGS.moment_periods, FLAGS.seed, solution,
                                zlb.UNITS if with_zlb else None)
-  # str() of a float32 is its shortest repr: 0.97, not 0.9700000286102295.
   report.update(note="network and the reference's *_simulated share the simulated states "
                 "(their difference is the policy error); analytical are population moments "
                 "(their distance to closed_form_simulated is sampling error)", **moments)

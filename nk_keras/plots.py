@@ -9,6 +9,7 @@ import csv
 import os
 
 import numpy as np
+from matplotlib import cm
 from matplotlib.figure import Figure
 
 from nk_keras import simulation
@@ -126,8 +127,11 @@ def error_histograms(report, policy_names, scale_text="|{name}| at 1 ergodic std
   axes = fig.subplots(1, len(policy_names), squeeze=False).ravel()
   for j, name in enumerate(policy_names):
     ax = axes[j]
+    # A diverging colour per level (blue below the steady state, red above): distinct for
+    # any number of levels, where the default cycle repeats after ten.
+    colors = cm.coolwarm(np.linspace(0, 1, len(levels)))
     for i, k in enumerate(levels):
-      ax.hist(logs[i, :, j], bins=bins, histtype="step", lw=1.4,
+      ax.hist(logs[i, :, j], bins=bins, histtype="step", lw=1.4, color=colors[i],
               label=f"state = {k:+g} std")
     p95 = report["errors_pct"][name]["p95"]
     ax.axvline(np.log10(max(p95, 1e-8)), color="k", ls="--", lw=1,
