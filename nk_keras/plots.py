@@ -127,9 +127,10 @@ def error_histograms(report, policy_names, scale_text="|{name}| at 1 ergodic std
   axes = fig.subplots(1, len(policy_names), squeeze=False).ravel()
   for j, name in enumerate(policy_names):
     ax = axes[j]
-    # A diverging colour per level (blue below the steady state, red above): distinct for
-    # any number of levels, where the default cycle repeats after ten.
-    colors = cm.coolwarm(np.linspace(0, 1, len(levels)))
+    # The default cycle repeats after ten colours: more levels (rank_zlb has 11) take a
+    # rainbow from dark blue (lowest state) to dark red (highest).
+    colors = ([f"C{i}" for i in range(len(levels))] if len(levels) <= 10
+              else cm.turbo(np.linspace(0.05, 0.95, len(levels))))
     for i, k in enumerate(levels):
       ax.hist(logs[i, :, j], bins=bins, histtype="step", lw=1.4, color=colors[i],
               label=f"state = {k:+g} std")

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from nk_keras import accuracy, economies, export, simulation, training, zlb
 from nk_keras.economies import rank_zlb
-from tests.test_apps_eval_sim import app, assert_png, read_csv
+from tests.test_apps_eval_sim import app, app_lines, assert_png, read_csv
 
 ZLB = economies.get("rank_zlb")
 
@@ -106,6 +106,15 @@ def test_the_reference_as_a_network_scores_zero():
   assert euler["network"]["mean"] == pytest.approx(euler["reference"]["mean"], abs=0.1)
   assert "| state = -2 std |" in accuracy.markdown(report)
   assert "| -2.5 |" not in accuracy.markdown(report)
+
+
+def test_simulate_without_an_equilibrium_fails_with_one_line(zlb_model, tmp_path):
+  # MODEL.md section 8: no stable equilibrium at high rho_zeta with high sigma_zeta.
+  result = app("simulate", f"--model={zlb_model}", f"--out={tmp_path / 'out'}",
+               "--theta=rho_zeta=0.9,sigma_zeta=0.025")
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  lines = app_lines(result.stderr)
+  assert len(lines) == 1 and "no stable equilibrium" in lines[0], result.stderr
 
 
 @pytest.fixture(scope="module")
