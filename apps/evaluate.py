@@ -27,7 +27,9 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model", None, "SavedModel directory (the export contract).")
 flags.DEFINE_string("out", None, "Output directory; default <model>_evaluation.")
-flags.DEFINE_integer("n_theta", 20_000, "Theta draws, uniform in the box.", lower_bound=5)
+flags.DEFINE_integer("n_theta", None, "Theta draws, uniform in the box; default 20,000 with a "
+                     "closed form, 300 with time iteration (~1 s and 20 MB per theta).",
+                     lower_bound=5)
 flags.DEFINE_integer("sweep_points", 0, "Points per parameter in policy_<name>.png; 0: 41 with "
                      "a closed form, 15 with time iteration.", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed of the theta draws and residual shocks.", lower_bound=0)
@@ -59,11 +61,12 @@ def main(argv):
   economy = policy.economy
   # Checked before the long evaluation, so a bad --out fails at once.
   out = cli.writable_dir(FLAGS.out or default_out(FLAGS.model, "evaluation"))
-  report = accuracy.evaluate(economy, simulation.batched(policy), n_theta=FLAGS.n_theta,
+  closed = simulation.has_closed_form(economy)
+  n_theta = FLAGS.n_theta or (20_000 if closed else 300)
+  report = accuracy.evaluate(economy, simulation.batched(policy), n_theta=n_theta,
                              seed=FLAGS.seed)
   accuracy.write(report, out)
   written = ["evaluation.md", "evaluation.json"]
-  closed = simulation.has_closed_form(economy)
   points = FLAGS.sweep_points or (41 if closed else 15)
   for name, fig in plots.policy_vs_params(economy, policy, n_grid=points).items():
     written.append(os.path.basename(plots.save(fig, os.path.join(out, f"policy_{name}.png"))))

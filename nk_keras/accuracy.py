@@ -62,7 +62,10 @@ def evaluate(economy, policy, n_theta=20_000, seed=0, mc=100, progress=False):
   residuals = {name: {"mean_log10": float(log10_res[..., j].mean()),
                       "max_log10": float(log10_res[..., j].max())}
                for j, name in enumerate(economy.residual_names)}
-  return {"economy": economy.name, "n_theta": n, "n_theta_no_reference":
+  from nk_keras.reference import ClosedFormReference
+  scale_text = ("policy at 1 ergodic std" if isinstance(reference, ClosedFormReference)
+                else "the reference's ergodic std")
+  return {"economy": economy.name, "scale": scale_text, "n_theta": n, "n_theta_no_reference":
           int(n_theta - n), "seed": seed, "levels": list(levels), "errors_pct": summary,
           "errors_pct_by_level": per_level, "residuals_log10": residuals,
           "calibration": calibration_point(economy, policy),
@@ -90,7 +93,8 @@ def calibration_point(economy, policy):
 def markdown(report):
   """The error tables of `evaluate` as Markdown."""
   names = list(report["errors_pct"])
-  lines = ["| error (% of policy at 1 ergodic std) | " + " | ".join(
+  scale = report.get("scale", "policy at 1 ergodic std")
+  lines = [f"| error (% of {scale}) | " + " | ".join(
       f"{n} {s}" for n in names for s in ("mean", "p95", "max")) + " |",
            "|---" * (1 + 3 * len(names)) + "|"]
   rows = [("all levels", report["errors_pct"])] + [
