@@ -98,10 +98,6 @@ class Solution:
     out = self.reference.policies(state.reshape(1, -1))[0]
     return out.reshape(state.shape + out.shape[-1:])
 
-  def as_policy(self):
-    """The same as `policy(state [n], theta [n, P]) -> [n, n_pol]` (theta ignored: this one)."""
-    return lambda state, theta: tf.constant(self(np.asarray(state)), tf.float32)
-
 
 def extra_outputs(economy, state, theta, policies):
   """Logs of the served outputs that are not policies (rank_zlb: log R), dict name ->
