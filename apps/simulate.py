@@ -1,4 +1,4 @@
-"""Simulate the economy under an exported policy, next to the closed form.
+"""Simulate the economy under an exported policy, next to its reference at that theta.
 
   python -m apps.simulate --model=runs/stepping/saved_model --theta=rho_a=0.9,phi_pi=1.5
 
@@ -9,6 +9,9 @@ directory named `<model>_simulation`):
   irf.csv          responses to a one-std innovation of zeta over --irf_periods (same columns)
   moments.json     std, autocorrelation and correlations: network vs closed form vs analytical
   simulation.png, irf.png
+With a ZLB (rank_zlb) the reference is time iteration at --theta (columns <name>_reference, and
+R as log R); irf.* become generalised impulse responses to -1 and -3 std innovations (girf_*.csv,
+girf.png); moments.json adds ZLB spells (zlb.md: tables); moments annualise Pi and R (x 400).
 Policies are in model units (log deviations from the steady state); figures show percent.
 """
 
@@ -32,18 +35,10 @@ flags.DEFINE_integer("irf_periods", 40, "Periods of the impulse response.", lowe
 flags.DEFINE_integer("moment_chains", 1000, "Independent stationary chains for the moments.",
                      lower_bound=1)
 flags.DEFINE_integer("moment_periods", 200, "Periods per moment chain.", lower_bound=2)
+flags.DEFINE_integer("girf_draws", 2000, "ZLB: ergodic starts of each GIRF.", lower_bound=1)
+flags.DEFINE_integer("zlb_chains", 200, "ZLB: chains for the spell statistics.", lower_bound=1)
+flags.DEFINE_integer("zlb_periods", 1000, "ZLB: periods per chain.", lower_bound=2)
 flags.mark_flag_as_required("model")
-
-
-def moments_table(moments):
-  """Markdown: one row per moment, one column per source."""
-  sources = [s for s in ("network", "closed_form_simulated", "analytical") if moments.get(s)]
-  lines = ["| moment | " + " | ".join(sources) + " |", "|---" * (1 + len(sources)) + "|"]
-  for key in moments["network"]:
-    cells = [moments[s].get(key) for s in sources]
-    lines.append(f"| {key} | " + " | ".join("n/a" if v is None else f"{v:.6g}" for v in cells)
-                 + " |")
-  return "\n".join(lines) + "\n"
 
 
 def main(argv):
@@ -51,7 +46,7 @@ def main(argv):
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   # Syntax first: fails before TensorFlow loads.
   overrides = cli.parse_assignments("--theta", FLAGS.theta)
-  from nk_keras import export, plots, simulation
+  from nk_keras import export, plots, simulation, zlb, zlb_plots
   policy = export.LoadedPolicy(FLAGS.model)
   economy = policy.economy
   theta = cli.theta_with(economy, "--theta", overrides)
@@ -59,34 +54,53 @@ def main(argv):
       FLAGS.out or os.path.normpath(os.path.abspath(FLAGS.model)) + "_simulation")
   described = ", ".join(f"{n}={v:g}" for n, v in overrides.items()) or "calibration"
 
-  path = simulation.simulate(economy, policy, theta, FLAGS.periods, FLAGS.seed, FLAGS.start)
+  try:
+    solution = simulation.Solution(economy, theta)
+  except simulation.NoEquilibrium as e:
+    raise cli.UsageError(str(e)) from None
+  with_zlb = hasattr(economy, "notional_log_rate")
+  path = simulation.simulate(economy, policy, theta, FLAGS.periods, FLAGS.seed, FLAGS.start,
+                             solution)
   simulation.write_csv(os.path.join(out, "simulation.csv"), path)
-  plots.save(plots.time_series(path, economy, f"Simulated path ({described}, seed {FLAGS.seed}, "
-                               f"{FLAGS.start} start)"), os.path.join(out, "simulation.png"))
-
-  irf = simulation.impulse_response(economy, policy, theta, FLAGS.irf_periods)
-  simulation.write_csv(os.path.join(out, "irf.csv"), irf)
-  plots.save(plots.impulse_response(
-      irf, economy, f"Response to a one-std innovation raising {economy.state_name} "
-      f"({described})"), os.path.join(out, "irf.png"))
-
-  moments = simulation.moments(economy, policy, theta, FLAGS.moment_chains,
-                               FLAGS.moment_periods, FLAGS.seed)
+  title = f"Simulated path ({described}, seed {FLAGS.seed}, {FLAGS.start} start)"
+  plots.save(zlb_plots.path(path, economy, title) if with_zlb else
+             plots.time_series(path, economy, title), os.path.join(out, "simulation.png"))
+  written = ["simulation.csv", "simulation.png"]
   # str() of a float32 is its shortest repr: 0.97, not 0.9700000286102295.
   report = {"theta": {n: float(str(v)) for n, v in zip(economy.param_names, theta)},
-            "overrides": overrides, "seed": FLAGS.seed,
-            "chains": FLAGS.moment_chains, "periods_per_chain": FLAGS.moment_periods,
-            "note": "network and closed_form_simulated share the simulated states (their "
-                    "difference is the policy error); analytical are population moments "
-                    "(their distance to closed_form_simulated is sampling error)",
-            **moments}
+            "overrides": overrides, "seed": FLAGS.seed, "reference": solution.kind,
+            "chains": FLAGS.moment_chains, "periods_per_chain": FLAGS.moment_periods}
+  if with_zlb:
+    extras, files = zlb.write_simulation_extras(
+        economy, policy, theta, solution, out, described, FLAGS.irf_periods, FLAGS.girf_draws,
+        FLAGS.zlb_chains, FLAGS.zlb_periods, FLAGS.seed)
+    report.update(extras)
+    written += files
+  else:
+    irf = simulation.impulse_response(economy, policy, theta, FLAGS.irf_periods, solution)
+    simulation.write_csv(os.path.join(out, "irf.csv"), irf)
+    plots.save(plots.impulse_response(
+        irf, economy, f"Response to a one-std innovation raising {economy.state_name} "
+        f"({described})"), os.path.join(out, "irf.png"))
+    written += ["irf.csv", "irf.png"]
+  moments = simulation.moments(economy, policy, theta, FLAGS.moment_chains,
+                               FLAGS.moment_periods, FLAGS.seed, solution,
+                               zlb.UNITS if with_zlb else None)
+  report.update(note="network and the reference's *_simulated share the simulated states "
+                "(their difference is the policy error); analytical are population moments "
+                "(their distance to closed_form_simulated is sampling error)", **moments)
   with open(os.path.join(out, "moments.json"), "w") as f:
     json.dump(report, f, indent=2)
-
+  tables = zlb.moments_table(moments)
+  if with_zlb:
+    tables += "\n" + zlb.statistics_table(report["zlb"])
+    with open(os.path.join(out, "zlb.md"), "w") as f:
+      f.write(tables)
+    written.append("zlb.md")
   print(f"theta: {described}; moments over {FLAGS.moment_chains} chains x "
         f"{FLAGS.moment_periods} periods\n")
-  print(moments_table(moments))
-  print(f"wrote simulation.csv, irf.csv, moments.json, simulation.png, irf.png to {out}")
+  print(tables)
+  print(f"wrote {', '.join(written + ['moments.json'])} to {out}")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,10 @@ def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
   residuals = {name: {"mean_log10": float(log10_res[..., j].mean()),
                       "max_log10": float(log10_res[..., j].max())}
                for j, name in enumerate(economy.residual_names)}
-  return {"economy": economy.name, "n_theta": n, "n_theta_no_reference":
+  from nk_keras.reference import ClosedFormReference
+  scale_text = ("policy at 1 ergodic std" if isinstance(reference, ClosedFormReference)
+                else "the reference's ergodic std")
+  return {"economy": economy.name, "scale": scale_text, "n_theta": n, "n_theta_no_reference":
           int(n_theta - n), "seed": seed, "levels": list(levels), "errors_pct": summary,
           "errors_pct_by_level": per_level, "residuals_log10": residuals,
           "calibration": calibration_point(economy, policy),
@@ -93,14 +96,23 @@ def calibration_point(economy, policy):
 def markdown(report):
   """The error tables of `evaluate` as Markdown."""
   names = list(report["errors_pct"])
-  lines = ["| error (% of policy at 1 ergodic std) | " + " | ".join(
+  scale = report.get("scale", "policy at 1 ergodic std")
+  lines = [f"| error (% of {scale}) | " + " | ".join(
       f"{n} {s}" for n in names for s in ("mean", "p95", "max")) + " |",
            "|---" * (1 + 3 * len(names)) + "|"]
   rows = [("all levels", report["errors_pct"])] + [
       (f"state = {k} std", v) for k, v in report["errors_pct_by_level"].items()]
+  # Economies with a ZLB mark the levels where it binds at the calibration (reference).
+  binds = (report.get("zlb") or {}).get("binds_by_level")
+  if binds is not None:
+    lines[0] += " ZLB binds at calibration |"
+    lines[1] += "---|"
   for label, table in rows:
     lines.append(f"| {label} | " + " | ".join(
         f"{table[n][s]:.4f}" for n in names for s in ("mean", "p95", "max")) + " |")
+    if binds is not None:
+      level = label.removeprefix("state = ").removesuffix(" std")
+      lines[-1] += f" {({True: 'yes', False: 'no'}.get(binds.get(level), ''))} |"
   cal = report["calibration"]
   lines += ["", f"Calibration point, state = {cal['state']}:", "",
             "| policy | network | reference | rel. error (%) | error (% of scale) |",
@@ -111,7 +123,26 @@ def markdown(report):
             "| equation | mean log10 | max log10 |", "|---|---|---|"]
   lines += [f"| {n} | {v['mean_log10']:.2f} | {v['max_log10']:.2f} |"
             for n, v in report["residuals_log10"].items()]
+  lines += extras_markdown(report)
   return "\n".join(lines) + "\n"
+
+
+def extras_markdown(report):
+  """Lines for the economy's extras (`accuracy_extras`) when present: the ZLB frequency and
+  the unit-free Euler errors at the calibration."""
+  lines = []
+  zlb, euler = report.get("zlb"), report.get("euler_errors_log10")
+  if zlb:
+    lines += ["", "Ergodic ZLB frequency at the calibration:", "",
+              "| network (%) | reference (%) | difference (pp) |", "|---|---|---|",
+              f"| {100 * zlb['frequency_nn']:.3f} | {100 * zlb['frequency_reference']:.3f} | "
+              f"{zlb['difference_pp']:+.3f} |"]
+  if euler:
+    lines += ["", "Unit-free Euler errors log10 |1 - C_implied / C| at the calibration, "
+              f"{euler['network']['draws']} ergodic draws of the state:", "",
+              "| policy | mean log10 | max log10 |", "|---|---|---|"]
+    lines += [f"| {source} | {v['mean']:.2f} | {v['max']:.2f} |" for source, v in euler.items()]
+  return lines
 
 
 def one_line(report):

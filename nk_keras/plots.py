@@ -9,6 +9,7 @@ import csv
 import os
 
 import numpy as np
+from matplotlib import cm
 from matplotlib.figure import Figure
 
 from nk_keras import simulation
@@ -19,11 +20,39 @@ LABELS = {"beta": "β, discount factor", "sigma": "σ, relative risk aversion",
           "phi_pi": "φ_π, response to inflation", "phi_y": "φ_y, response to output gap",
           "rho_a": "ρ_a, shock persistence", "sigma_a": "σ_a, shock std",
           "zeta": "ζ, natural rate", "X": "X, output gap", "Pi": "Π, inflation"}
+# Names an economy uses differently from NK (economy name -> overrides of LABELS).
+ECONOMY_LABELS = {"rank_zlb": {
+    "theta_pi": "θ_π, response to inflation", "theta_y": "θ_y, response to output",
+    "phi": "φ, Rotemberg adjustment cost", "rho_zeta": "ρ_ζ, shock persistence",
+    "sigma_zeta": "σ_ζ, shock std", "zeta": "ζ, preference shock", "N": "N, hours",
+    "Pi": "Π, inflation", "R": "R, policy rate"}}
 COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple")
 
 
-def label(name):
-  return LABELS.get(name, name)
+def label(name, economy=None):
+  overrides = ECONOMY_LABELS.get(getattr(economy, "name", None), {})
+  return overrides.get(name, LABELS.get(name, name))
+
+
+def reference_label(reference):
+  """The legend entry of a reference: closed form, or time iteration."""
+  from nk_keras.reference import ClosedFormReference
+  if isinstance(reference, ClosedFormReference):
+    return "closed form"
+  return "reference (time iteration)"
+
+
+def shade(ax, x, mask, color="tab:red", alpha=0.15, label=None):
+  """Shades the runs of `x` `[m]` where `mask` `[m]` is True (each run from its first to its
+  last point, widened by half a step so single points show); labels the first run."""
+  x, mask = np.asarray(x, float), np.asarray(mask, bool)
+  if not mask.any():
+    return
+  half = 0.5 * (x[1] - x[0]) if len(x) > 1 else 0.5
+  edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+  for i, (start, stop) in enumerate(zip(edges[::2], edges[1::2])):
+    ax.axvspan(x[start] - half, x[stop - 1] + half, color=color, alpha=alpha, lw=0,
+               label=label if i == 0 else None)
 
 
 def save(fig, path):
@@ -48,8 +77,14 @@ def policy_vs_params(economy, policy, n_grid=41, level=-1.0):
   theta = tf.constant(theta.reshape(-1, n_params))
   state = level * economy.ergodic_std(theta)                                   # [P*G]
   nn = np.asarray(simulation.batched(policy)(state, theta)).reshape(n_params, n_grid, -1)
-  exact = economy.closed_form(state, theta)
-  exact = None if exact is None else exact.numpy().reshape(n_params, n_grid, -1)
+  # The reference at every swept theta (a closed form, or time iteration solved at each);
+  # NaN where it finds no equilibrium, which leaves a gap (shaded) in the dashed line.
+  reference = economy.reference(theta.numpy().astype(np.float64))
+  exact = reference.policies(state.numpy().astype(np.float64)[:, None])[:, 0]
+  exact[~reference.valid] = np.nan
+  exact = exact.reshape(n_params, n_grid, -1)
+  invalid = ~reference.valid.reshape(n_params, n_grid)
+  ref_label = reference_label(reference)
   figures = {}
   cols = 4
   rows = -(-n_params // cols)
@@ -59,25 +94,30 @@ def policy_vs_params(economy, policy, n_grid=41, level=-1.0):
     for i, param in enumerate(economy.param_names):
       ax = axes[i]
       ax.plot(grids[i], PCT * nn[i, :, j], "-", color=COLORS[0], lw=1.8, label="network")
-      if exact is not None:
-        ax.plot(grids[i], PCT * exact[i, :, j], "--", color="k", lw=1.2, label="closed form")
+      ax.plot(grids[i], PCT * exact[i, :, j], "--", color="k", lw=1.2, label=ref_label)
+      shade(ax, grids[i], invalid[i], color="0.5", alpha=0.2, label="no equilibrium")
       ax.axvline(economy.calibration[i], color="0.6", lw=0.8, ls=":", label="calibration")
-      ax.set_xlabel(label(param))
+      ax.set_xlabel(label(param, economy))
       if i % cols == 0:
         ax.set_ylabel(f"{name} (%)")
       ax.grid(alpha=0.3)
     for ax in axes[n_params:]:
       ax.set_visible(False)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{label(name)} (% deviation) at {economy.state_name} = {level:+g} ergodic std; "
-                 "other parameters at the calibration")
+    handles = {}
+    for ax in axes[:n_params]:   # one legend with every entry (the gaps show on some panels)
+      for h, l in zip(*ax.get_legend_handles_labels()):
+        handles.setdefault(l, h)
+    axes[0].legend(handles.values(), handles.keys(), fontsize=8)
+    fig.suptitle(f"{label(name, economy)} (% deviation) at {economy.state_name} = {level:+g} "
+                 "ergodic std; other parameters at the calibration")
     figures[name] = fig
   return figures
 
 
-def error_histograms(report, policy_names):
+def error_histograms(report, policy_names, scale_text="|{name}| at 1 ergodic std"):
   """Histograms of log10 scale-normalised error (MODEL.md section 6), one panel per policy and
-  one line per state level, from `accuracy.evaluate`'s report."""
+  one line per state level, from `accuracy.evaluate`'s report. `scale_text`: what the error
+  is a percentage of (`{name}` is the policy), e.g. "the reference's ergodic std of {name}"."""
   errors = report["_raw"]["errors_pct"]                                        # [L, n, n_pol]
   levels = report["levels"]
   # Errors are in percent; exact zeros (a policy equal to the closed form) get the floor.
@@ -87,13 +127,17 @@ def error_histograms(report, policy_names):
   axes = fig.subplots(1, len(policy_names), squeeze=False).ravel()
   for j, name in enumerate(policy_names):
     ax = axes[j]
+    # The default cycle repeats after ten colours: more levels (rank_zlb has 11) take a
+    # rainbow from dark blue (lowest state) to dark red (highest).
+    colors = ([f"C{i}" for i in range(len(levels))] if len(levels) <= 10
+              else cm.turbo(np.linspace(0.05, 0.95, len(levels))))
     for i, k in enumerate(levels):
-      ax.hist(logs[i, :, j], bins=bins, histtype="step", lw=1.4,
+      ax.hist(logs[i, :, j], bins=bins, histtype="step", lw=1.4, color=colors[i],
               label=f"state = {k:+g} std")
     p95 = report["errors_pct"][name]["p95"]
     ax.axvline(np.log10(max(p95, 1e-8)), color="k", ls="--", lw=1,
                label=f"95th pct, all levels ({p95:.3g} %)")
-    ax.set_xlabel(f"log10 error of {name} (% of |{name}| at 1 ergodic std)")
+    ax.set_xlabel(f"log10 error of {name} (% of {scale_text.format(name=name)})")
     ax.set_ylabel("theta draws")
     ax.set_title(f"{label(name)}: mean {report['errors_pct'][name]['mean']:.3g} %, "
                  f"max {report['errors_pct'][name]['max']:.3g} %")
@@ -146,18 +190,20 @@ def loss_curve(history):
 
 
 def _paths(table, economy, title, xlabel, marker=None):
+  key, ref_label = (("exact", "closed form") if f"{economy.policy_names[0]}_exact" in table
+                    else ("reference", "reference (time iteration)"))
   names = [economy.state_name] + list(economy.policy_names)
   fig = Figure(figsize=(4.2 * len(names), 3.6), layout="constrained")
   axes = fig.subplots(1, len(names), squeeze=False).ravel()
   t = table["period"]
   axes[0].plot(t, PCT * table[economy.state_name], color="k", lw=1.4, marker=marker, ms=3)
-  axes[0].set_title(label(economy.state_name))
+  axes[0].set_title(label(economy.state_name, economy))
   axes[0].set_ylabel("% deviation from steady state")
   for ax, name in zip(axes[1:], economy.policy_names):
     ax.plot(t, PCT * table[f"{name}_nn"], "-", color=COLORS[0], lw=1.8, label="network")
-    if f"{name}_exact" in table:
-      ax.plot(t, PCT * table[f"{name}_exact"], "--", color="k", lw=1.2, label="closed form")
-    ax.set_title(label(name))
+    if f"{name}_{key}" in table:
+      ax.plot(t, PCT * table[f"{name}_{key}"], "--", color="k", lw=1.2, label=ref_label)
+    ax.set_title(label(name, economy))
     ax.legend(fontsize=8)
   for ax in axes[1:]:
     ax.set_ylabel("%")

@@ -5,6 +5,11 @@
 vector `[n_params]`; results are NumPy arrays in the model's units (log deviations from the
 steady state), as dicts of named columns ready for CSV/JSON.
 
+Every result sits next to the economy's reference at the same states (`Solution`): the closed
+form where there is one (columns `<policy>_exact`, NK), else its reference solved at that one
+theta (time iteration for rank_zlb; columns `<policy>_reference`). Served outputs beyond the
+policies (rank_zlb's rate R) are added as their logs.
+
 The state is simulated first (a cheap loop over periods, vectorised over chains) and the policy
 is then called once on every simulated point, so the network never runs inside the time loop.
 """
@@ -29,9 +34,8 @@ def batched(policy, size=CHUNK):
     theta = tf.convert_to_tensor(theta, tf.float32)
     n = int(state.shape[0])
     if n <= size:
-      return tf.convert_to_tensor(policy(state, theta), tf.float32)
-    return tf.concat([tf.convert_to_tensor(policy(state[i:i + size], theta[i:i + size]),
-                                           tf.float32)
+      return tf.cast(policy(state, theta), tf.float32)
+    return tf.concat([tf.cast(policy(state[i:i + size], theta[i:i + size]), tf.float32)
                       for i in range(0, n, size)], axis=0)
   return call
 
@@ -55,6 +59,58 @@ def closed_form(economy, state, theta):
     return None
   exact = exact.numpy()
   return exact.reshape(state.shape + exact.shape[-1:])
+
+
+def has_closed_form(economy):
+  return economy.closed_form(tf.zeros([1]),
+                             tf.constant(economy.calibration[None], tf.float32)) is not None
+
+
+class NoEquilibrium(ValueError):
+  """The reference finds no (stable) equilibrium at the theta asked for."""
+
+
+class Solution:
+  """The economy's reference at one `theta` `[n_params]`, as policies at states of any shape.
+
+  With a closed form it is evaluated as before (float32, `closed_form`: "exact"); otherwise
+  `economy.reference(theta[None])` is solved once (time iteration: "reference") and
+  interpolated. Raises NoEquilibrium where the reference has no solution.
+  """
+
+  def __init__(self, economy, theta):
+    self.economy = economy
+    self.theta = np.asarray(theta, np.float32)
+    self.closed = has_closed_form(economy)
+    self.key = "exact" if self.closed else "reference"
+    self.kind = "closed form" if self.closed else "time iteration"
+    self.reference = None if self.closed else economy.reference(
+        self.theta.astype(np.float64)[None])
+    if self.reference is not None and not self.reference.valid[0]:
+      where = ", ".join(f"{n}={v:g}" for n, v in zip(economy.param_names, self.theta))
+      raise NoEquilibrium(f"the reference ({self.kind}) finds no stable equilibrium at {where}")
+
+  def __call__(self, state):
+    """Reference policies `[..., n_pol]` (NumPy) at `state` `[...]`."""
+    if self.closed:
+      return closed_form(self.economy, state, self.theta)
+    state = np.asarray(state, np.float64)
+    out = self.reference.policies(state.reshape(1, -1))[0]
+    return out.reshape(state.shape + out.shape[-1:])
+
+
+def extra_outputs(economy, state, theta, policies):
+  """Logs of the served outputs that are not policies (rank_zlb: log R), dict name ->
+  `[...]` for `policies` `[..., n_pol]` at `state` `[...]`; empty for NK."""
+  extra = [n for n in economy.output_names if n not in economy.policy_names]
+  if not extra:
+    return {}
+  shape = np.shape(state)
+  flat = np.asarray(policies, np.float64).reshape(-1, len(economy.policy_names))
+  thetas = np.tile(np.asarray(theta, np.float64)[None], (flat.shape[0], 1))
+  out = economy.outputs(tf.constant(np.reshape(state, -1), tf.float64), tf.constant(thetas),
+                        tf.constant(flat))
+  return {n: np.log(out[n].numpy()).reshape(shape) for n in extra}
 
 
 def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stream=0):
@@ -83,13 +139,14 @@ def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stre
   return tf.stack(rows).numpy()
 
 
-def simulate(economy, policy, theta, periods, seed=0, start="ergodic"):
-  """One simulated path: columns period, <state>, <policy>_nn and, if known, <policy>_exact."""
+def simulate(economy, policy, theta, periods, seed=0, start="ergodic", solution=None):
+  """One simulated path: columns period, <state>, <policy>_nn and <policy>_exact (closed form)
+  or <policy>_reference (`solution`, solved here if not given), plus extra outputs."""
   zeta = state_paths(economy, theta, periods, 1, seed, start)[:, 0]          # [periods]
-  return _columns(economy, policy, theta, zeta)
+  return _columns(economy, policy, theta, zeta, solution)
 
 
-def impulse_response(economy, policy, theta, horizon=40):
+def impulse_response(economy, policy, theta, horizon=40, solution=None):
   """Responses to a one-standard-deviation rise of the state's innovation, over `horizon` periods.
 
   Period 0 is the impact: the state jumps from the steady state (0) by the size of one
@@ -107,26 +164,71 @@ def impulse_response(economy, policy, theta, horizon=40):
     state = economy.step(state, thetas, tf.zeros([1]))
     rows.append(state)
   zeta = tf.concat(rows, axis=0).numpy()                                       # [horizon]
-  table = _columns(economy, policy, theta, zeta)
-  base = _columns(economy, policy, theta, np.zeros(1, np.float32))
-  for name in economy.policy_names:
-    for kind in ("nn", "exact"):
+  solution = solution or Solution(economy, theta)
+  table = _columns(economy, policy, theta, zeta, solution)
+  base = _columns(economy, policy, theta, np.zeros(1, np.float32), solution)
+  for name in value_names(economy):
+    for kind in ("nn", solution.key):
       key = f"{name}_{kind}"
       if key in table:
         table[key] = table[key] - base[key][0]
   return table
 
 
-def _columns(economy, policy, theta, zeta):
-  nn = evaluate(policy, zeta, theta)                                           # [T, n_pol]
-  exact = closed_form(economy, zeta, theta)
+def value_names(economy):
+  """Policies, then the served outputs that are not policies (their logs)."""
+  return list(economy.policy_names) + [n for n in economy.output_names
+                                       if n not in economy.policy_names]
+
+
+def values(economy, theta, state, policies):
+  """dict name -> `[...]`: the policies `[..., n_pol]` and the extra outputs' logs."""
+  out = {name: policies[..., j] for j, name in enumerate(economy.policy_names)}
+  out.update(extra_outputs(economy, state, theta, policies))
+  return out
+
+
+def _columns(economy, policy, theta, zeta, solution=None):
+  solution = solution or Solution(economy, theta)
   table = {"period": np.arange(zeta.size), economy.state_name: zeta}
-  for j, name in enumerate(economy.policy_names):
-    table[f"{name}_nn"] = nn[:, j]
-  if exact is not None:
-    for j, name in enumerate(economy.policy_names):
-      table[f"{name}_exact"] = exact[:, j]
+  for kind, pol in (("nn", evaluate(policy, zeta, theta)), (solution.key, solution(zeta))):
+    for name, v in values(economy, theta, zeta, pol).items():
+      table[f"{name}_{kind}"] = v
   return table
+
+
+def generalized_impulse_response(economy, policy, theta, shock=-1.0, horizon=40, draws=2000,
+                                 seed=0, solution=None):
+  """Nonlinear (generalised) impulse response to an innovation of `shock` std in period 0.
+
+  Over `draws` ergodic starting states (the state of period -1) and the same future
+  innovations, the mean difference between the path whose period-0 innovation is shifted by
+  `shock` and the path without the shift (Koop, Pesaran and Potter 1996). Columns: period,
+  <state>, <value>_nn and <value>_<key> (network and reference on the same states, in model
+  units). Returns (table, raw): `raw` holds the paths themselves, {"state": {"shocked",
+  "baseline"} -> `[horizon, draws]`, "nn"/<key>: {"shocked", "baseline"} -> {value ->
+  `[horizon, draws]`}}, for further statistics (e.g. the share of paths at the ZLB).
+  """
+  solution = solution or Solution(economy, theta)
+  thetas = tf.constant(np.tile(np.asarray(theta, np.float32)[None], (draws, 1)))
+  start = economy.draw_state(thetas, tf.constant([seed, 301], tf.int32))
+  eps = tf.random.stateless_normal([horizon, draws], seed=tf.constant([seed, 302], tf.int32))
+  paths = {}
+  for name, shift in (("shocked", shock), ("baseline", 0.0)):
+    state, rows = start, []
+    for t in range(horizon):
+      state = economy.step(state, thetas, eps[t] + (shift if t == 0 else 0.0))
+      rows.append(state)
+    paths[name] = tf.stack(rows).numpy()                                     # [H, draws]
+  table = {"period": np.arange(horizon),
+           economy.state_name: (paths["shocked"] - paths["baseline"]).mean(axis=1)}
+  raw = {"state": paths}
+  for kind, fn in (("nn", lambda z: evaluate(policy, z, theta)), (solution.key, solution)):
+    v = {name: values(economy, theta, z, fn(z)) for name, z in paths.items()}
+    raw[kind] = v
+    for value in value_names(economy):
+      table[f"{value}_{kind}"] = (v["shocked"][value] - v["baseline"][value]).mean(axis=1)
+  return table, raw
 
 
 def sample_moments(names, series):
@@ -177,24 +279,31 @@ def analytical_moments(economy, theta):
   return out
 
 
-def moments(economy, policy, theta, chains=1000, periods=200, seed=0):
+def moments(economy, policy, theta, chains=1000, periods=200, seed=0, solution=None,
+            units=None):
   """Moments of `chains` independent stationary paths of `periods` periods each.
 
-  Returns {"network": ..., "closed_form_simulated": ..., "analytical": ...}: the network and
-  the closed form on the same simulated states (their difference is the policy error alone,
-  free of sampling error), and the population values (the sampling error is their distance to
-  `closed_form_simulated`). Keys are std_<name>, autocorr_<name> and corr_<a>_<b> for the state
-  and each policy.
+  Returns {"network": ..., "closed_form_simulated" (or "reference_simulated"): ...,
+  "analytical": ...}: the network and the reference on the same simulated states (their
+  difference is the policy error alone, free of sampling error), and, with a closed form, the
+  population values (the sampling error is their distance to `closed_form_simulated`). Keys
+  are std_<name>, autocorr_<name> and corr_<a>_<b> for the state and each value
+  (`value_names`). `units`: dict value name -> factor applied before the moments (e.g. 400
+  to annualise a quarterly log rate); stds scale with it, the rest is unit-free.
   """
+  solution = solution or Solution(economy, theta)
   zeta = state_paths(economy, theta, periods, chains, seed, "ergodic", stream=1)  # [T, C]
-  names = [economy.state_name] + list(economy.policy_names)
-  nn = evaluate(policy, zeta, theta)                                           # [T, C, n_pol]
-  out = {"network": sample_moments(names, [zeta] + [nn[..., j] for j in range(nn.shape[-1])])}
-  exact = closed_form(economy, zeta, theta)
-  if exact is not None:
-    out["closed_form_simulated"] = sample_moments(
-        names, [zeta] + [exact[..., j] for j in range(exact.shape[-1])])
-  out["analytical"] = analytical_moments(economy, theta)
+  names = [economy.state_name] + value_names(economy)
+  units = units or {}
+
+  def of(pol):
+    v = values(economy, theta, zeta, pol)
+    return sample_moments(names, [zeta] + [units.get(n, 1.0) * v[n] for n in names[1:]])
+
+  out = {"network": of(evaluate(policy, zeta, theta))}
+  source = "closed_form_simulated" if solution.closed else "reference_simulated"
+  out[source] = of(solution(zeta))
+  out["analytical"] = analytical_moments(economy, theta) if solution.closed else None
   return out
 
 

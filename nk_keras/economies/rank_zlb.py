@@ -157,6 +157,12 @@ class RankZLB(Economy):
     return tf.stack([tf.math.log(outputs["N"]),
                      tf.math.log(outputs["Pi"]) - FIXED["log_Pibar"]], axis=1)
 
+  def accuracy_extras(self, policy):
+    """At the calibration (KMR's true values): the ergodic ZLB frequency of `policy` against
+    the reference's, unit-free Euler errors on the ergodic set for both, and which accuracy
+    levels lie in the reference's ZLB region (`zlb_accuracy`)."""
+    return zlb_accuracy(self, policy)
+
 
 def zlb_frequency(reference):
   """Ergodic probability `[n]` that the notional rate is below one (the ZLB binds), for a
@@ -186,3 +192,72 @@ def euler_errors(economy, policy, state, theta, n_nodes=80, dtype=tf.float32):
   today, tomorrow = economy.policies(call, state, theta, eps)
   r = economy.equilibrium(state, theta, eps, today, tomorrow, tf.constant(w))[:, 0]
   return (tf.math.log(tf.abs(tf.math.expm1(-r / FIXED["sigma"]))) / math.log(10.0)).numpy()
+
+
+# Accuracy extras (the evaluate app's ZLB and Euler-error statistics at one theta).
+
+EULER_DRAWS = 10_000   # ergodic draws of zeta for the Euler errors
+EULER_FLOOR = -17.0    # log10 of an exactly zero Euler error (below float64's resolution)
+
+
+def probability_negative(z, g):
+  """Probability under N(0, 1) that `g` `[..., m]`, linear between the sorted points `z` `[m]`,
+  is negative: exact segment by segment (the crossing by linear interpolation), the tails
+  beyond the ends by the sign there. Returns `[...]`."""
+  from scipy import special
+  a, b = g[..., :-1], g[..., 1:]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    root = np.clip(z[:-1] + (z[1:] - z[:-1]) * a / (a - b), z[:-1], z[1:])
+  cdf = special.ndtr
+  mass = np.where((a < 0) & (b < 0), cdf(z[1:]) - cdf(z[:-1]),
+         np.where(a < 0, cdf(root) - cdf(z[:-1]),
+         np.where(b < 0, cdf(z[1:]) - cdf(root), 0.0)))
+  tails = (g[..., 0] < 0) * cdf(z[0]) + (g[..., -1] < 0) * cdf(-z[-1])
+  return mass.sum(axis=-1) + tails
+
+
+def policy_zlb_frequency(economy, policy, theta, n_points=6001, span=6.0):
+  """Ergodic probability that the notional rate of `policy` (a network: float32 calls) is
+  negative at one `theta` `[n_params]`: its notional rate on `n_points` of zeta on +-`span`
+  ergodic std, linear in between (`probability_negative`)."""
+  theta = np.asarray(theta, np.float64)
+  z = np.linspace(-span, span, n_points)
+  std = float(economy.ergodic_std(tf.constant(theta[None]))[0])
+  values = np.asarray(policy(tf.constant(z * std, tf.float32),
+                             tf.constant(np.repeat(theta[None], n_points, 0), tf.float32)),
+                      np.float64)
+  return float(probability_negative(z, economy.notional_log_rate(theta[None], values)))
+
+
+def zlb_accuracy(economy, policy, theta=None, reference=None, draws=EULER_DRAWS, seed=0):
+  """The ZLB and Euler-error statistics of `policy` at `theta` (default: the calibration)
+  against `reference` (default: `economy.reference` solved there), JSON-ready:
+  {"zlb": {"theta", "frequency_nn", "frequency_reference", "difference_pp",
+  "binds_by_level": {level: bool}}, "euler_errors_log10": {"network"/"reference": {"mean",
+  "max", "draws"}}}. Euler errors (`euler_errors`) on `draws` ergodic draws of zeta, the same
+  for both; an exactly zero error counts as 1e-17."""
+  theta = np.asarray(economy.calibration if theta is None else theta, np.float64)
+  reference = reference if reference is not None else economy.reference(theta[None])
+  if not reference.valid[0]:
+    return {"zlb": None, "euler_errors_log10": None,
+            "note": "the reference finds no stable equilibrium at this theta"}
+  std = float(reference.std[0])
+  frequency_ref = float(zlb_frequency(reference)[0])
+  frequency_nn = policy_zlb_frequency(economy, policy, theta)
+  levels = np.asarray(economy.accuracy_levels, np.float64)
+  notional = economy.notional_log_rate(theta[None], reference.policies(levels[None] * std)[0])
+  state = np.random.default_rng(seed).standard_normal(draws) * std
+  thetas = np.repeat(theta[None], draws, 0)
+
+  def stats(errors):
+    errors = np.maximum(errors, EULER_FLOOR)
+    return {"mean": float(errors.mean()), "max": float(errors.max()), "draws": int(draws)}
+
+  return {"zlb": {"theta": dict(zip(economy.param_names, theta.tolist())),
+                  "frequency_nn": frequency_nn, "frequency_reference": frequency_ref,
+                  "difference_pp": 100 * (frequency_nn - frequency_ref),
+                  "binds_by_level": {f"{k:+g}": bool(n < 0) for k, n in zip(levels, notional)}},
+          "euler_errors_log10": {
+              "network": stats(euler_errors(economy, policy, state, thetas)),
+              "reference": stats(euler_errors(economy, reference.as_policy(), state, thetas,
+                                              dtype=tf.float64))}}
