@@ -51,7 +51,7 @@ def main(argv):
       raise cli.UsageError(f"{out!r} holds a SavedModel already; pass --overwrite to replace it")
     shutil.rmtree(out)
   cli.writable_dir(out)
-  report = export.export_run(policy, run, out, n_theta=FLAGS.n_theta)
+  report = export.export_run(policy, run, out, n_theta=FLAGS.n_theta, progress=True)
   print(accuracy.one_line(report))
   print(f"SavedModel at {out}")
 

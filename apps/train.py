@@ -142,7 +142,7 @@ def main(argv):
   with open(os.path.join(out, export.RUN), "w") as f:
     json.dump(run, f, indent=2)
   report = export.export_run(model.policy, out, os.path.join(out, "saved_model"),
-                             n_theta=FLAGS.eval_theta)
+                             n_theta=FLAGS.eval_theta, progress=True)
   accuracy.write(report, out)
   print(accuracy.markdown(report))
   print(f"wall time {wall:.0f} s; SavedModel at {os.path.join(out, 'saved_model')}")

@@ -34,7 +34,7 @@ def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
   counted in `n_theta_no_reference`."""
   n_theta = n_theta or economy.eval_theta
   theta = draw_box(economy, n_theta, seed).numpy().astype(np.float64)   # [n, P]
-  reference = economy.reference(theta)
+  reference = economy.reference(theta, progress=progress)
   valid = reference.valid
   levels = tuple(economy.accuracy_levels)
   std = economy.ergodic_std(tf.constant(theta)).numpy()                 # [n]

@@ -97,7 +97,7 @@ def export(policy, path, metadata, history=None):
   return path
 
 
-def export_run(policy, run_dir, path, n_theta=None):
+def export_run(policy, run_dir, path, n_theta=None, progress=False):
   """Exports `policy`, trained by the train app into `run_dir`, to `path`: the metadata is the
   run's `run.json` plus an accuracy summary measured now on `n_theta` draws of the box (default:
   the economy's), and
@@ -111,7 +111,7 @@ def export_run(policy, run_dir, path, n_theta=None):
     raise ModelError(f"{run_dir!r} has no {RUN}: not a finished run of apps.train") from None
   except ValueError:
     raise ModelError(f"{run_file!r} is not valid JSON") from None
-  report = accuracy.evaluate(policy.economy, policy, n_theta=n_theta)
+  report = accuracy.evaluate(policy.economy, policy, n_theta=n_theta, progress=progress)
   metadata["evaluation"] = accuracy.summary(report)
   export(policy, path, metadata, history=os.path.join(run_dir, "history.csv"))
   return report

@@ -208,7 +208,7 @@ class Economy(abc.ABC):
     """Exact policies `[batch, n_policies]`, or None where the economy has no closed form."""
     return None
 
-  def reference(self, theta):
+  def reference(self, theta, progress=False):
     """The economy's reference solution at `theta` `[n, n_params]` (NumPy): a
     `nk_keras.reference.Reference` (closed form or time iteration) that accuracy is measured
     against."""

@@ -60,7 +60,7 @@ class RankZLB(Economy):
   error_shape = "level"
   accuracy_levels = tuple(np.arange(-2.5, 2.51, 0.5))
   calibration_state = 0.0
-  eval_theta = 1_000     # time iteration: ~0.15 s per theta
+  eval_theta = 500       # time iteration: 0.2-1 s per theta
 
   def default_prior(self):
     """KMR's prior: independent normals truncated to the box (mean, std of MODEL.md)."""
@@ -140,14 +140,14 @@ class RankZLB(Economy):
     # bias) can make |policy(std)| small where the response is not.
     return self.policy_scale(theta) / std[:, None]
 
-  def reference(self, theta):
+  def reference(self, theta, progress=False):
     """Time iteration at `theta` `[n, n_params]` (NumPy): a TimeIterationReference whose
     `valid` marks where a stable equilibrium was found. Defaults measured at the calibration
     (BUILD_NOTES / tests/test_time_iteration.py): 1001 grid points on +-5 ergodic std, 80
     trapezoid nodes, change below 1e-11."""
     from nk_keras.reference import time_iteration
     return time_iteration.solve(self, theta, n_grid=1001, n_nodes=80, quadrature="trapezoid",
-                                tol=1e-11)
+                                tol=1e-11, progress=progress)
 
   def outputs(self, state, theta, policies):
     return {"N": tf.exp(policies[:, 0]), "Pi": tf.exp(policies[:, 1] + FIXED["log_Pibar"]),
