@@ -55,9 +55,11 @@ class RankZLB(Economy):
   # A preference shock raises demand today: hours and inflation rise with zeta everywhere, at the
   # ZLB more steeply (the rate cannot fall to lean against a fall in zeta).
   response_signs = (1.0, 1.0)
-  # Policies have levels away from the steady state (the ZLB's deflationary bias): an error is
-  # modelled as a level shift, not a slope.
-  error_shape = "level"
+  # Residuals are mapped to policy errors by time iteration's Newton step (tomorrow held): on a
+  # trained network these implied errors correlate with the true errors (0.55 for N, 0.29 for
+  # Pi) where a persistent level error's Jacobian, near-singular in places, does not (-0.28,
+  # -0.07); trained so, errors fell 2-3x (BUILD_NOTES.md, "rank_zlb").
+  error_shape = "today"
   accuracy_levels = tuple(np.arange(-2.5, 2.51, 0.5))
   calibration_state = 0.0
   eval_theta = 500       # time iteration: 0.2-1 s per theta
