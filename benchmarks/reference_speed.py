@@ -32,7 +32,7 @@ def main(argv):
   from nk_keras.reference import time_iteration
   for block in (int(b) for b in FLAGS.blocks.split(",")):
     start = time.perf_counter()
-    ref = time_iteration.solve(economy, theta, block=block, n_grid=1001, n_nodes=80, tol=1e-11)
+    ref = time_iteration.solve(economy, theta, block=block, **economy.reference_options)
     seconds = time.perf_counter() - start
     print(f"{len(theta)} thetas in blocks of {block}: {seconds:.1f} s, "
           f"{seconds / len(theta):.3f} s per theta, median {np.median(ref.iterations):.0f} "

@@ -63,6 +63,7 @@ class RankZLB(Economy):
   accuracy_levels = tuple(np.arange(-2.5, 2.51, 0.5))
   calibration_state = 0.0
   eval_theta = 500       # time iteration: 0.2-1 s per theta
+  reference_options = dict(n_grid=1001, n_nodes=80, quadrature="trapezoid", tol=1e-11)
 
   def default_prior(self):
     """KMR's prior: independent normals truncated to the box (mean, std of MODEL.md)."""
@@ -148,8 +149,7 @@ class RankZLB(Economy):
     (BUILD_NOTES / tests/test_time_iteration.py): 1001 grid points on +-5 ergodic std, 80
     trapezoid nodes, change below 1e-11."""
     from nk_keras.reference import time_iteration
-    return time_iteration.solve(self, theta, n_grid=1001, n_nodes=80, quadrature="trapezoid",
-                                tol=1e-11, progress=progress)
+    return time_iteration.solve(self, theta, progress=progress, **self.reference_options)
 
   def outputs(self, state, theta, policies):
     return {"N": tf.exp(policies[:, 0]), "Pi": tf.exp(policies[:, 1] + FIXED["log_Pibar"]),
