@@ -50,7 +50,7 @@ def main(argv):
     if not FLAGS.overwrite:
       raise cli.UsageError(f"{out!r} holds a SavedModel already; pass --overwrite to replace it")
     shutil.rmtree(out)
-  cli.writable_dir(out)
+  cli.writable_dir(out, output=False)   # a SavedModel: no log files inside
   report = export.export_run(policy, run, out, n_theta=FLAGS.n_theta, progress=True)
   print(accuracy.one_line(report))
   print(f"SavedModel at {out}")

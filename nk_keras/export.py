@@ -19,6 +19,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from nk_keras.errors import UserError
+
 METADATA = os.path.join("assets", "metadata.json")
 RUN = "run.json"   # the train app's record of a run: options, command, commit, versions, time
 
@@ -76,7 +78,7 @@ def export(policy, path, metadata, history=None):
   """Writes the SavedModel to `path` with `metadata` (plus box and versions) as its asset, and
   the training history CSV `history` beside it as `assets/history.csv` if given."""
   if not all(np.isfinite(w).all() for w in policy.net.get_weights()):
-    raise ValueError("the policy has non-finite weights; refusing to export it")
+    raise UserError("the policy has non-finite weights; refusing to export it")
   module = ServedPolicy(policy)
   tf.saved_model.save(module, path,
                       signatures={"serving_default": module.serve, "in_box": module.in_box})
@@ -117,7 +119,7 @@ def export_run(policy, run_dir, path, n_theta=None, progress=False):
   return report
 
 
-class ModelError(Exception):
+class ModelError(UserError):
   """A model directory that is missing, corrupt or not a policy of this contract."""
 
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from nk_keras import callbacks as nk_callbacks
 from nk_keras import distribute, economies, regimes
+from nk_keras.errors import UserError
 from nk_keras.network import ExtendedPolicy
 
 
@@ -60,7 +61,7 @@ def parse_weights(text):
     except ValueError:
       sep = ""
     if not sep or not name or not weights[name] >= 0:
-      raise ValueError(f"loss weights: expected residual=non-negative number, got {item!r}")
+      raise UserError(f"loss weights: expected residual=non-negative number, got {item!r}")
   return weights
 
 
@@ -89,8 +90,8 @@ def build_regime(options, strategy=None):
 
 def _build_regime(options, replicas):
   if options.batch % replicas:
-    raise ValueError(f"--batch ({options.batch}) must be a multiple of the {replicas} replicas: "
-                     f"it is the global batch, split evenly across them")
+    raise UserError(f"--batch ({options.batch}) must be a multiple of the {replicas} replicas: "
+                    f"it is the global batch, split evenly across them")
   economy = economies.get(options.economy)
   policy = ExtendedPolicy.create(economy, options.normalization, seed=options.seed,
                                  width=options.width, depth=options.depth,
@@ -142,11 +143,12 @@ def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
                    shuffle=False)
 
 
-class DivergenceError(RuntimeError):
-  """The loss blew up: training stopped, the last good checkpoint kept."""
+class DivergenceError(UserError, RuntimeError):
+  """The loss blew up: training stopped, the last good checkpoint kept. A user error: the
+  options (learning rate, clip) do not suit the problem."""
 
 
-class OptionsMismatch(ValueError):
+class OptionsMismatch(UserError):
   """`out` holds a checkpoint of a run with other options."""
 
 

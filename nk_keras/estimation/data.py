@@ -15,11 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from nk_keras import simulation
+from nk_keras.errors import UserError
 
 MIN_PERIODS = 10   # fewer rows cannot say anything about persistence; almost surely a wrong file
 
 
-class DataError(ValueError):
+class DataError(UserError):
   """A data file that cannot be used: missing column, non-numeric or non-finite entry, too short."""
 
 

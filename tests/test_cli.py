@@ -1,0 +1,101 @@
+"""What every app promises on failure: bad input is one `error:` line and exit 2 (absl's flag
+errors included, and nothing of TensorFlow's start-up before it); a bug says it is one, exits 70
+and leaves its traceback in a log file."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nk_keras import cli, errors, export, training
+from nk_keras.estimation import data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# A tiny app: its main raises a user error or a bug (ZeroDivisionError), after accepting --out if
+# given. A file rather than `-c`, so the traceback quotes the line.
+TINY_APP = """
+import sys
+from absl import flags
+from nk_keras import cli
+flags.DEFINE_string("raise_", "bug", "bug or user")
+flags.DEFINE_string("out", None, "output directory")
+flags.DEFINE_integer("n", 5, "a bounded flag", lower_bound=5)
+
+def main(argv):
+  if flags.FLAGS.out:
+    cli.writable_dir(flags.FLAGS.out)
+  if flags.FLAGS.raise_ == "user":
+    raise cli.UsageError("--raise_: you asked for a user error")
+  return 1 / 0
+
+cli.run(main)
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_app(tmp_path_factory):
+  path = tmp_path_factory.mktemp("app") / "tiny_app.py"
+  path.write_text(TINY_APP)
+  return str(path)
+
+
+def python(script, *args):
+  """Runs `script` in a fresh interpreter with the repository on its path: (rc, stderr)."""
+  proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+  return proc.returncode, proc.stderr
+
+
+def test_user_errors_share_one_base_that_is_still_a_value_error():
+  for cls in (cli.UsageError, export.ModelError, data.DataError, training.DivergenceError,
+              training.OptionsMismatch):
+    assert issubclass(cls, errors.UserError) and issubclass(cls, ValueError), cls
+
+
+def test_a_user_error_is_one_line_and_exit_2(tiny_app):
+  rc, err = python(tiny_app, "--raise_=user")
+  assert rc == 2, err
+  assert err.splitlines() == ["error: --raise_: you asked for a user error"], err
+
+
+@pytest.mark.parametrize("with_out", [True, False])
+def test_a_bug_says_so_exits_70_and_logs_its_traceback(tiny_app, tmp_path, with_out):
+  args = [f"--out={tmp_path}"] if with_out else []
+  rc, err = python(tiny_app, *args)
+  assert rc == cli.BUG == 70, err
+  lines = err.splitlines()
+  assert len(lines) == 1 and "bug" in lines[0] and "ZeroDivisionError" in lines[0], err
+  assert "Traceback" not in err
+  log = lines[0].rsplit("traceback in ", 1)[1]
+  if with_out:   # the app's output directory, when it had accepted one
+    assert log == os.path.join(str(tmp_path), "error.log")
+  try:
+    text = open(log).read()
+  finally:
+    if not with_out:
+      os.remove(log)
+  assert text.startswith("Traceback") and "1 / 0" in text and "ZeroDivisionError" in text
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--n=1"], "--n=1: 1 is not integer >= 5"),
+    (["--nosuchflag=3"], "nosuchflag"),
+])
+def test_flag_errors_are_one_line_and_exit_2(tiny_app, args, expected):
+  rc, err = python(tiny_app, *args)
+  assert rc == 2, err
+  lines = err.splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
+
+
+def test_an_app_on_bad_input_prints_exactly_one_line(tmp_path):
+  """Nothing of TensorFlow's start-up (e.g. `failed call to cuInit` without a GPU) comes first:
+  stderr is the one line, unfiltered."""
+  proc = subprocess.run([sys.executable, "-m", "apps.evaluate", f"--model={tmp_path / 'nope'}"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2
+  assert proc.stderr.splitlines() == [f"error: no model directory at '{tmp_path / 'nope'}'"], \
+      proc.stderr
