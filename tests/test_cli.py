@@ -2,11 +2,13 @@
 errors included, and nothing of TensorFlow's start-up before it); a bug says it is one, exits 70
 and leaves its traceback in a log file."""
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 from nk_keras import cli, errors, export, training
 from nk_keras.estimation import data
@@ -99,3 +101,58 @@ def test_an_app_on_bad_input_prints_exactly_one_line(tmp_path):
   assert proc.returncode == 2
   assert proc.stderr.splitlines() == [f"error: no model directory at '{tmp_path / 'nope'}'"], \
       proc.stderr
+
+
+class _NotAPolicy(tf.Module):
+  """A SavedModel with one serving signature that is not a policy: `inputs` named like the
+  estimation's likelihood surrogate, one output."""
+
+  def __init__(self, inputs):
+    super().__init__()
+    spec = [tf.TensorSpec([None], tf.float32, name=n) for n in inputs]
+    self.serve = tf.function(lambda *x: {"log_likelihood": tf.add_n(list(x))},
+                             input_signature=spec)
+
+
+def save_not_a_policy(path, inputs, metadata):
+  module = _NotAPolicy(inputs)
+  tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+  if metadata is not None:
+    os.makedirs(path / "assets", exist_ok=True)
+    (path / export.METADATA).write_text(json.dumps(metadata))
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def foreign_models(tmp_path_factory):
+  """Two SavedModels that are not policies: the surrogate's shape and metadata (its signature
+  inputs agree with its metadata, the economy is nk), and a bare one without metadata."""
+  root = tmp_path_factory.mktemp("foreign")
+  names = ["rho_a", "sigma_a"]
+  return {"surrogate": save_not_a_policy(root / "surrogate", names, {
+              "economy": "nk", "names": names,
+              "signature": {"inputs": names, "outputs": ["log_likelihood"]}}),
+          "bare": save_not_a_policy(root / "bare", ["x"], None)}
+
+
+@pytest.mark.parametrize("kind", ["surrogate", "bare"])
+def test_loading_a_saved_model_that_is_not_a_policy_is_a_model_error(foreign_models, kind):
+  with pytest.raises(export.ModelError, match="not a policy export"):
+    export.LoadedPolicy(foreign_models[kind])
+
+
+def test_apps_refuse_a_saved_model_that_is_not_a_policy(foreign_models, tmp_path):
+  model = foreign_models["surrogate"]
+  commands = {"evaluate": ["-m", "apps.evaluate", f"--model={model}", f"--out={tmp_path / 'e'}"],
+              "simulate": ["-m", "apps.simulate", f"--model={model}", f"--out={tmp_path / 's'}"],
+              "estimate": ["-m", "apps.estimate", f"--policy={model}", f"--out={tmp_path / 'm'}"]}
+  # In parallel: each process spends most of its time importing TensorFlow.
+  procs = {name: subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+           for name, args in commands.items()}
+  for name, proc in procs.items():
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, (name, err[-2000:])
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and \
+        "not a policy export" in lines[0], (name, err[-2000:])
