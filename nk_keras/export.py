@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -117,6 +118,34 @@ def export_run(policy, run_dir, path, n_theta=None, progress=False):
   metadata["evaluation"] = accuracy.summary(report)
   export(policy, path, metadata, history=os.path.join(run_dir, "history.csv"))
   return report
+
+
+def write_replacing(path, write):
+  """Calls `write(tmp)` on a new directory beside `path`, then puts it at `path`, replacing what
+  was there only once `write` has succeeded: a failure leaves `path` as it was.
+
+  The swap is two renames on one filesystem (POSIX cannot rename over a non-empty directory);
+  between them `path` is missing for an instant, never half written.
+  """
+  path = os.path.normpath(os.path.abspath(path))
+  parent, name = os.path.split(path)
+  tmp = tempfile.mkdtemp(prefix=f".{name}.new-", dir=parent)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)   # mkdtemp's 0700 would hide the model from a server's user
+  try:
+    result = write(tmp)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  if os.path.isdir(path) and os.listdir(path):
+    old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+    os.replace(path, os.path.join(old, name))
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+  else:
+    os.replace(tmp, path)   # an empty directory, or none
+  return result
 
 
 class ModelError(UserError):
