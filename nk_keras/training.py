@@ -89,6 +89,10 @@ def build_regime(options, strategy=None):
 
 
 def _build_regime(options, replicas):
+  if not options.clipnorm > 0:
+    # Keras takes a clip of 0 (or None) for "no clipping": refused rather than silently unclipped.
+    raise UserError(f"clipnorm must be positive, got {options.clipnorm} (Keras reads 0 as no "
+                    f"clip at all)")
   if options.batch % replicas:
     raise UserError(f"--batch ({options.batch}) must be a multiple of the {replicas} replicas: "
                     f"it is the global batch, split evenly across them")
@@ -212,8 +216,8 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
                   verbose=verbose and writer)
   except nk_callbacks.Diverged as e:
     raise DivergenceError(
-        f"training diverged by gradient step {e.step}: loss {e.loss:.3g}, {e.reference:.3g} at "
-        f"the start (lr now {e.lr:.3g}); the likely cause is too high a learning rate (--lr) "
+        f"training diverged by gradient step {e.step}: {e.what} (lr now {e.lr:.3g}); the "
+        f"likely cause is too high a learning rate (--lr) "
         f"or too loose a gradient clip (--clipnorm). "
         + (f"The last good checkpoint is kept in {backup}." if os.path.exists(
             os.path.join(backup, "training_metadata.json")) else
