@@ -18,6 +18,7 @@ from nk_keras import simulation
 from nk_keras.errors import UserError
 
 MIN_PERIODS = 10   # fewer rows cannot say anything about persistence; almost surely a wrong file
+FLOAT32_SQRT_MAX = math.sqrt(np.finfo(np.float32).max)   # ~1.8e19
 
 
 class DataError(UserError):
@@ -125,10 +126,13 @@ def read_csv(path, economy, me_share=0.1):
         raise DataError(f"{path}: line {i + 2}, column {names[j]}: {row[c].strip()} is not finite")
   if y.shape[0] < MIN_PERIODS:
     raise DataError(f"{path}: {y.shape[0]} periods; at least {MIN_PERIODS} are needed")
+  # The filter squares the data's errors in float32: beyond ~1.8e19 they overflow (and beyond
+  # ~1e154 the float64 variance already does), and the likelihood is NaN everywhere.
   with np.errstate(over="ignore", invalid="ignore"):
-    overflow = [n for n, v in zip(names, y.var(axis=0)) if not np.isfinite(v)]
+    overflow = [n for n, v, m in zip(names, y.var(axis=0), np.abs(y).max(axis=0))
+                if not (np.isfinite(v) and m < FLOAT32_SQRT_MAX)]
   if overflow:
-    raise DataError(f"{path}: column(s) {', '.join(overflow)} too large for their variance to be "
+    raise DataError(f"{path}: column(s) {', '.join(overflow)} too large for the likelihood to be "
                     f"computed (largest |value| {np.abs(y).max():.3g}); the data must be in model "
                     f"units (log deviations: 0.01 is 1 %)")
   if np.any(y.std(axis=0) == 0):
