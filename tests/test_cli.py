@@ -156,3 +156,18 @@ def test_apps_refuse_a_saved_model_that_is_not_a_policy(foreign_models, tmp_path
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and \
         "not a policy export" in lines[0], (name, err[-2000:])
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("beta=nan", "not a finite number"), ("beta=inf", "not a finite number"),
+    ("beta", "expected name=value"), ("beta=1,beta=2", "given twice"),
+    ("beta=x", "is not a number")])
+def test_assignments_are_checked_before_any_use(text, expected):
+  with pytest.raises(cli.UsageError, match=expected):
+    cli.parse_assignments("--theta", text)
+
+
+def test_theta_outside_the_box_is_refused_by_name():
+  from nk_keras import economies
+  with pytest.raises(cli.UsageError, match=r"beta=2 not in \[0.95, 0.99\]"):
+    cli.theta_with(economies.get("nk"), "--theta", {"beta": 2.0, "rho_a": 0.9})
