@@ -70,6 +70,16 @@ flags.DEFINE_integer("seed", 0, "Seed of the filter, the fit and the MCMC.", low
 flags.mark_flags_as_required(["policy", "out"])
 
 
+def _split_ok(f):
+  from nk_keras.estimation import surrogate
+  return 1 <= surrogate.validation_count(f["draws"], f["validation"]) < f["draws"]
+
+
+flags.register_multi_flags_validator(
+    ["draws", "validation"], _split_ok,
+    "--validation x --draws must hold out at least one draw (no validation draw otherwise)")
+
+
 def parse_names(text):
   return [s.strip() for s in text.split(",") if s.strip()]
 
@@ -163,6 +173,7 @@ def main(argv):
   idx = [economy.param_names.index(n) for n in names]
 
   filt = pf_lib.ParticleFilter(economy, policy, observations, FLAGS.particles)
+  data_lib.check_likelihood(filt, fixed, observations, FLAGS.seed)
   with timed(timings, "particle filter on Sobol draws"):
     dataset = sg.make_dataset(economy, filt, names, fixed, FLAGS.draws, seed=FLAGS.seed,
                               validation=FLAGS.validation, progress=True)

@@ -1,4 +1,4 @@
-"""Accuracy of an exported policy against the economy's reference (MODEL.md sections 6 and 8).
+"""Accuracy of an exported policy against the economy's reference (docs/models.md, "Accuracy metric" of each economy).
 
   python -m apps.evaluate --model=runs/stepping/saved_model
 

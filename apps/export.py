@@ -8,7 +8,6 @@ deleted, or to a place a server reads from), with the accuracy summary measured 
 """
 
 import os
-import shutil
 
 from absl import flags
 
@@ -44,14 +43,18 @@ def main(argv):
   except Exception as e:  # Keras raises many types for a corrupt file; all mean the same here
     raise export.ModelError(f"cannot load the policy in {run!r}: {str(e).splitlines()[0]}")
   if os.path.isdir(out) and os.listdir(out):
-    # Only ever delete a SavedModel, so a mistyped --out cannot take other files with it.
+    # Only ever replace a SavedModel, so a mistyped --out cannot take other files with it.
     if not os.path.isfile(os.path.join(out, "saved_model.pb")):
       raise cli.UsageError(f"{out!r} exists and is not a SavedModel; choose another --out")
     if not FLAGS.overwrite:
       raise cli.UsageError(f"{out!r} holds a SavedModel already; pass --overwrite to replace it")
-    shutil.rmtree(out)
-  cli.writable_dir(out)
-  report = export.export_run(policy, run, out, n_theta=FLAGS.n_theta, progress=True)
+  elif os.path.exists(out) and not os.path.isdir(out):
+    raise cli.UsageError(f"{out!r} is a file; choose another --out")
+  # The new export is written beside --out and replaces it only once complete: a run that cannot
+  # be exported (no run.json, a failed evaluation) leaves the old SavedModel as it was.
+  cli.writable_dir(os.path.dirname(os.path.abspath(out)), output=False)
+  report = export.write_replacing(out, lambda tmp: export.export_run(
+      policy, run, tmp, n_theta=FLAGS.n_theta, progress=True))
   print(accuracy.one_line(report))
   print(f"SavedModel at {out}")
 

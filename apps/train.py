@@ -58,7 +58,8 @@ flags.DEFINE_float("lr", D.lr, "Initial learning rate (cosine decay to --eta_min
                    lower_bound=0.0)
 flags.DEFINE_float("eta_min", D.eta_min, "Final learning rate.", lower_bound=0.0)
 flags.DEFINE_float("weight_decay", D.weight_decay, "AdamW weight decay.", lower_bound=0.0)
-flags.DEFINE_float("clipnorm", D.clipnorm, "Global gradient-norm clip.", lower_bound=0.0)
+flags.DEFINE_float("clipnorm", D.clipnorm, "Global gradient-norm clip (positive; there is no "
+                   "unclipped training).", lower_bound=0.0)
 flags.DEFINE_string("loss_weights", D.loss_weights, "Weights of the residuals in the loss, "
                     "name=value,... by residual name (nk: Euler, NKPC); 1 for those not named.")
 flags.DEFINE_integer("width", D.width, "Units per hidden layer.", lower_bound=1)
@@ -89,6 +90,8 @@ flags.DEFINE_bool("restart", False, "Discard the checkpoint of an interrupted ru
                   "start over (by default the same command resumes it).")
 
 flags.register_validator("mc", lambda v: v % 2 == 0, "--mc must be even (antithetic pairs)")
+flags.register_validator("clipnorm", lambda v: v > 0, "--clipnorm must be positive: Keras reads 0 "
+                         "as no clip at all, and an unclipped step is how runs diverge")
 flags.register_multi_flags_validator(
     ["lr", "eta_min"], lambda f: 0 < f["eta_min"] <= f["lr"],
     "--eta_min must be positive and no larger than --lr")

@@ -70,7 +70,7 @@ flags.register_validator("eval_every", lambda v: v < 100 or v % 100 == 0,
 # `--smoke`: seconds per section (most of it compilation), every code path still taken.
 SMOKE = dict(steps=200, repeats=2, scaling_points=100_000, max_minutes=5 / 60, eval_every=100,
              eval_theta=500, serve_batch=10_000, matmul_size=512, schedule_steps=1000)
-# KMR's configuration (MODEL.md section 4); the rest of TrainOptions stays at our defaults.
+# KMR's configuration (docs/models.md, "The method in one paragraph"); the rest of TrainOptions stays at our defaults.
 PAPER = dict(width=64, depth=5, activation="celu", batch=100, mc=10)
 # Section 1 rows: name -> regime options. `fresh_ergodic` is the plain residual loss, without the
 # Newton solve and the extra forward pass of our default relative weighting: its cost.
@@ -88,7 +88,7 @@ SHIPPED = {"stepping": dict(regime="stepping", internal=5, num_steps=10, redraw_
            "cached": dict(regime="cached", pool=200_000, seed=0)}
 THRESHOLDS_PCT = (1.0, 0.2)
 EVAL_SEED = 1                        # the same thetas at every evaluation, not the training seed
-# Calibration, zeta = 0.01 (MODEL.md section 3): the closed form's check point.
+# Calibration, zeta = 0.01 (docs/models.md, "Closed form"): the closed form's check point.
 CHECK_POINT = {"X": 0.002992, "Pi": 0.008504}
 
 
@@ -427,7 +427,7 @@ def section_time_to_accuracy(s, out):
 
 
 def closed_form_np(zeta, beta, sigma, eta, phi, phi_pi, phi_y, rho_a, sigma_a):
-  """MODEL.md section 3 in NumPy: X = a * zeta, Pi = b * zeta, every argument `[n]`."""
+  """docs/models.md's "Closed form" in NumPy: X = a * zeta, Pi = b * zeta, every argument `[n]`."""
   kappa = (1 - phi) * (1 - phi * beta) * (sigma + eta) / phi
   d = (sigma * (1 - rho_a) + phi_y) * (1 - beta * rho_a) + kappa * (phi_pi - rho_a)
   return {"X": (1 - beta * rho_a) / d * zeta, "Pi": kappa / d * zeta}

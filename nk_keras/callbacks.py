@@ -7,6 +7,7 @@ import sys
 import time
 
 import keras
+import tensorflow as tf
 from tqdm.auto import tqdm
 
 
@@ -68,28 +69,63 @@ class HistoryCSV(keras.callbacks.Callback):
 
 
 class Diverged(Exception):
-  def __init__(self, step, lr, loss, reference):
-    super().__init__(f"loss {loss:.3g} at step {step} (started at {reference:.3g})")
+  """`what` says which loss went wrong and how, for the user."""
+
+  def __init__(self, step, lr, loss, reference, what=None):
+    self.what = what or f"loss {loss:.3g}, {reference:.3g} at the start"
+    super().__init__(f"{self.what} (step {step})")
     self.step, self.lr, self.loss, self.reference = step, lr, loss, reference
 
 
 class StopOnDivergence(keras.callbacks.Callback):
-  """Raises `Diverged` when the loss is non-finite or has grown `factor` times above its level
-  at the start of `fit`, before any checkpoint is written, so the last checkpoint on disk is a
-  good one (Keras' TerminateOnNaN ends `fit` normally and misses a finite blow-up, which
-  bounded activations and gradient clipping make the usual way to diverge)."""
+  """Raises `Diverged` before any checkpoint is written, so the last checkpoint on disk is a good
+  one, when
+  - the training loss is non-finite or has grown `factor` times above the probe loss at the
+    start of `fit` (a blow-up: Keras' TerminateOnNaN ends `fit` normally and misses a finite
+    one, which bounded activations and gradient clipping make the usual way to diverge); or
+  - at the end of an epoch, the loss on the fixed probe batch (`Regime.probe_loss`) is
+    `probe_factor` times above its best so far: a fit ruined without a blow-up (too high a
+    learning rate that keeps the network thrashing at a loss 10-1000x its best). A healthy run's
+    probe loss wanders by well under 2x around its downward path.
+  """
 
-  def __init__(self, factor=1e3):
+  def __init__(self, factor=1e3, probe_factor=10.0):
     super().__init__()
-    self.factor = factor
+    self.factor, self.probe_factor = factor, probe_factor
 
   def on_train_begin(self, logs=None):
     # Runs after BackupAndRestore: a resumed run is judged against its restored network.
-    self.reference = self.model.probe_loss()
+    self.reference = self.probe()
+    self.best, self.best_step = self.reference, self.step()
+
+  def step(self):
+    return int(self.model.optimizer.iterations.numpy())
+
+  def lr(self):
+    return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+  def probe(self):
+    """The probe loss; NaN where the network is so far off that it cannot be computed (a
+    singular Jacobian of the `newton`/`relative` weightings)."""
+    try:
+      return self.model.probe_loss()
+    except tf.errors.InvalidArgumentError:
+      return math.nan
 
   def on_train_batch_end(self, batch, logs=None):
     loss = float((logs or {}).get("loss", 0.0))
     if not math.isfinite(loss) or loss > self.factor * self.reference:
-      raise Diverged(int(self.model.optimizer.iterations.numpy()),
-                     float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                     loss, self.reference)
+      raise Diverged(self.step(), self.lr(), loss, self.reference)
+    # `batch` is the last step of this compiled call within the epoch: the epoch's last call
+    # ends before BackupAndRestore writes the epoch's checkpoint.
+    if batch + 1 >= self.params.get("steps", math.inf):
+      self.check_probe()
+
+  def check_probe(self):
+    probe = self.probe()
+    if not probe <= self.probe_factor * self.best:   # NaN included
+      raise Diverged(self.step(), self.lr(), probe, self.reference, what=(
+          f"the loss on the fixed probe batch rose to {probe:.3g}, {probe / self.best:.3g}x its "
+          f"best {self.best:.3g} (gradient step {self.best_step}); the fit is being undone"))
+    if probe < self.best:
+      self.best, self.best_step = probe, self.step()

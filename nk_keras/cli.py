@@ -1,4 +1,5 @@
-"""What every app shares: one clear line and a non-zero exit on bad input, never a traceback."""
+"""What every app shares: one clear line and exit 2 on bad input, never a traceback; a bug says
+it is one (exit 70) and leaves its traceback in a log file."""
 
 import contextlib
 import math
@@ -7,6 +8,8 @@ import subprocess
 import sys
 
 from absl import app
+
+from nk_keras.errors import UserError
 
 
 def _quietly(fn):
@@ -64,11 +67,16 @@ def deadline(seconds, message):
 
 
 def _import_tensorflow():
-  import tensorflow  # noqa: F401
+  import tensorflow as tf
+  # The first look at the GPUs loads the CUDA driver, which logs `failed call to cuInit` on a
+  # machine without one. absl's `app.run` would do it first, unquieted: TF registers a callback
+  # (`app.call_after_init`) that counts the physical GPUs. Listing physical devices leaves the
+  # logical ones unconfigured (--cpu_devices can still split the CPU) and every GPU usable.
+  tf.config.list_physical_devices()
 
 
-# Importing TF prints the most; devices are initialised in `run`, once the flags are known,
-# because some (the logical CPU split of --cpu_devices) must be configured before that.
+# Importing TF prints the most; logical devices are initialised in `run`, once the flags are
+# known, because some (the logical CPU split of --cpu_devices) must be configured before that.
 _quietly(_import_tensorflow)
 
 
@@ -79,12 +87,55 @@ def _start_devices(configure_devices):
   tf.config.list_logical_devices()
 
 
-class UsageError(Exception):
-  """Bad input from the user: reported as one line, exit code 2."""
+class UsageError(UserError):
+  """Bad input from the user, found by an app: reported as one line, exit code 2."""
+
+
+USER_ERROR = 2   # bad input: one `error: ...` line
+BUG = 70         # anything else (EX_SOFTWARE of sysexits.h): a bug, its traceback in a log file
+INTERRUPTED = 130
+
+# Failures that are the user's input or environment rather than our code; `WorkerFailure` (a
+# peer of a multi-worker run died) is added in `run`, where importing it is cheap.
+_REPORTED = (UserError, FileNotFoundError, PermissionError, IsADirectoryError,
+             NotADirectoryError)
+
+_output_dir = None   # the app's output directory once `writable_dir` has accepted it
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with its errors reported like every other user error: one line, exit
+  2 (absl's own parser prints two lines and exits 1)."""
+  from absl import flags
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e} (--helpshort lists the flags)", file=sys.stderr)
+    sys.exit(USER_ERROR)
+
+
+def report_bug(error):
+  """Writes the traceback of `error` to a log file (in the app's output directory if one was
+  accepted, else a temporary file) and returns the file's path."""
+  import tempfile
+  import traceback
+  text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+  try:
+    if _output_dir is None:
+      raise OSError
+    path = os.path.join(_output_dir, "error.log")
+    with open(path, "w") as f:
+      f.write(text)
+  except OSError:
+    fd, path = tempfile.mkstemp(prefix="nk_keras-error-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+  return path
 
 
 def run(main, configure_devices=None):
-  """`absl.app.run(main)`, with our known failures turned into `error: ...` and exit 2.
+  """`absl.app.run(main)`, with user errors turned into `error: ...` and exit 2, and anything
+  else reported as a bug (exit 70) with its traceback in a log file.
 
   `configure_devices()`, if given, runs after the flags are parsed and before TF initialises its
   devices (the only moment logical devices can be set up).
@@ -93,24 +144,27 @@ def run(main, configure_devices=None):
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines through absl bury the results
     from nk_keras.distribute import WorkerFailure
-    from nk_keras.export import ModelError
-    from nk_keras.training import DivergenceError
     try:
       _quietly(lambda: _start_devices(configure_devices))
       return main(argv)
-    except (UsageError, ModelError, DivergenceError, ValueError, FileNotFoundError, PermissionError,
-            IsADirectoryError, NotADirectoryError, WorkerFailure) as e:
+    except _REPORTED + (WorkerFailure,) as e:
       print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
+      sys.exit(USER_ERROR)
     except KeyboardInterrupt:
       print("interrupted", file=sys.stderr)
-      sys.exit(130)
+      sys.exit(INTERRUPTED)
+    except Exception as e:  # a bug: say so, and keep the traceback for its report
+      log = report_bug(e)
+      print(f"internal error (a bug in nk-keras, not your input): {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}; traceback in {log}", file=sys.stderr)
+      sys.exit(BUG)
 
-  app.run(guarded)
+  app.run(guarded, flags_parser=_parse_flags)
 
 
-def writable_dir(path):
-  """Creates `path` if needed; a UsageError if it cannot be written."""
+def writable_dir(path, output=True):
+  """Creates `path` if needed; a UsageError if it cannot be written. `output`: the app's output
+  directory, where a bug's traceback is logged."""
   try:
     os.makedirs(path, exist_ok=True)
     # One probe per process: the workers of a multi-worker run on one machine share `path`.
@@ -120,6 +174,9 @@ def writable_dir(path):
     os.remove(probe)
   except OSError as e:
     raise UsageError(f"cannot write to {path!r}: {e.strerror}")
+  if output:
+    global _output_dir
+    _output_dir = path
   return path
 
 

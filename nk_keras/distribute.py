@@ -12,6 +12,8 @@ import os
 
 import tensorflow as tf
 
+from nk_keras.errors import UserError
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -23,7 +25,7 @@ def split_cpu(n):
   """Splits the physical CPU into `n` logical devices, so `mirrored` has `n` replicas without
   GPUs. Must run before TF initialises its devices (TF refuses afterwards)."""
   if n < 1:
-    raise ValueError(f"cpu_devices must be >= 1, got {n}")
+    raise UserError(f"cpu_devices must be >= 1, got {n}")
   if n == 1:
     return
   cpu = tf.config.list_physical_devices("CPU")[0]
@@ -31,7 +33,8 @@ def split_cpu(n):
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
   except RuntimeError as e:
-    raise ValueError(f"cannot split the CPU into {n} devices once TensorFlow has initialised its "
+    # Our own ordering, not the user's input: a bug if it happens.
+    raise RuntimeError(f"cannot split the CPU into {n} devices once TensorFlow has initialised its "
                      f"devices ({e}); split it first thing in the process") from None
 
 
@@ -39,18 +42,18 @@ def cluster_spec():
   """`(cluster, task)` from `TF_CONFIG`, checked; a ValueError says what is missing."""
   raw = os.environ.get("TF_CONFIG")
   if not raw:
-    raise ValueError("--strategy=multi_worker needs TF_CONFIG (see README, 'Training on several "
-                     "devices')")
+    raise UserError("--strategy=multi_worker needs TF_CONFIG (see README, 'Training on several "
+                    "devices')")
   try:
     config = json.loads(raw)
   except ValueError:
-    raise ValueError(f"TF_CONFIG is not JSON: {raw[:200]!r}") from None
+    raise UserError(f"TF_CONFIG is not JSON: {raw[:200]!r}") from None
   cluster, task = config.get("cluster"), config.get("task")
   if not isinstance(cluster, dict) or not cluster.get("worker"):
-    raise ValueError("TF_CONFIG has no cluster.worker list")
+    raise UserError("TF_CONFIG has no cluster.worker list")
   if not isinstance(task, dict) or task.get("type") not in cluster or not (
       0 <= task.get("index", -1) < len(cluster[task["type"]])):
-    raise ValueError(f"TF_CONFIG's task {task!r} is not one of its cluster's tasks")
+    raise UserError(f"TF_CONFIG's task {task!r} is not one of its cluster's tasks")
   return cluster, task
 
 
@@ -66,7 +69,7 @@ def create(name, timeout_s=300):
     cluster_spec()  # a clear error for a missing or malformed TF_CONFIG, before TF's own
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-  raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+  raise UserError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
 
 
 def is_writer(strategy):

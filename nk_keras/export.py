@@ -15,9 +15,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import tensorflow as tf
+
+from nk_keras.errors import UserError
 
 METADATA = os.path.join("assets", "metadata.json")
 RUN = "run.json"   # the train app's record of a run: options, command, commit, versions, time
@@ -76,7 +79,7 @@ def export(policy, path, metadata, history=None):
   """Writes the SavedModel to `path` with `metadata` (plus box and versions) as its asset, and
   the training history CSV `history` beside it as `assets/history.csv` if given."""
   if not all(np.isfinite(w).all() for w in policy.net.get_weights()):
-    raise ValueError("the policy has non-finite weights; refusing to export it")
+    raise UserError("the policy has non-finite weights; refusing to export it")
   module = ServedPolicy(policy)
   tf.saved_model.save(module, path,
                       signatures={"serving_default": module.serve, "in_box": module.in_box})
@@ -117,7 +120,35 @@ def export_run(policy, run_dir, path, n_theta=None, progress=False):
   return report
 
 
-class ModelError(Exception):
+def write_replacing(path, write):
+  """Calls `write(tmp)` on a new directory beside `path`, then puts it at `path`, replacing what
+  was there only once `write` has succeeded: a failure leaves `path` as it was.
+
+  The swap is two renames on one filesystem (POSIX cannot rename over a non-empty directory);
+  between them `path` is missing for an instant, never half written.
+  """
+  path = os.path.normpath(os.path.abspath(path))
+  parent, name = os.path.split(path)
+  tmp = tempfile.mkdtemp(prefix=f".{name}.new-", dir=parent)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)   # mkdtemp's 0700 would hide the model from a server's user
+  try:
+    result = write(tmp)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  if os.path.isdir(path) and os.listdir(path):
+    old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+    os.replace(path, os.path.join(old, name))
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+  else:
+    os.replace(tmp, path)   # an empty directory, or none
+  return result
+
+
+class ModelError(UserError):
   """A model directory that is missing, corrupt or not a policy of this contract."""
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from nk_keras import economies
+from nk_keras.errors import UserError
 
 # How the state enters and the policies leave the network:
 # - "ergodic": state / (3 * ergodic_std(theta)) in, outputs * policy_scale(theta) out (the
@@ -34,6 +35,11 @@ ERGODIC_SPAN = 3.0
 
 def build_net(n_inputs, n_outputs, width=64, depth=5, activation="celu", seed=0):
   """MLP `[n, n_inputs] -> [n, n_outputs]` with `depth` hidden layers of `width` units."""
+  try:
+    keras.activations.get(activation)
+  except ValueError:   # Keras' own message lists nothing; an --activation typo is the usual cause
+    raise UserError(f"unknown activation {activation!r}: not a Keras activation name (e.g. "
+                    f"tanh, celu, relu)") from None
   init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)
   inputs = keras.Input((n_inputs,), name="normalized_inputs")
   h = inputs
@@ -49,13 +55,13 @@ class ExtendedPolicy:
 
   def __init__(self, economy, net, normalization="ergodic"):
     if normalization not in NORMALIZATIONS:
-      raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+      raise UserError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if normalization not in economy.normalizations:
-      raise ValueError(f"normalization {normalization!r} is not supported by economy "
-                       f"{economy.name!r} (supported: {', '.join(economy.normalizations)})")
+      raise UserError(f"normalization {normalization!r} is not supported by economy "
+                      f"{economy.name!r} (supported: {', '.join(economy.normalizations)})")
     if normalization == "ergodic_logslope" and economy.response_signs is None:
-      raise ValueError(f"normalization 'ergodic_logslope' needs the signs of the policies' "
-                       f"response to the state, which economy {economy.name!r} does not give")
+      raise UserError(f"normalization 'ergodic_logslope' needs the signs of the policies' "
+                      f"response to the state, which economy {economy.name!r} does not give")
     self.economy, self.net, self.normalization = economy, net, normalization
     self._low = tf.constant(economy.box_low, tf.float32)
     self._span = tf.constant(economy.box_high - economy.box_low, tf.float32)

@@ -115,7 +115,7 @@ def policy_vs_params(economy, policy, n_grid=41, level=-1.0):
 
 
 def error_histograms(report, policy_names, scale_text="|{name}| at 1 ergodic std"):
-  """Histograms of log10 scale-normalised error (MODEL.md section 6), one panel per policy and
+  """Histograms of log10 scale-normalised error (docs/models.md, "Accuracy metric"), one panel per policy and
   one line per state level, from `accuracy.evaluate`'s report. `scale_text`: what the error
   is a percentage of (`{name}` is the policy), e.g. "the reference's ergodic std of {name}"."""
   errors = report["_raw"]["errors_pct"]                                        # [L, n, n_pol]

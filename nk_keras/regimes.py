@@ -17,6 +17,8 @@ replica every number is that of a run without a strategy.
 import keras
 import tensorflow as tf
 
+from nk_keras.errors import UserError
+
 REGIMES = ("fresh", "cached", "internal", "stepping")
 # How residuals enter the loss: raw (state units); in ergodic std of the state; mapped to the
 # policy errors that cause them (`Regime.implied_errors`); or those errors relative to the
@@ -39,18 +41,18 @@ class Regime(keras.Model):
     metric weighs as much as the centre)."""
     super().__init__(**kwargs)
     if mc < 2 or mc % 2:
-      raise ValueError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
+      raise UserError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
     economy = policy.economy
     if weighting not in WEIGHTINGS:
-      raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+      raise UserError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     if weighting not in economy.weightings:
-      raise ValueError(f"weighting {weighting!r} is not supported by economy {economy.name!r} "
-                       f"(supported: {', '.join(economy.weightings)})")
+      raise UserError(f"weighting {weighting!r} is not supported by economy {economy.name!r} "
+                      f"(supported: {', '.join(economy.weightings)})")
     loss_weights = dict(loss_weights or {})
     unknown = sorted(set(loss_weights) - set(economy.residual_names))
     if unknown:
-      raise ValueError(f"loss weights for unknown residual(s) {', '.join(unknown)}; economy "
-                       f"{economy.name!r} has {', '.join(economy.residual_names)}")
+      raise UserError(f"loss weights for unknown residual(s) {', '.join(unknown)}; economy "
+                      f"{economy.name!r} has {', '.join(economy.residual_names)}")
     self.policy, self.economy = policy, economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
@@ -228,7 +230,7 @@ class Cached(Regime):
   def __init__(self, policy, *, pool=10_000, **kwargs):
     super().__init__(policy, **kwargs)
     if pool < self.batch:
-      raise ValueError(f"pool ({pool}) must be at least batch ({self.batch})")
+      raise UserError(f"pool ({pool}) must be at least batch ({self.batch})")
     self.pool = pool
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 1], tf.int32), 2)
     theta = self.economy.draw_theta(pool, seeds[0])
@@ -259,7 +261,7 @@ class Persistent(Regime):
   def __init__(self, policy, *, internal=5, **kwargs):
     super().__init__(policy, **kwargs)
     if internal < 1:
-      raise ValueError(f"internal must be >= 1, got {internal}")
+      raise UserError(f"internal must be >= 1, got {internal}")
     self.internal = internal
     # One draw of the global batch, of which each replica keeps its own slice.
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 2], tf.int32), 2)
@@ -308,10 +310,10 @@ class Stepping(Persistent):
   def __init__(self, policy, *, num_steps=10, redraw_every=1, **kwargs):
     super().__init__(policy, **kwargs)
     if num_steps < 0 or redraw_every < 1:
-      raise ValueError("num_steps must be >= 0 and redraw_every >= 1")
+      raise UserError("num_steps must be >= 0 and redraw_every >= 1")
     if self.state_scale != 1.0:
-      raise ValueError("state_scale is for the regimes that draw states; stepping simulates "
-                       "them from their ergodic law")
+      raise UserError("state_scale is for the regimes that draw states; stepping simulates "
+                      "them from their ergodic law")
     self.num_steps, self.redraw_every = num_steps, redraw_every
 
   def renew(self, iteration, seeds):
@@ -331,5 +333,5 @@ def build(regime, policy, **options):
   """A regime by name; `options` are the constructor arguments (unused ones are an error)."""
   classes = {"fresh": Fresh, "cached": Cached, "internal": Internal, "stepping": Stepping}
   if regime not in classes:
-    raise ValueError(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
+    raise UserError(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
   return classes[regime](policy, **options)

@@ -19,6 +19,8 @@ import csv
 import numpy as np
 import tensorflow as tf
 
+from nk_keras.errors import UserError
+
 CHUNK = 65_536   # points per policy call: bounds the memory of large evaluations
 
 
@@ -66,7 +68,7 @@ def has_closed_form(economy):
                              tf.constant(economy.calibration[None], tf.float32)) is not None
 
 
-class NoEquilibrium(ValueError):
+class NoEquilibrium(UserError):
   """The reference finds no (stable) equilibrium at the theta asked for."""
 
 
@@ -123,7 +125,7 @@ def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stre
   from its first period, no burn-in needed); "zero" starts at the steady state.
   """
   if start not in ("ergodic", "zero"):
-    raise ValueError(f"start must be 'ergodic' or 'zero', got {start!r}")
+    raise UserError(f"start must be 'ergodic' or 'zero', got {start!r}")
   thetas = tf.constant(np.tile(np.asarray(theta, np.float32)[None], (chains, 1)))
   # Separate seed streams for the start and the shocks, so changing one leaves the other alone.
   if start == "ergodic":

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from nk_keras import callbacks as nk_callbacks
 from nk_keras import distribute, economies, regimes
+from nk_keras.errors import UserError
 from nk_keras.network import ExtendedPolicy
 
 
@@ -60,7 +61,7 @@ def parse_weights(text):
     except ValueError:
       sep = ""
     if not sep or not name or not weights[name] >= 0:
-      raise ValueError(f"loss weights: expected residual=non-negative number, got {item!r}")
+      raise UserError(f"loss weights: expected residual=non-negative number, got {item!r}")
   return weights
 
 
@@ -88,9 +89,13 @@ def build_regime(options, strategy=None):
 
 
 def _build_regime(options, replicas):
+  if not options.clipnorm > 0:
+    # Keras takes a clip of 0 (or None) for "no clipping": refused rather than silently unclipped.
+    raise UserError(f"clipnorm must be positive, got {options.clipnorm} (Keras reads 0 as no "
+                    f"clip at all)")
   if options.batch % replicas:
-    raise ValueError(f"--batch ({options.batch}) must be a multiple of the {replicas} replicas: "
-                     f"it is the global batch, split evenly across them")
+    raise UserError(f"--batch ({options.batch}) must be a multiple of the {replicas} replicas: "
+                    f"it is the global batch, split evenly across them")
   economy = economies.get(options.economy)
   policy = ExtendedPolicy.create(economy, options.normalization, seed=options.seed,
                                  width=options.width, depth=options.depth,
@@ -142,11 +147,12 @@ def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
                    shuffle=False)
 
 
-class DivergenceError(RuntimeError):
-  """The loss blew up: training stopped, the last good checkpoint kept."""
+class DivergenceError(UserError, RuntimeError):
+  """The loss blew up: training stopped, the last good checkpoint kept. A user error: the
+  options (learning rate, clip) do not suit the problem."""
 
 
-class OptionsMismatch(ValueError):
+class OptionsMismatch(UserError):
   """`out` holds a checkpoint of a run with other options."""
 
 
@@ -210,8 +216,8 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
                   verbose=verbose and writer)
   except nk_callbacks.Diverged as e:
     raise DivergenceError(
-        f"training diverged by gradient step {e.step}: loss {e.loss:.3g}, {e.reference:.3g} at "
-        f"the start (lr now {e.lr:.3g}); the likely cause is too high a learning rate (--lr) "
+        f"training diverged by gradient step {e.step}: {e.what} (lr now {e.lr:.3g}); the "
+        f"likely cause is too high a learning rate (--lr) "
         f"or too loose a gradient clip (--clipnorm). "
         + (f"The last good checkpoint is kept in {backup}." if os.path.exists(
             os.path.join(backup, "training_metadata.json")) else

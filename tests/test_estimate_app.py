@@ -71,12 +71,23 @@ def test_app_reads_its_own_csv(small_run, tmp_path):
 def test_bad_input_is_one_line(tmp_path):
   bad_csv = tmp_path / "bad.csv"
   bad_csv.write_text("X,zeta\n" + "0.1,0.2\n" * 30)
+  # Finite but absurd: the variance of 1e300 overflows; 1e25 squared overflows the filter's
+  # float32. Either way the likelihood would be NaN and every stage after it garbage.
+  # (`test_estimation.py` checks the likelihood probe that catches what these checks miss.)
+  rng = np.random.default_rng(0)
+  huge, large = tmp_path / "huge.csv", tmp_path / "large.csv"
+  for path, scale in ((huge, 1e300), (large, 1e25)):
+    path.write_text("X,Pi\n" + "".join(f"{float(scale * a)!r},{float(scale * b)!r}\n"
+                                        for a, b in rng.uniform(0.5, 1, (30, 2))))
   cases = {
       "no model directory": [f"--policy={tmp_path / 'nope'}"],
       "missing column(s) Pi": [f"--policy={POLICY}", f"--data={bad_csv}"],
       "unknown parameter(s) gamma": [f"--policy={POLICY}", "--estimate=beta,gamma"],
       "outside the box": [f"--policy={POLICY}", "--fixed=beta=1.2"],
       "not a finite number": [f"--policy={POLICY}", "--fixed=beta=nan"],
+      "validation draw": [f"--policy={POLICY}", "--draws=20", "--validation=0.01"],
+      "too large for the likelihood": [f"--policy={POLICY}", f"--data={huge}"],
+      "(largest |value| 9.9": [f"--policy={POLICY}", f"--data={large}"],
   }
   # Other bad files (NaN, text, too short) are the library's tests; each process here spends
   # most of its time importing TensorFlow, so they run in parallel and are few.

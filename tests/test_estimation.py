@@ -7,7 +7,9 @@ import tensorflow as tf
 
 from nk_keras import economies
 from nk_keras.estimation import data, kalman
+from nk_keras.errors import UserError
 from nk_keras.estimation import particle_filter as pf
+from nk_keras.estimation import surrogate
 
 NK = economies.get("nk")
 EXACT = pf.closed_form_policy(NK)
@@ -98,6 +100,8 @@ def test_csv_round_trip(tmp_path, sample):
     ("X,Pi\n1,2\n3,4\n", "at least"),
     ("X,Pi\n" + "1,2\n" * 19 + "1\n", "fields"),
     ("", "empty"),
+    ("X,Pi\n" + "1e300,2\n1,3e300\n" * 10, "too large"),   # the variance overflows
+    ("X,Pi\n" + "1e25,2\n1,3e25\n" * 10, "too large"),     # the filter's float32 does
 ])
 def test_bad_csv_is_refused_clearly(tmp_path, text, message):
   with pytest.raises(data.DataError, match=message):
@@ -199,3 +203,20 @@ def test_gradient_samplers_recover_a_known_posterior(sampler):
   # not carried into the sampling calls), accepts nearly every proposal here (measured: 0.997
   # HMC, 1.0 NUTS); adapted and carried, 0.77 and 0.86.
   assert 0.6 < run["accept"] < 0.95
+
+
+def test_data_whose_likelihood_is_not_finite_are_refused_before_the_long_stages(sample):
+  nan_filter = lambda theta, seed=0, **kw: np.full(len(theta), np.nan)
+  with pytest.raises(data.DataError, match="log-likelihood of these data is nan"):
+    data.check_likelihood(nan_filter, CAL, sample)
+  data.check_likelihood(lambda theta, seed=0, **kw: np.zeros(len(theta)), CAL, sample)
+  # And any non-finite value over the Sobol draws, rather than a surrogate fitted to NaN.
+  some_nan = lambda theta, seed=0, **kw: np.where(np.arange(len(theta)) == 3, np.nan, 0.0)
+  with pytest.raises(data.DataError, match="not finite at 1 of 20 draws"):
+    surrogate.make_dataset(NK, some_nan, ["rho_a"], CAL, 20, validation=0.1)
+
+
+@pytest.mark.parametrize("n,validation", [(20, 0.01), (50, 0.01)])   # 0.2 and 0.5 round to 0
+def test_a_split_without_validation_draws_is_refused(n, validation):
+  with pytest.raises(UserError, match="at least one validation draw"):
+    surrogate.check_split(n, validation)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import tensorflow as tf
 from nk_keras import accuracy, export, training
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 NAMES = ["zeta", "beta", "sigma", "eta", "phi", "phi_pi", "phi_y", "rho_a", "sigma_a"]
 
 
@@ -90,3 +92,44 @@ def test_bad_model_directories_raise_model_error(tmp_path, make):
     (path / "saved_model.pb").write_bytes(b"not a protobuf")
   with pytest.raises(export.ModelError):
     export.LoadedPolicy(str(path))
+
+
+@pytest.fixture()
+def finished_run(tmp_path):
+  """A train-app-like run: policy.keras + policy.json, run.json, and an export of it."""
+  from nk_keras import economies
+  from nk_keras.network import ExtendedPolicy
+  run = tmp_path / "run"
+  policy = ExtendedPolicy.create(economies.get("nk"), width=8, depth=2)
+  policy.save(str(run))
+  (run / "run.json").write_text(json.dumps({"regime": "untrained (test)"}))
+  export.export(policy, str(run / "saved_model"), {"regime": "untrained (test)"})
+  return run
+
+
+def export_app(*args):
+  return subprocess.Popen([sys.executable, "-m", "apps.export", *args], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_export_overwrite_keeps_the_old_model_until_the_new_one_is_written(finished_run,
+                                                                             tmp_path):
+  """A run that cannot be exported (broken run.json) leaves the SavedModel it would replace
+  intact; a good one replaces it whole, with no temporary directory left behind."""
+  good = tmp_path / "good"
+  shutil.copytree(finished_run, good)
+  (finished_run / "run.json").write_text("{ not json")
+  old = {p.name: p.read_bytes() for p in (finished_run / "saved_model").iterdir() if p.is_file()}
+  procs = [export_app(f"--run={run}", "--overwrite", "--n_theta=100")
+           for run in (finished_run, good)]
+  (_, err_bad), (_, err_good) = [p.communicate(timeout=300) for p in procs]
+  assert procs[0].returncode == 2 and err_bad.splitlines()[-1].startswith("error: "), err_bad
+  assert {p.name: p.read_bytes() for p in (finished_run / "saved_model").iterdir()
+          if p.is_file()} == old
+  assert sorted(os.listdir(finished_run)) == sorted(["policy.keras", "policy.json", "run.json",
+                                                     "saved_model"])
+  assert procs[1].returncode == 0, err_good[-2000:]
+  assert sorted(os.listdir(good)) == sorted(["policy.keras", "policy.json", "run.json",
+                                             "saved_model"])
+  meta = json.loads((good / "saved_model" / export.METADATA).read_text())
+  assert meta["evaluation"]["n_theta"] == 100   # the new export, not the old one

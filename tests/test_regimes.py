@@ -83,3 +83,44 @@ def test_redraws_keep_theta_and_state_aligned():
   assert abs(z.var() - 1) < 5 * np.sqrt(2 / (n - 1))
   # Had states kept their raw values across redraws, z would have a variance several times 1
   # (ergodic std varies ~20x across the box).
+
+
+def same(a, b):
+  return np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_fresh_draws_new_theta_and_state_at_every_step():
+  pts = run_points(make("fresh", batch=20), 4)
+  for a, b in zip(pts, pts[1:]):
+    assert not np.isin(a[0], b[0]).any() and not np.isin(a[1], b[1]).any()
+
+
+def test_cached_steps_through_its_pool_in_order():
+  model = make("cached", batch=20, pool=60)
+  pts = run_points(model, 6)
+  pool = model.pool_theta.numpy()
+  for step, (theta, _) in enumerate(pts):   # consecutive slices, wrapping after 3 steps
+    np.testing.assert_array_equal(theta, pool[(step % 3) * 20:(step % 3 + 1) * 20])
+  assert same(pts[0], pts[3]) and same(pts[2], pts[5])
+
+
+def test_internal_renews_theta_and_state_exactly_every_internal_steps():
+  pts = run_points(make("internal", batch=20, internal=3), 9)
+  for step in range(1, 9):
+    renewed = step % 3 == 0
+    assert same(pts[step - 1], pts[step]) != renewed, step
+    if renewed:   # both renewed, not one kept
+      assert not np.isin(pts[step][0], pts[step - 1][0]).any()
+      assert not np.isin(pts[step][1], pts[step - 1][1]).any()
+
+
+def test_stepping_steps_the_state_every_iteration_and_redraws_theta_on_schedule():
+  internal, redraw = 2, 3
+  pts = run_points(make("stepping", batch=20, internal=internal, redraw_every=redraw,
+                        num_steps=1), 2 * internal * redraw + internal)
+  for step in range(1, len(pts)):
+    theta_same = np.array_equal(pts[step][0], pts[step - 1][0])
+    state_same = np.array_equal(pts[step][1], pts[step - 1][1])
+    iteration, starts = divmod(step, internal)
+    assert state_same == (starts != 0), step          # held within an iteration, then stepped
+    assert theta_same == (starts != 0 or iteration % redraw != 0), step

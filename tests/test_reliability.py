@@ -121,3 +121,14 @@ def test_absurd_learning_rate_fails_cleanly_from_the_app(tmp_path):
   assert "Traceback" not in stderr
   assert "diverged" in stderr and "--lr" in stderr
   assert not (tmp_path / "run" / "saved_model").exists()
+
+
+def test_a_fit_ruined_without_a_blow_up_is_stopped(tmp_path):
+  """lr=0.1 keeps the network thrashing at a training loss 100-500x the start's, under the
+  1000x blow-up bar; the probe batch's loss, far above its best, gives it away."""
+  options = training.TrainOptions(regime="fresh", iterations=400, batch=200, seed=1, lr=0.1,
+                                  steps_per_execution=50)
+  with pytest.raises(training.DivergenceError, match="probe batch") as e:
+    training.run(options, str(tmp_path / "run"), log_every=100, verbose=False)
+  assert "--lr" in str(e.value)
+  assert not (tmp_path / "run" / "policy.keras").exists()

@@ -26,7 +26,7 @@ def measure(name, n_theta=20_000, seed=2026):
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-# KMR's published network on the same metric (MODEL.md section 6): every shipped model must be
+# KMR's published network on the same metric (docs/models.md, "Accuracy metric"): every shipped model must be
 # at least this good on every statistic.
 KMR = {"X": {"mean": 0.61, "p95": 1.9, "cal": 0.48}, "Pi": {"mean": 0.32, "p95": 1.0, "cal": 0.54}}
 class Results(dict):

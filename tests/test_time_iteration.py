@@ -1,6 +1,6 @@
 """Time iteration (nk_keras/reference/time_iteration.py): the float64 reference solver.
 
-Checked on a known truth (the NK closed form), by refinement, against the facts MODEL.md
+Checked on a known truth (the NK closed form), by refinement, against the facts docs/models.md
 section 8 states for rank_zlb (ZLB frequency, ergodic std, linearised slopes at small shocks,
 where no equilibrium exists) and by its own residuals.
 """
@@ -44,7 +44,7 @@ def test_refinement_of_grid_and_nodes(true_theta):
 
 def test_facts_at_the_true_theta(true_theta):
   assert true_theta.valid.all()
-  # Measured: ZLB 9.42 %, std log N 1.440 %, annualised inflation 0.381 pp (MODEL.md: ~9 %,
+  # Measured: ZLB 9.42 %, std log N 1.440 %, annualised inflation 0.381 pp (docs/models.md: ~9 %,
   # ~1.4 %, ~0.4 pp).
   assert 0.07 < rank_zlb.zlb_frequency(true_theta)[0] < 0.11
   std = true_theta.scale()[0]

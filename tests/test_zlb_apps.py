@@ -46,7 +46,7 @@ def test_evaluate_app_on_rank_zlb(zlb_model, tmp_path):
   z = report["zlb"]
   for key in ("frequency_nn", "frequency_reference", "difference_pp"):
     assert finite(z[key]), z
-  assert 0.08 < z["frequency_reference"] < 0.11   # MODEL.md: about 9 % at the true values
+  assert 0.08 < z["frequency_reference"] < 0.11   # docs/models.md: about 9 % at the true values
   # At the calibration the ZLB binds from about -1.3 ergodic std of zeta down.
   assert z["binds_by_level"]["-2"] and not z["binds_by_level"]["-1"]
   for source in ("network", "reference"):
@@ -109,7 +109,7 @@ def test_the_reference_as_a_network_scores_zero():
 
 
 def test_simulate_without_an_equilibrium_fails_with_one_line(zlb_model, tmp_path):
-  # MODEL.md section 8: no stable equilibrium at high rho_zeta with high sigma_zeta.
+  # docs/models.md, "Where an equilibrium exists": no stable equilibrium at high rho_zeta with high sigma_zeta.
   result = app("simulate", f"--model={zlb_model}", f"--out={tmp_path / 'out'}",
                "--theta=rho_zeta=0.9,sigma_zeta=0.025")
   assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -1,5 +1,5 @@
 """The ZLB economy's independent reference solver (tests/zlb_reference.py) checked on its own:
-refinement, the moments MODEL.md states, the linearised closed form at tiny shocks, residuals,
+refinement, the moments docs/models.md states, the linearised closed form at tiny shocks, residuals,
 and non-convergence reported without exceptions. Pure NumPy (no TensorFlow, no nk_keras)."""
 
 import os
@@ -47,7 +47,7 @@ def test_gauss_hermite_is_limited_by_the_kink():
 
 
 def test_moments_at_the_true_theta(true_sol):
-  # MODEL.md: ZLB about 9 % of the time, sd of log N about 1.4 %, of 400 log Pi about 0.4 pp.
+  # docs/models.md: ZLB about 9 % of the time, sd of log N about 1.4 %, of 400 log Pi about 0.4 pp.
   # Measured: 9.42 %, 1.440 %, 0.381 pp; 187 iterations.
   assert true_sol.converged.all()
   assert 0.07 < zr.zlb_frequency(true_sol)[0] < 0.11

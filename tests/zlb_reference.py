@@ -1,4 +1,4 @@
-"""Independent time-iteration solver for KMR's RANK model with a zero lower bound (MODEL.md s. 8).
+"""Independent time-iteration solver for KMR's RANK model with a zero lower bound (docs/models.md, "Economy 2").
 
 The test suite's own truth for the ZLB economy: pure NumPy, float64, imports nothing from
 nk_keras. Vectorised over parameter vectors AND grid points: every array is `[n, G]` (n thetas,

@@ -16,6 +16,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from nk_keras.errors import UserError
+
 tfd = tfp.distributions
 
 
@@ -86,8 +88,8 @@ class Economy(abc.ABC):
     """Calibration with some entries replaced: dict name -> float, returns float32 `[n_params]`."""
     unknown = set(values) - set(self.param_names)
     if unknown:
-      raise ValueError(f"unknown parameter(s) {sorted(unknown)}; "
-                       f"known: {', '.join(self.param_names)}")
+      raise UserError(f"unknown parameter(s) {sorted(unknown)}; "
+                      f"known: {', '.join(self.param_names)}")
     theta = self.calibration.astype(np.float32).copy()
     for name, value in values.items():
       theta[self.param_names.index(name)] = value

@@ -66,7 +66,7 @@ class RankZLB(Economy):
   reference_options = dict(n_grid=1001, n_nodes=80, quadrature="trapezoid", tol=1e-11)
 
   def default_prior(self):
-    """KMR's prior: independent normals truncated to the box (mean, std of MODEL.md)."""
+    """KMR's prior: independent normals truncated to the box (mean, std of docs/models.md, "Economy 2")."""
     f = lambda a: tf.constant(a, tf.float32)
     return tfd.Independent(tfd.TruncatedNormal(f(self.prior_mean), f(self.prior_std),
                                                f(self.box_low), f(self.box_high)), 1)

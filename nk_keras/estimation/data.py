@@ -15,11 +15,13 @@ import numpy as np
 import tensorflow as tf
 
 from nk_keras import simulation
+from nk_keras.errors import UserError
 
 MIN_PERIODS = 10   # fewer rows cannot say anything about persistence; almost surely a wrong file
+FLOAT32_SQRT_MAX = math.sqrt(np.finfo(np.float32).max)   # ~1.8e19
 
 
-class DataError(ValueError):
+class DataError(UserError):
   """A data file that cannot be used: missing column, non-numeric or non-finite entry, too short."""
 
 
@@ -124,10 +126,32 @@ def read_csv(path, economy, me_share=0.1):
         raise DataError(f"{path}: line {i + 2}, column {names[j]}: {row[c].strip()} is not finite")
   if y.shape[0] < MIN_PERIODS:
     raise DataError(f"{path}: {y.shape[0]} periods; at least {MIN_PERIODS} are needed")
+  # The filter squares the data's errors in float32: beyond ~1.8e19 they overflow (and beyond
+  # ~1e154 the float64 variance already does), and the likelihood is NaN everywhere.
+  with np.errstate(over="ignore", invalid="ignore"):
+    overflow = [n for n, v, m in zip(names, y.var(axis=0), np.abs(y).max(axis=0))
+                if not (np.isfinite(v) and m < FLOAT32_SQRT_MAX)]
+  if overflow:
+    raise DataError(f"{path}: column(s) {', '.join(overflow)} too large for the likelihood to be "
+                    f"computed (largest |value| {np.abs(y).max():.3g}); the data must be in model "
+                    f"units (log deviations: 0.01 is 1 %)")
   if np.any(y.std(axis=0) == 0):
     constant = [n for n, s in zip(names, y.std(axis=0)) if s == 0]
     raise DataError(f"{path}: column(s) {', '.join(constant)} are constant")
   return with_assumed_error(names, y, me_share, source=path)
+
+
+def check_likelihood(particle_filter, theta, data, seed=0):
+  """A DataError naming the problem unless the log-likelihood of `data` at `theta` `[n_params]`
+  is finite. Run before the long stages: data of finite but absurd size (in levels, or scaled
+  by 1e20) overflow the filter's float32 and every stage after it would run on NaN."""
+  value = float(particle_filter(np.asarray(theta)[None], seed=seed)[0])
+  if not math.isfinite(value):
+    largest = np.abs(data.y).max(axis=0)
+    sizes = ", ".join(f"{n} {v:.3g}" for n, v in zip(data.names, largest))
+    raise DataError(f"{data.source}: the log-likelihood of these data is {value} (not finite); "
+                    f"the largest |values| ({sizes}) are far outside model units (log "
+                    f"deviations: 0.01 is 1 %)")
 
 
 def write_csv(path, data):

@@ -23,6 +23,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from tqdm import tqdm
 
+from nk_keras.errors import UserError
+
 tfd, tfb = tfp.distributions, tfp.bijectors
 SAMPLERS = ("rwmh", "hmc", "nuts")
 
@@ -131,7 +133,7 @@ def sample(target, n_chains=8, n_samples=10000, n_burnin=5000, sampler="rwmh", s
   `[n_samples, n_chains, k]` (NumPy), `accept`, `seconds`, the settings used, and for rwmh the
   pilot acceptances and the proposal covariance."""
   if sampler not in SAMPLERS:
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    raise UserError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
   start = time.perf_counter()
   seeds = tfp.random.split_seed(tf.constant([seed, 2024], tf.int32), pilot_rounds + 2)
   k = len(target.names)

@@ -21,6 +21,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from nk_keras import export, network
+from nk_keras.errors import UserError
+from nk_keras.estimation.data import DataError
 
 
 def sobol_thetas(economy, names, fixed, n, skip=0):
@@ -34,19 +36,42 @@ def sobol_thetas(economy, names, fixed, n, skip=0):
   return theta
 
 
+def validation_count(n, validation):
+  """Draws held out of `n` for a `validation` share; the fit needs at least one on each side."""
+  return int(round(validation * n))
+
+
+def check_split(n, validation):
+  """A UserError unless `validation` of `n` draws leaves both sets non-empty."""
+  held = validation_count(n, validation)
+  if not 1 <= held < n:
+    raise UserError(f"--validation={validation:g} of --draws={n} holds out {held} draws; "
+                    f"the surrogate needs at least one validation draw and one to fit")
+
+
 def make_dataset(economy, particle_filter, names, fixed, n, seed=0, validation=0.1,
                  progress=False):
   """(theta, PF log-likelihood) on `n` Sobol draws, split at random into train and validation.
 
   Returns a dict of NumPy arrays: `theta` `[n, P]`, `log_likelihood` `[n]`, `is_validation`
-  `[n]` bool, and `seconds` (PF wall time)."""
+  `[n]` bool, and `seconds` (PF wall time). A DataError if any log-likelihood is not finite:
+  a surrogate fitted to them would be NaN everywhere."""
+  check_split(n, validation)
   theta = sobol_thetas(economy, names, fixed, n)
   start = time.perf_counter()
   loglik = particle_filter(theta, seed=seed, progress=progress, desc="PF on Sobol draws")
   seconds = time.perf_counter() - start
+  bad = ~np.isfinite(loglik)
+  if bad.any():
+    i = int(np.argmax(bad))
+    where = ", ".join(f"{m}={theta[i, j]:.4g}" for j, m in enumerate(economy.param_names)
+                      if m in names)
+    raise DataError(f"the particle filter's log-likelihood is not finite at {int(bad.sum())} of "
+                    f"{n} draws (e.g. {loglik[i]} at {where}); check that the data are in model "
+                    f"units")
   order = np.random.default_rng([seed, 11]).permutation(n)
   is_validation = np.zeros(n, bool)
-  is_validation[order[:int(round(validation * n))]] = True
+  is_validation[order[:validation_count(n, validation)]] = True
   return {"theta": theta, "log_likelihood": loglik, "is_validation": is_validation,
           "seconds": seconds}
 

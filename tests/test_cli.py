@@ -1,0 +1,173 @@
+"""What every app promises on failure: bad input is one `error:` line and exit 2 (absl's flag
+errors included, and nothing of TensorFlow's start-up before it); a bug says it is one, exits 70
+and leaves its traceback in a log file."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from nk_keras import cli, errors, export, training
+from nk_keras.estimation import data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# A tiny app: its main raises a user error or a bug (ZeroDivisionError), after accepting --out if
+# given. A file rather than `-c`, so the traceback quotes the line.
+TINY_APP = """
+import sys
+from absl import flags
+from nk_keras import cli
+flags.DEFINE_string("raise_", "bug", "bug or user")
+flags.DEFINE_string("out", None, "output directory")
+flags.DEFINE_integer("n", 5, "a bounded flag", lower_bound=5)
+
+def main(argv):
+  if flags.FLAGS.out:
+    cli.writable_dir(flags.FLAGS.out)
+  if flags.FLAGS.raise_ == "user":
+    raise cli.UsageError("--raise_: you asked for a user error")
+  return 1 / 0
+
+cli.run(main)
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_app(tmp_path_factory):
+  path = tmp_path_factory.mktemp("app") / "tiny_app.py"
+  path.write_text(TINY_APP)
+  return str(path)
+
+
+def python(script, *args):
+  """Runs `script` in a fresh interpreter with the repository on its path: (rc, stderr)."""
+  proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+  return proc.returncode, proc.stderr
+
+
+def test_user_errors_share_one_base_that_is_still_a_value_error():
+  for cls in (cli.UsageError, export.ModelError, data.DataError, training.DivergenceError,
+              training.OptionsMismatch):
+    assert issubclass(cls, errors.UserError) and issubclass(cls, ValueError), cls
+
+
+def test_a_user_error_is_one_line_and_exit_2(tiny_app):
+  rc, err = python(tiny_app, "--raise_=user")
+  assert rc == 2, err
+  assert err.splitlines() == ["error: --raise_: you asked for a user error"], err
+
+
+@pytest.mark.parametrize("with_out", [True, False])
+def test_a_bug_says_so_exits_70_and_logs_its_traceback(tiny_app, tmp_path, with_out):
+  args = [f"--out={tmp_path}"] if with_out else []
+  rc, err = python(tiny_app, *args)
+  assert rc == cli.BUG == 70, err
+  lines = err.splitlines()
+  assert len(lines) == 1 and "bug" in lines[0] and "ZeroDivisionError" in lines[0], err
+  assert "Traceback" not in err
+  log = lines[0].rsplit("traceback in ", 1)[1]
+  if with_out:   # the app's output directory, when it had accepted one
+    assert log == os.path.join(str(tmp_path), "error.log")
+  try:
+    text = open(log).read()
+  finally:
+    if not with_out:
+      os.remove(log)
+  assert text.startswith("Traceback") and "1 / 0" in text and "ZeroDivisionError" in text
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--n=1"], "--n=1: 1 is not integer >= 5"),
+    (["--nosuchflag=3"], "nosuchflag"),
+])
+def test_flag_errors_are_one_line_and_exit_2(tiny_app, args, expected):
+  rc, err = python(tiny_app, *args)
+  assert rc == 2, err
+  lines = err.splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
+
+
+def test_an_app_on_bad_input_prints_exactly_one_line(tmp_path):
+  """Nothing of TensorFlow's start-up (e.g. `failed call to cuInit` without a GPU) comes first:
+  stderr is the one line, unfiltered."""
+  proc = subprocess.run([sys.executable, "-m", "apps.evaluate", f"--model={tmp_path / 'nope'}"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2
+  assert proc.stderr.splitlines() == [f"error: no model directory at '{tmp_path / 'nope'}'"], \
+      proc.stderr
+
+
+class _NotAPolicy(tf.Module):
+  """A SavedModel with one serving signature that is not a policy: `inputs` named like the
+  estimation's likelihood surrogate, one output."""
+
+  def __init__(self, inputs):
+    super().__init__()
+    spec = [tf.TensorSpec([None], tf.float32, name=n) for n in inputs]
+    self.serve = tf.function(lambda *x: {"log_likelihood": tf.add_n(list(x))},
+                             input_signature=spec)
+
+
+def save_not_a_policy(path, inputs, metadata):
+  module = _NotAPolicy(inputs)
+  tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+  if metadata is not None:
+    os.makedirs(path / "assets", exist_ok=True)
+    (path / export.METADATA).write_text(json.dumps(metadata))
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def foreign_models(tmp_path_factory):
+  """Two SavedModels that are not policies: the surrogate's shape and metadata (its signature
+  inputs agree with its metadata, the economy is nk), and a bare one without metadata."""
+  root = tmp_path_factory.mktemp("foreign")
+  names = ["rho_a", "sigma_a"]
+  return {"surrogate": save_not_a_policy(root / "surrogate", names, {
+              "economy": "nk", "names": names,
+              "signature": {"inputs": names, "outputs": ["log_likelihood"]}}),
+          "bare": save_not_a_policy(root / "bare", ["x"], None)}
+
+
+@pytest.mark.parametrize("kind", ["surrogate", "bare"])
+def test_loading_a_saved_model_that_is_not_a_policy_is_a_model_error(foreign_models, kind):
+  with pytest.raises(export.ModelError, match="not a policy export"):
+    export.LoadedPolicy(foreign_models[kind])
+
+
+def test_apps_refuse_a_saved_model_that_is_not_a_policy(foreign_models, tmp_path):
+  model = foreign_models["surrogate"]
+  commands = {"evaluate": ["-m", "apps.evaluate", f"--model={model}", f"--out={tmp_path / 'e'}"],
+              "simulate": ["-m", "apps.simulate", f"--model={model}", f"--out={tmp_path / 's'}"],
+              "estimate": ["-m", "apps.estimate", f"--policy={model}", f"--out={tmp_path / 'm'}"]}
+  # In parallel: each process spends most of its time importing TensorFlow.
+  procs = {name: subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+           for name, args in commands.items()}
+  for name, proc in procs.items():
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, (name, err[-2000:])
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and \
+        "not a policy export" in lines[0], (name, err[-2000:])
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("beta=nan", "not a finite number"), ("beta=inf", "not a finite number"),
+    ("beta", "expected name=value"), ("beta=1,beta=2", "given twice"),
+    ("beta=x", "is not a number")])
+def test_assignments_are_checked_before_any_use(text, expected):
+  with pytest.raises(cli.UsageError, match=expected):
+    cli.parse_assignments("--theta", text)
+
+
+def test_theta_outside_the_box_is_refused_by_name():
+  from nk_keras import economies
+  with pytest.raises(cli.UsageError, match=r"beta=2 not in \[0.95, 0.99\]"):
+    cli.theta_with(economies.get("nk"), "--theta", {"beta": 2.0, "rho_a": 0.9})
