@@ -110,7 +110,7 @@ class Regime(keras.Model):
     seeds = tf.random.experimental.stateless_split(seed, 2)
     return tf.concat([draw(seeds[0]), draw(seeds[1])], axis=0)
 
-  def residual_loss(self, theta, state, eps):
+  def residual_loss(self, theta, state, eps, unbiased=None):
     """Weighted mean squared residuals: scalar loss and `[n_residuals]` mean squares.
 
     With `unbiased`, the square is the product of the residuals of two independent sets of
@@ -119,7 +119,7 @@ class Regime(keras.Model):
     """
     std = self.economy.ergodic_std(theta)                              # [batch]
     today, tomorrow = self.economy.policies(self.policy, state, theta, eps)
-    if self.unbiased:
+    if self.unbiased if unbiased is None else unbiased:
       a, b = [self.weighted_residuals(theta, state, std, e, today, t)
               for e, t in zip(tf.split(eps, 2), tf.split(tomorrow, 2))]
       mse = tf.reduce_mean(a * b, axis=0)
@@ -174,10 +174,14 @@ class Regime(keras.Model):
     return tf.linalg.solve(jacobian, residuals[..., None])[..., 0]
 
   def probe_loss(self):
-    """The loss on a fixed fresh batch, leaving the regime's state alone (a reference level)."""
+    """The loss on a fixed fresh batch, leaving the regime's state alone (a reference level).
+
+    Always the plain square (one set of shocks): the unbiased product can be negative, and the
+    divergence checks compare ratios of this level."""
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 3], tf.int32), 3)
     theta, state = self.draw_points(seeds[:2])
-    return float(self.residual_loss(theta, state, self.shocks(seeds[2]))[0])
+    eps = self.economy.draw_shocks(self.mc, self.batch, seeds[2], self.stratified)
+    return float(self.residual_loss(theta, state, eps, unbiased=False)[0])
 
   def train_step(self, data):
     step = tf.convert_to_tensor(self.optimizer.iterations)
