@@ -10,6 +10,7 @@ in its domain (`in_box`) and the reference converges. At the true theta: ergodic
 and unit-free Euler errors log10|1 - C_implied / C| on ergodic draws of zeta.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -78,7 +79,8 @@ def main(path, n_theta, seed):
   sol = Z.solve(theta[served_domain])
   ok = sol.converged
   kept = theta[served_domain][ok]
-  sol = Z.solve(kept)
+  sol = dataclasses.replace(sol, **{f.name: getattr(sol, f.name)[ok] for f in
+                                    dataclasses.fields(sol) if f.type is np.ndarray})
   zeta = Z.sigma_erg(kept)[:, None] * LEVELS[None]                               # [n, L]
   ref = np.stack(Z.policy(sol, zeta), -1)                                        # [n, L, 2]
   N, Pi, _ = served(model, zeta.reshape(-1), np.repeat(kept, len(LEVELS), axis=0))

@@ -92,3 +92,54 @@ def test_moments_under_the_shipped_stepping_policy_match_the_analytical_ones(the
     assert abs(got / want - 1) < 5 * se + 0.003, (name, got, want)
     # Autocorrelation of the policy equals the state's: SE about (1 - rho^2) / sqrt(n_eff).
     assert abs(m["network"][f"autocorr_{name}"] - rho) < 0.01
+
+
+# rank_zlb (docs/models.md): errors in % of the reference policy's ergodic std, over thetas
+# uniform where the model serves (`in_box`) and the independent time iteration converges.
+ZLB_BAR = {"mean": 0.3, "p95": 1.5}
+
+
+@pytest.fixture(scope="module")
+def zlb_result():
+  path = os.path.join(ROOT, "saved_models", "rank_zlb")
+  assert os.path.exists(os.path.join(path, "saved_model.pb")), "rank_zlb is not shipped"
+  proc = subprocess.run([sys.executable, "-I", os.path.join(HERE, "isolated_zlb_check.py"), path,
+                         "150", "2026"], capture_output=True, text=True, timeout=900,
+                        cwd=os.path.join(ROOT, "saved_models"))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_rank_zlb_serves_only_where_an_equilibrium_exists(zlb_result):
+  # The domain rule keeps ~82 % of the box; a served theta without an equilibrium is a bug.
+  assert zlb_result["served_without_reference"] == 0
+  assert 0.7 < zlb_result["served_share"] < 0.9
+
+
+@pytest.mark.xfail(strict=True, reason="not met yet: the shipped rank_zlb measures N 0.45/1.63, "
+                   "Pi 2.6/8.1 (mean/p95, %); BUILD_NOTES.md 'rank_zlb', what is left")
+def test_rank_zlb_meets_the_policy_error_bar(zlb_result):
+  misses = [f"{policy} {stat} {zlb_result[policy][stat]:.3f}% > {limit}%"
+            for policy in ("N", "Pi") for stat, limit in ZLB_BAR.items()
+            if zlb_result[policy][stat] > limit]
+  assert not misses, "; ".join(misses)
+
+
+def test_rank_zlb_metadata_tells_the_truth(zlb_result):
+  """The evaluation stored in the model (other thetas, nk_keras' own time iteration) agrees with
+  this independent measurement within the sampling noise of a few hundred thetas."""
+  with open(os.path.join(ROOT, "saved_models", "rank_zlb", "assets", "metadata.json")) as f:
+    meta = json.load(f)
+  assert meta["economy"] == "rank_zlb" and meta["command"].startswith("python -m apps.train")
+  assert meta["signature"]["outputs"] == ["N", "Pi", "R"]
+  for policy in ("N", "Pi"):
+    claimed = meta["evaluation"]["errors_pct"][policy]["mean"]
+    assert abs(claimed / zlb_result[policy]["mean"] - 1) < 0.3, (policy, claimed, zlb_result)
+
+
+def test_rank_zlb_zlb_frequency_and_euler_errors_at_the_true_theta(zlb_result):
+  # The bar: ergodic ZLB frequency within 0.5 pp of the reference's; mean log10 Euler error on
+  # the ergodic set at most -3.5.
+  freq = zlb_result["zlb_frequency"]
+  assert abs(freq["nn"] - freq["reference"]) < 0.005, freq
+  assert zlb_result["euler_log10"]["mean"] <= -3.5, zlb_result["euler_log10"]
