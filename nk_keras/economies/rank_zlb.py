@@ -202,22 +202,6 @@ EULER_DRAWS = 10_000   # ergodic draws of zeta for the Euler errors
 EULER_FLOOR = -17.0    # log10 of an exactly zero Euler error (below float64's resolution)
 
 
-def probability_negative(z, g):
-  """Probability under N(0, 1) that `g` `[..., m]`, linear between the sorted points `z` `[m]`,
-  is negative: exact segment by segment (the crossing by linear interpolation), the tails
-  beyond the ends by the sign there. Returns `[...]`."""
-  from scipy import special
-  a, b = g[..., :-1], g[..., 1:]
-  with np.errstate(divide="ignore", invalid="ignore"):
-    root = np.clip(z[:-1] + (z[1:] - z[:-1]) * a / (a - b), z[:-1], z[1:])
-  cdf = special.ndtr
-  mass = np.where((a < 0) & (b < 0), cdf(z[1:]) - cdf(z[:-1]),
-         np.where(a < 0, cdf(root) - cdf(z[:-1]),
-         np.where(b < 0, cdf(z[1:]) - cdf(root), 0.0)))
-  tails = (g[..., 0] < 0) * cdf(z[0]) + (g[..., -1] < 0) * cdf(-z[-1])
-  return mass.sum(axis=-1) + tails
-
-
 def policy_zlb_frequency(economy, policy, theta, n_points=6001, span=6.0):
   """Ergodic probability that the notional rate of `policy` (a network: float32 calls) is
   negative at one `theta` `[n_params]`: its notional rate on `n_points` of zeta on +-`span`
@@ -228,6 +212,7 @@ def policy_zlb_frequency(economy, policy, theta, n_points=6001, span=6.0):
   values = np.asarray(policy(tf.constant(z * std, tf.float32),
                              tf.constant(np.repeat(theta[None], n_points, 0), tf.float32)),
                       np.float64)
+  from nk_keras.reference.time_iteration import probability_negative
   return float(probability_negative(z, economy.notional_log_rate(theta[None], values)))
 
 

@@ -197,6 +197,23 @@ def solve_block(economy, theta, n_grid=401, n_nodes=40, quadrature="trapezoid", 
                                 seconds=time.perf_counter() - started)
 
 
+def probability_negative(z, g):
+  """Probability under N(0, 1) that `g` `[..., m]`, linear between the sorted points `z` `[m]`,
+  is negative: exact segment by segment (the crossing by linear interpolation), the tails
+  beyond the ends by the sign there. Returns `[...]`."""
+  a, b = g[..., :-1], g[..., 1:]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    root = np.clip(z[:-1] + (z[1:] - z[:-1]) * a / (a - b), z[:-1], z[1:])
+  cdf = special.ndtr
+  # On each segment the negative part is [z_i, root] (a < 0 <= b), [root, z_i+1] (a >= 0 > b),
+  # the whole segment or nothing.
+  mass = np.where((a < 0) & (b < 0), cdf(z[1:]) - cdf(z[:-1]),
+         np.where(a < 0, cdf(root) - cdf(z[:-1]),
+         np.where(b < 0, cdf(z[1:]) - cdf(root), 0.0)))
+  tails = (g[..., 0] < 0) * cdf(z[0]) + (g[..., -1] < 0) * cdf(-z[-1])
+  return mass.sum(axis=-1) + tails
+
+
 class TimeIterationReference(Reference):
   """Policies on the z grid of each theta: `values` `[n, G, n_pol]` at states
   `grid * ergodic_std(theta)`; `valid` `[n]` (converged), `iterations` `[n]`, `seconds` (the
@@ -249,21 +266,8 @@ class TimeIterationReference(Reference):
 
   def probability_below(self, fn):
     """Ergodic probability `[n]` that `fn(values [n, G, n_pol]) -> [n, G]` is negative, with `fn`
-    linear in the policies (so piecewise linear in z): exact segment by segment on the grid, the
-    tails beyond +-span by the sign at the ends."""
-    g = fn(self.values)                                                      # [n, G]
-    z = self.grid
-    a, b = g[:, :-1], g[:, 1:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-      root = np.clip(z[:-1] + (z[1:] - z[:-1]) * a / (a - b), z[:-1], z[1:])
-    cdf = special.ndtr
-    # On each segment the negative part is [z_i, root] (a < 0 <= b), [root, z_i+1] (a >= 0 > b),
-    # the whole segment or nothing.
-    mass = np.where((a < 0) & (b < 0), cdf(z[1:]) - cdf(z[:-1]),
-           np.where(a < 0, cdf(root) - cdf(z[:-1]),
-           np.where(b < 0, cdf(z[1:]) - cdf(root), 0.0)))
-    tails = (g[:, 0] < 0) * cdf(z[0]) + (g[:, -1] < 0) * cdf(-z[-1])
-    return mass.sum(axis=1) + tails
+    linear in the policies (so piecewise linear in z): `probability_negative` on the grid."""
+    return probability_negative(self.grid, fn(self.values))
 
   def as_policy(self):
     """`policy(state [m], theta [m, P]) -> [m, n_pol]` (float64 tensors) for thetas among this
