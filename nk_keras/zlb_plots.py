@@ -34,12 +34,14 @@ def policies_vs_state(economy, policy, thetas=None, span=3.0, points=301):
   reference = economy.reference(thetas)
   frequency = rank_zlb.zlb_frequency(reference)
   k = np.linspace(-span, span, points)
+  # Row i of the reference belongs to theta i: every row is asked at its own k ergodic std.
+  ref_all = reference.policies_z(np.broadcast_to(k, (len(thetas), points)))
   fig = Figure(figsize=(12, 2.8 * len(thetas) + 0.6), layout="constrained")
   rows = np.atleast_1d(fig.subfigures(len(thetas), 1))
   for i, theta in enumerate(thetas):
     zeta = k * reference.std[i]
     nn = simulation.values(economy, theta, zeta, simulation.evaluate(policy, zeta, theta))
-    ref = simulation.values(economy, theta, zeta, reference.policies(zeta[None])[0])
+    ref = simulation.values(economy, theta, zeta, ref_all[i])
     axes = rows[i].subplots(1, 3)
     for ax, (name, unit) in zip(axes, VALUES):
       ax.plot(k, zlb.display(economy, name, nn[name]), color=COLORS[0], lw=1.8, label="network")

@@ -153,3 +153,19 @@ def test_girf_of_a_linear_policy_is_its_impulse_response():
   np.testing.assert_allclose(table["zeta"], -irf["zeta"], rtol=1e-4)
   np.testing.assert_allclose(table["X_exact"], -irf["X_exact"], rtol=1e-3)
   np.testing.assert_allclose(table["X_nn"], table["X_exact"], rtol=1e-5)
+
+
+def test_policy_figure_draws_each_thetas_own_reference():
+  """The dashed curves of every row are that row's theta's reference (a row once showed the
+  calibration's reference scaled to its own std)."""
+  from nk_keras import zlb_plots
+  economy = economies.get("rank_zlb")
+  thetas = np.array([economy.calibration, economy.theta_from({"theta_pi": 1.6, "theta_y": 0.1})],
+                    np.float64)
+  alone = economy.reference(thetas[1:])
+  fig = zlb_plots.policies_vs_state(economy, alone.as_policy(), thetas, points=21)
+  dashed = [line for ax in fig.subfigs[1].axes for line in ax.get_lines()
+            if line.get_linestyle() == "--"]
+  k = dashed[0].get_xdata()
+  expected = 100 * alone.policies_z(k[None])[0][:, 0]          # 100 log N of theta 1
+  np.testing.assert_allclose(dashed[0].get_ydata(), expected, atol=1e-6)
