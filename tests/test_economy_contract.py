@@ -113,8 +113,8 @@ def test_a_short_run_learns(economy):
   options = training.TrainOptions(economy=economy.name, regime="fresh", iterations=400,
                                   batch=256, mc=4, stratified=True, unbiased=True, seed=2)
   model = training.build_regime(options)
-  before = accuracy.evaluate(economy, model.policy, n_theta=40, seed=4)["errors_pct"]
+  before = accuracy.evaluate(economy, model.policy, n_theta=12, seed=4)["errors_pct"]
   training.fit(model, options, verbose=False)
-  after = accuracy.evaluate(economy, model.policy, n_theta=40, seed=4)["errors_pct"]
+  after = accuracy.evaluate(economy, model.policy, n_theta=12, seed=4)["errors_pct"]
   for name in economy.policy_names:
     assert after[name]["mean"] < 0.5 * before[name]["mean"], (name, before, after)
