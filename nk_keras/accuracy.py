@@ -17,12 +17,7 @@ import tensorflow as tf
 def draw_box(economy, n, seed):
   """`n` thetas uniform on the box `[n, n_params]`, inside the economy's domain, whatever prior
   the economy trains with."""
-  seed = tf.constant([seed, 7], tf.int32)
-  if economy.domain_reason() is None:
-    return economy.uniform_prior().sample(n, seed=seed)
-  candidates = economy.uniform_prior().sample(4 * n, seed=seed)
-  inside = tf.boolean_mask(candidates, economy.in_domain(candidates))
-  return inside[:n]
+  return economy.sample_inside(economy.uniform_prior(), n, tf.constant([seed, 7], tf.int32))
 
 
 def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
