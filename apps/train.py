@@ -50,10 +50,16 @@ flags.DEFINE_integer("mc", D.mc, "Antithetic Monte Carlo draws per expectation (
                      lower_bound=2)
 flags.DEFINE_bool("stratified", D.stratified, "Draw the Monte Carlo shocks in strata of the "
                   "normal law (less noise in expectations of nonlinear residuals).")
+flags.DEFINE_bool("grid", D.grid, "Expectations on a randomly shifted grid of --mc nodes per "
+                  "point (weights of the normal law) instead of Monte Carlo draws.")
 flags.DEFINE_bool("unbiased", D.unbiased, "Loss from two independent sets of --mc shocks (the "
                   "product of their residuals): no bias from the noise of expectations.")
 flags.DEFINE_float("state_scale", D.state_scale, "States drawn with this many times their "
                    "ergodic std (fresh, cached, internal).", lower_bound=0.1)
+flags.DEFINE_integer("level_states", D.level_states, "States per theta in a batch; above 1 the "
+                     "loss also measures each theta's persistent level error.", lower_bound=1)
+flags.DEFINE_float("level_weight", D.level_weight, "Weight of the level term (--level_states).",
+                   lower_bound=0.0)
 flags.DEFINE_float("lr", D.lr, "Initial learning rate (cosine decay to --eta_min).",
                    lower_bound=0.0)
 flags.DEFINE_float("eta_min", D.eta_min, "Final learning rate.", lower_bound=0.0)

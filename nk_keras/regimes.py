@@ -33,15 +33,25 @@ class Regime(keras.Model):
   """Shared loss and gradient step. Subclasses implement `points`."""
 
   def __init__(self, policy, *, batch=100, mc=10, loss_weights=None, weighting="ergodic",
-               stratified=False, unbiased=False, state_scale=1.0, seed=0, **kwargs):
+               stratified=False, grid=False, unbiased=False, state_scale=1.0, level_states=1,
+               level_weight=1.0, seed=0, **kwargs):
     """`loss_weights`: dict residual name -> weight (1 for those not named); `stratified`:
-    shocks drawn in strata of the normal law (`Economy.draw_shocks`); `unbiased`: the loss
+    shocks drawn in strata of the normal law (`Economy.draw_shocks`); `grid`: expectations on
+    a randomly shifted grid of `mc` nodes (`Economy.shock_grid`); `unbiased`: the loss
     from two independent sets of shocks (`residual_loss`); `state_scale`: states drawn with
     `state_scale` times their ergodic std (> 1 puts more points in the tails, which the accuracy
-    metric weighs as much as the centre)."""
+    metric weighs as much as the centre); `level_states` > 1: the batch holds each theta at that
+    many states and the loss adds, with `level_weight`, each theta's persistent level error
+    (`level_errors`)."""
     super().__init__(**kwargs)
     if mc < 2 or mc % 2:
       raise UserError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
+    if level_states < 1 or batch % level_states:
+      raise UserError(f"level_states must be >= 1 and divide the batch ({batch}), got "
+                      f"{level_states}")
+    if level_states > 1 and weighting not in ("newton", "relative"):
+      raise UserError("level_states > 1 maps residuals to policy errors: it needs weighting "
+                      "'newton' or 'relative'")
     economy = policy.economy
     if weighting not in WEIGHTINGS:
       raise UserError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
@@ -57,6 +67,8 @@ class Regime(keras.Model):
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
     self.stratified, self.unbiased, self.state_scale = stratified, unbiased, state_scale
+    self.grid = grid
+    self.level_states, self.level_weight = level_states, level_weight
     # Fixed by the strategy the regime is built under (1 without one); `batch` is per replica.
     strategy = tf.distribute.get_strategy()
     self.replicas = strategy.num_replicas_in_sync
@@ -68,6 +80,8 @@ class Regime(keras.Model):
     self.weighting = weighting
     self.trackers = [keras.metrics.Mean(name="loss")] + [
         keras.metrics.Mean(name=f"mse_{name}") for name in self.economy.policy_names]
+    if level_states > 1:
+      self.trackers.append(keras.metrics.Mean(name="level_loss"))
 
   def call(self, inputs):
     return self.net(inputs)
@@ -90,8 +104,16 @@ class Regime(keras.Model):
 
   def draw_points(self, seeds):
     """Fresh `theta [batch, n_params]` from the prior and ergodic `state [batch]`."""
-    theta = self.economy.draw_theta(self.batch, seeds[0])
+    theta = self.draw_theta(self.batch, seeds[0])
     return theta, self.draw_state(theta, seeds[1])
+
+  def draw_theta(self, n, seed):
+    """`n` parameter rows `[n, n_params]`: `n / level_states` draws, each repeated on
+    `level_states` consecutive rows (one theta group)."""
+    if self.level_states == 1:
+      return self.economy.draw_theta(n, seed)
+    return tf.repeat(self.economy.draw_theta(n // self.level_states, seed), self.level_states,
+                     axis=0)
 
   def draw_state(self, theta, seed):
     """States `[batch]` for `theta`: ergodic draws, widened by `state_scale`."""
@@ -101,17 +123,21 @@ class Regime(keras.Model):
   def points(self, step, seeds):
     raise NotImplementedError
 
-  def shocks(self, seed):
+  def shocks(self, seed, unbiased=None):
     """This step's innovations `[mc, batch]`, or `[2 * mc, batch]` (two independent sets) for
-    the unbiased loss."""
-    draw = lambda s: self.economy.draw_shocks(self.mc, self.batch, s, self.stratified)
-    if not self.unbiased:
+    the unbiased loss, and their expectation weights (same shape; None for Monte Carlo)."""
+    def draw(s):
+      if self.grid:
+        return self.economy.shock_grid(self.mc, self.batch, s)
+      return self.economy.draw_shocks(self.mc, self.batch, s, self.stratified), None
+    if not (self.unbiased if unbiased is None else unbiased):
       return draw(seed)
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    return tf.concat([draw(seeds[0]), draw(seeds[1])], axis=0)
+    (eps_a, w_a), (eps_b, w_b) = [draw(s) for s in tf.random.experimental.stateless_split(seed, 2)]
+    return tf.concat([eps_a, eps_b], 0), None if w_a is None else tf.concat([w_a, w_b], 0)
 
-  def residual_loss(self, theta, state, eps, unbiased=None):
-    """Weighted mean squared residuals: scalar loss and `[n_residuals]` mean squares.
+  def residual_loss(self, theta, state, eps, weights=None, unbiased=None):
+    """Weighted mean squared residuals: scalar loss and `[n_residuals]` mean squares, and
+    with `level_states` > 1 the level term `[n_policies]` (else None).
 
     With `unbiased`, the square is the product of the residuals of two independent sets of
     shocks: its expectation is the squared residual itself, where the square of one noisy
@@ -120,44 +146,79 @@ class Regime(keras.Model):
     std = self.economy.ergodic_std(theta)                              # [batch]
     today, tomorrow = self.economy.policies(self.policy, state, theta, eps)
     if self.unbiased if unbiased is None else unbiased:
-      a, b = [self.weighted_residuals(theta, state, std, e, today, t)
-              for e, t in zip(tf.split(eps, 2), tf.split(tomorrow, 2))]
+      halves = lambda x: [None, None] if x is None else tf.split(x, 2)
+      (a, level_a), (b, level_b) = [
+          self.weighted_residuals(theta, state, std, e, today, t, w)
+          for e, t, w in zip(tf.split(eps, 2), tf.split(tomorrow, 2), halves(weights))]
       mse = tf.reduce_mean(a * b, axis=0)
+      level = None if level_a is None else tf.reduce_mean(level_a * level_b, axis=0)
     else:
-      residuals = self.weighted_residuals(theta, state, std, eps, today, tomorrow)
+      residuals, level = self.weighted_residuals(theta, state, std, eps, today, tomorrow,
+                                                 weights)
       mse = tf.reduce_mean(tf.square(residuals), axis=0)
-    return tf.reduce_sum(self.loss_weights * mse), mse
+      level = None if level is None else tf.reduce_mean(tf.square(level), axis=0)
+    loss = tf.reduce_sum(self.loss_weights * mse)
+    if level is not None:
+      loss += self.level_weight * tf.reduce_sum(self.loss_weights * level)
+    return loss, mse, level
 
-  def weighted_residuals(self, theta, state, std, eps, today, tomorrow):
-    """Residuals `[batch, n_res]` as the weighting measures them."""
+  def weighted_residuals(self, theta, state, std, eps, today, tomorrow, weights=None):
+    """Residuals `[batch, n_res]` as the weighting measures them, and the theta groups' level
+    errors `[batch / level_states, n_pol]` (None with `level_states` 1)."""
     economy = self.economy
-    residuals = economy.equilibrium(state, theta, eps, today, tomorrow)  # [batch, n_res]
+    residuals = economy.equilibrium(state, theta, eps, today, tomorrow, weights)  # [batch, n_res]
     # Residuals are in state units; measured in ergodic std every theta in the box counts
     # alike, and the loss stays far above Adam's epsilon as training converges.
     if self.weighting != "none":
       residuals = residuals / std[:, None]
+    level = None
     if self.weighting in ("newton", "relative"):
-      residuals = self.implied_errors(theta, state, std, eps, today, tomorrow, residuals)
+      if self.level_states > 1:
+        level = self.level_errors(theta, state, eps, today, tomorrow, weights, residuals)
+      jacobian = self.jacobian(theta, state, eps, today, tomorrow, weights, economy.error_shape,
+                               std)
+      residuals = tf.linalg.solve(jacobian, residuals[..., None])[..., 0]
     if self.weighting == "relative":
-      size = economy.relative_size(self.policy, theta, std)            # [batch, n_pol]
-      residuals = residuals / tf.stop_gradient(tf.maximum(size, RELATIVE_FLOOR))
-    return residuals
+      size = tf.stop_gradient(tf.maximum(
+          economy.relative_size(self.policy, theta, std), RELATIVE_FLOOR))  # [batch, n_pol]
+      residuals = residuals / size
+      if level is not None:
+        level = level / size[::self.level_states]
+    return residuals, level
 
-  def implied_errors(self, theta, state, std, eps, today, tomorrow, residuals):
-    """Residuals mapped to the policy errors `[batch, n_pol]` (in ergodic std) that cause them.
+  def level_errors(self, theta, state, eps, today, tomorrow, weights, residuals):
+    """Each theta group's persistent level error `[batch / level_states, n_pol]` (in ergodic
+    std): the group's mean residual `[n_res]` solved against its mean response to a policy
+    shifted by the same amount today and tomorrow.
 
-    `J` is the response of the residuals to a policy error of the economy's `error_shape`:
-    "proportional" to the state, `e * state / std`, taken at one ergodic std (at the point's own
-    state it would vanish with the state); a "level" shift `e` today and tomorrow; or an error
-    `e` "today" alone, tomorrow's policy held (time iteration's Newton step). Solving `J e = r` point by point (a Newton step) undoes the conditioning of the
-    equilibrium conditions, which varies by orders of magnitude across the box and hides some
-    error directions from a plain residual loss. `J` is held constant for the gradient.
+    A policy error that persists moves the residuals far less than one made today alone (the
+    NKPC by 1 - beta of an inflation level error), and time iteration's Newton step sees most
+    of it as an error of another policy. Averaged over a theta's states the residuals keep
+    mostly the persistent part, and the level Jacobian attributes it right (on rank_zlb the
+    errors so implied correlate 0.93 with the true mean inflation error per theta;
+    BUILD_NOTES.md, "rank_zlb")."""
+    group = lambda x: tf.reduce_mean(
+        tf.reshape(x, tf.concat([[-1, self.level_states], tf.shape(x)[1:]], 0)), axis=1)
+    jacobian = self.jacobian(theta, state, eps, today, tomorrow, weights, "level", None)
+    return tf.linalg.solve(group(jacobian), group(residuals)[..., None])[..., 0]
+
+  def jacobian(self, theta, state, eps, today, tomorrow, weights, shape, std):
+    """Response `[batch, n_res, n_pol]` of the residuals to a policy error of `shape`, held
+    constant for the gradient.
+
+    Solving `J e = r` point by point (a Newton step) maps residuals to the policy errors (in
+    ergodic std) that cause them, undoing the conditioning of the equilibrium conditions, which
+    varies by orders of magnitude across the box and hides some error directions from a plain
+    residual loss. Shapes: "proportional" to the state, `e * state / std`, taken at one
+    ergodic std (at the point's own state it would vanish with the state); a "level" shift `e`
+    today and tomorrow; or an error `e` "today" alone, tomorrow's policy held (time iteration's
+    Newton step). The economy's `error_shape` is the one its residuals are mapped with.
     """
     economy = self.economy
-    z_today = tf.ones_like(std)                                        # [batch]
-    if economy.error_shape == "proportional":
+    z_today = tf.ones_like(state)                                      # [batch]
+    if shape == "proportional":
       z_next = economy.step(std, theta, eps) / std                     # [mc, batch]
-    elif economy.error_shape == "level":
+    elif shape == "level":
       z_next = tf.ones_like(eps)
     else:                                                               # "today"
       z_next = tf.zeros_like(eps)
@@ -168,10 +229,9 @@ class Regime(keras.Model):
       with tf.autodiff.ForwardAccumulator(
           primals=(today, tomorrow),
           tangents=(z_today[:, None] * unit, z_next[..., None] * unit)) as acc:
-        moved = economy.equilibrium(state, theta, eps, today, tomorrow)
+        moved = economy.equilibrium(state, theta, eps, today, tomorrow, weights)
       columns.append(acc.jvp(moved))                                   # [batch, n_res]
-    jacobian = tf.stop_gradient(tf.stack(columns, axis=2))             # [batch, n_res, n_pol]
-    return tf.linalg.solve(jacobian, residuals[..., None])[..., 0]
+    return tf.stop_gradient(tf.stack(columns, axis=2))                 # [batch, n_res, n_pol]
 
   def probe_loss(self):
     """The loss on a fixed fresh batch, leaving the regime's state alone (a reference level).
@@ -180,16 +240,16 @@ class Regime(keras.Model):
     divergence checks compare ratios of this level."""
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 3], tf.int32), 3)
     theta, state = self.draw_points(seeds[:2])
-    eps = self.economy.draw_shocks(self.mc, self.batch, seeds[2], self.stratified)
-    return float(self.residual_loss(theta, state, eps, unbiased=False)[0])
+    eps, weights = self.shocks(seeds[2], unbiased=False)
+    return float(self.residual_loss(theta, state, eps, weights, unbiased=False)[0])
 
   def train_step(self, data):
     step = tf.convert_to_tensor(self.optimizer.iterations)
     seeds = self.step_seeds(step, 4)
     theta, state = self.points(step, seeds[:3])
-    eps = self.shocks(seeds[3])                                         # [mc, batch]
+    eps, weights = self.shocks(seeds[3])                                # [mc, batch]
     with tf.GradientTape() as tape:
-      loss, mse = self.residual_loss(theta, state, eps)
+      loss, mse, level = self.residual_loss(theta, state, eps, weights)
       if self.replicas > 1:
         # Equal per-replica batches: the global mean loss is the replicas' mean loss.
         share = loss / self.replicas
@@ -200,6 +260,8 @@ class Regime(keras.Model):
     self.trackers[0].update_state(loss)
     for tracker, value in zip(self.trackers[1:], tf.unstack(mse)):
       tracker.update_state(value)
+    if level is not None:
+      self.trackers[-1].update_state(tf.reduce_sum(level))
     results = {m.name: m.result() for m in self.trackers}
     if self.multi_worker:
       # Across workers Keras averages the replicas' results with `strategy.reduce(MEAN,
@@ -233,11 +295,12 @@ class Cached(Regime):
 
   def __init__(self, policy, *, pool=10_000, **kwargs):
     super().__init__(policy, **kwargs)
-    if pool < self.batch:
-      raise UserError(f"pool ({pool}) must be at least batch ({self.batch})")
+    if pool < self.batch or pool % self.level_states:
+      raise UserError(f"pool ({pool}) must be at least batch ({self.batch}) and a multiple of "
+                      f"level_states ({self.level_states})")
     self.pool = pool
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 1], tf.int32), 2)
-    theta = self.economy.draw_theta(pool, seeds[0])
+    theta = self.draw_theta(pool, seeds[0])
     self.pool_theta = self.add_weight(shape=theta.shape, initializer="zeros", trainable=False,
                                       name="pool_theta")
     self.pool_state = self.add_weight(shape=(pool,), initializer="zeros", trainable=False,
@@ -269,7 +332,7 @@ class Persistent(Regime):
     self.internal = internal
     # One draw of the global batch, of which each replica keeps its own slice.
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 2], tf.int32), 2)
-    theta = self.economy.draw_theta(self.batch * self.replicas, seeds[0])
+    theta = self.draw_theta(self.batch * self.replicas, seeds[0])
     state = self.draw_state(theta, seeds[1])
     self.theta = self.per_replica_variable(theta.shape[1:], "theta")   # [batch, n_params]
     self.state = self.per_replica_variable((), "state")                # [batch]
@@ -323,7 +386,7 @@ class Stepping(Persistent):
   def renew(self, iteration, seeds):
     theta, state = tf.convert_to_tensor(self.theta), tf.convert_to_tensor(self.state)
     redraw = tf.equal(iteration % self.redraw_every, 0)
-    new_theta = tf.where(redraw, self.economy.draw_theta(self.batch, seeds[0]), theta)
+    new_theta = tf.where(redraw, self.draw_theta(self.batch, seeds[0]), theta)
     # Keep each point's position in its ergodic distribution when its theta changes: a state
     # carried over raw from a theta with a 20x larger ergodic scale would sit 20 std out.
     state = state * self.economy.ergodic_std(new_theta) / self.economy.ergodic_std(theta)

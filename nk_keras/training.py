@@ -28,8 +28,11 @@ class TrainOptions:
   batch: int = 1000
   mc: int = 2
   stratified: bool = False
+  grid: bool = False
   unbiased: bool = False
   state_scale: float = 1.0
+  level_states: int = 1
+  level_weight: float = 1.0
   lr: float = 3e-3
   eta_min: float = 3e-6
   weight_decay: float = 1e-4
@@ -103,7 +106,9 @@ def _build_regime(options, replicas):
   regime_options = dict(batch=options.batch // replicas, mc=options.mc, seed=options.seed,
                         loss_weights=parse_weights(options.loss_weights),
                         weighting=options.weighting, stratified=options.stratified,
-                        unbiased=options.unbiased, state_scale=options.state_scale)
+                        grid=options.grid,
+                        unbiased=options.unbiased, state_scale=options.state_scale,
+                        level_states=options.level_states, level_weight=options.level_weight)
   if options.regime == "cached":
     regime_options["pool"] = options.pool
   if options.regime in ("internal", "stepping"):

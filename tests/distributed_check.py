@@ -48,7 +48,7 @@ def draw_and_gradient(model, strategy, step):
     theta, state = model.points(step, seeds[:3])
     eps = model.economy.draw_shocks(model.mc, model.batch, seeds[3])
     with tf.GradientTape() as tape:
-      loss, _ = model.residual_loss(theta, state, eps)
+      loss = model.residual_loss(theta, state, eps)[0]
       share = loss / model.replicas
     grads = model.global_gradient_share(tape.gradient(share, model.trainable_variables))
     return theta, state, eps, grads
