@@ -151,10 +151,11 @@ class Economy(abc.ABC):
     `[n, batch]` on +-`span` spaced `h = 2 span / n`, shifted by one uniform per point, and
     their weights `phi(eps) h` `[n, batch]`.
 
-    Over the shift, the weighted sum's mean is the expectation itself (up to the law's mass
-    beyond `span`, 6e-7 at 5); for a smooth integrand any one shift is already exact to
-    ~exp(-2 pi^2 / h^2), and a kink leaves an O(h^2) error that the shift makes zero-mean:
-    far less noise than Monte Carlo draws of the same count."""
+    Over the shift, the weighted sum's mean is the expectation on +-`span` (the law's mass
+    beyond is 6e-7 at 5); for a smooth integrand any one shift is already exact to
+    ~exp(-2 pi^2 / h^2) and the mass beyond +-(span - h/2) (2e-6 for 12 nodes), and a kink
+    leaves an O(h^2) error that the shift makes zero-mean: at 12 nodes E[max(eps, 0)] has std
+    0.011 over shifts, 12 Monte Carlo draws 0.17 (tests/test_level_and_grid.py)."""
     h = 2.0 * span / n
     u = tf.random.stateless_uniform([1, batch], seed=seed)
     eps = -span + (tf.range(n, dtype=tf.float32)[:, None] + u) * h
