@@ -132,7 +132,8 @@ class Regime(keras.Model):
       return self.economy.draw_shocks(self.mc, self.batch, s, self.stratified), None
     if not (self.unbiased if unbiased is None else unbiased):
       return draw(seed)
-    (eps_a, w_a), (eps_b, w_b) = [draw(s) for s in tf.random.experimental.stateless_split(seed, 2)]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    (eps_a, w_a), (eps_b, w_b) = draw(seeds[0]), draw(seeds[1])
     return tf.concat([eps_a, eps_b], 0), None if w_a is None else tf.concat([w_a, w_b], 0)
 
   def residual_loss(self, theta, state, eps, weights=None, unbiased=None):
