@@ -77,6 +77,9 @@ flags.DEFINE_enum("weighting", D.weighting, list(WEIGHTINGS),
                   "How residuals enter the loss (nk_keras/regimes.py).")
 flags.DEFINE_integer("seed", D.seed, "Seed of every random draw and of the initial weights.",
                      lower_bound=0)
+flags.DEFINE_string("init", D.init, "A finished run's directory whose policy starts this run "
+                    "(same economy, normalization and network shape); its run.json is kept in "
+                    "this run's record.")
 flags.DEFINE_integer("steps_per_execution", D.steps_per_execution,
                      "Gradient steps per compiled call.", lower_bound=1)
 flags.DEFINE_integer("log_every", 1000, "Gradient steps per history row.", lower_bound=1)
@@ -148,6 +151,9 @@ def main(argv):
          "wall_time_s": round(wall, 1), "gradient_steps": options.gradient_steps,
          "final_loss": float(history.history["loss"][-1]), "git_commit": commit,
          "versions": export.versions()}
+  if options.init and os.path.exists(os.path.join(options.init, export.RUN)):
+    with open(os.path.join(options.init, export.RUN)) as f:
+      run["init_run"] = json.load(f)   # how the starting policy was made: the full recipe
   with open(os.path.join(out, export.RUN), "w") as f:
     json.dump(run, f, indent=2)
   report = export.export_run(model.policy, out, os.path.join(out, "saved_model"),

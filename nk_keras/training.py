@@ -44,6 +44,7 @@ class TrainOptions:
   normalization: str = "ergodic_logslope"
   weighting: str = "relative"
   seed: int = 0
+  init: str = ""   # a finished run's directory whose policy starts this one (warm start)
   steps_per_execution: int = 100
   jit_compile: bool = True
 
@@ -103,6 +104,8 @@ def _build_regime(options, replicas):
   policy = ExtendedPolicy.create(economy, options.normalization, seed=options.seed,
                                  width=options.width, depth=options.depth,
                                  activation=options.activation)
+  if options.init:
+    warm_start(policy, options.init)
   regime_options = dict(batch=options.batch // replicas, mc=options.mc, seed=options.seed,
                         loss_weights=parse_weights(options.loss_weights),
                         weighting=options.weighting, stratified=options.stratified,
@@ -128,6 +131,21 @@ def _build_regime(options, replicas):
                 steps_per_execution=steps_per_execution)
   model.built = True  # every variable exists already; BackupAndRestore insists on this flag
   return model
+
+
+def warm_start(policy, run_dir):
+  """Sets `policy`'s weights to those of the policy saved in `run_dir` (same economy,
+  normalization and network shape): a run that continues another with a new schedule or loss."""
+  try:
+    start = ExtendedPolicy.load(run_dir)
+  except (OSError, ValueError) as e:
+    raise UserError(f"--init={run_dir!r}: no saved policy there ({e})") from None
+  theirs = (start.economy.name, start.normalization, [w.shape for w in start.net.get_weights()])
+  ours = (policy.economy.name, policy.normalization, [w.shape for w in policy.net.get_weights()])
+  if theirs != ours:
+    raise UserError(f"--init={run_dir!r} holds a policy of economy {theirs[0]!r}, normalization "
+                    f"{theirs[1]!r} and another network shape than this run's")
+  policy.net.set_weights(start.net.get_weights())
 
 
 def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
