@@ -16,8 +16,13 @@ and SavedModel), and figures likelihood_slices.png, posterior_densities.png, tra
 pf_convergence.png.
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # run as a file, `python apps/<app>.py`: the repository first on the path
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import json
 import time
 
 from absl import flags
@@ -314,5 +319,10 @@ def table(names, result, reference, theta_true, economy):
   return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def run():
+  """The console script `nk-estimate`."""
   cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

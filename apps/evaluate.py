@@ -18,6 +18,10 @@ and prints the Markdown tables.
 """
 
 import os
+import sys
+
+if not __package__:  # run as a file, `python apps/<app>.py`: the repository first on the path
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags
 
@@ -88,5 +92,10 @@ def main(argv):
         + ("" if "loss.png" in written else " (no readable history.csv next to the model)"))
 
 
-if __name__ == "__main__":
+def run():
+  """The console script `nk-evaluate`."""
   cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

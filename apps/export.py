@@ -8,6 +8,10 @@ deleted, or to a place a server reads from), with the accuracy summary measured 
 """
 
 import os
+import sys
+
+if not __package__:  # run as a file, `python apps/<app>.py`: the repository first on the path
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags
 
@@ -59,5 +63,10 @@ def main(argv):
   print(f"SavedModel at {out}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script `nk-export`."""
   cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -7,8 +7,13 @@ zeta and writes to --out: policy.csv (the table), summary.json (converged, itera
 ergodic std, ZLB frequency) and policy.png (N, Pi and R against zeta, ZLB region shaded).
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # run as a file, `python apps/<app>.py`: the repository first on the path
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import json
 
 from absl import flags
 
@@ -71,5 +76,10 @@ def main(argv):
   print(f"wrote policy.csv, summary.json, policy.png to {out}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script `nk-reference`."""
   cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

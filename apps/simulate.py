@@ -15,8 +15,13 @@ girf.png); moments.json adds ZLB spells (zlb.md: tables); moments annualise Pi a
 Policies are in model units (log deviations from the steady state); figures show percent.
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # run as a file, `python apps/<app>.py`: the repository first on the path
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import json
 
 from absl import flags
 
@@ -103,5 +108,10 @@ def main(argv):
   print(f"wrote {', '.join(written + ['moments.json'])} to {out}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script `nk-simulate`."""
   cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -14,10 +14,14 @@ trains on several devices (README, "Training on several devices"); with --strate
 every worker runs the same command with its own TF_CONFIG, and only the chief writes --out.
 """
 
-import dataclasses
-import json
 import os
 import sys
+
+if not __package__:  # run as a file, `python apps/<app>.py`: the repository first on the path
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import dataclasses
+import json
 import time
 
 from absl import flags
@@ -151,5 +155,10 @@ def main(argv):
   print(f"wall time {wall:.0f} s; SavedModel at {os.path.join(out, 'saved_model')}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script `nk-train`."""
   cli.run(main, configure_devices=start_strategy)
+
+
+if __name__ == "__main__":
+  run()

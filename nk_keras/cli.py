@@ -159,7 +159,23 @@ def run(main, configure_devices=None):
             f"{str(e).splitlines()[0] if str(e) else ''}; traceback in {log}", file=sys.stderr)
       sys.exit(BUG)
 
+  if main.__module__ != "__main__":
+    _adopt_help(sys.modules[main.__module__])
   app.run(guarded, flags_parser=_parse_flags)
+
+
+def _adopt_help(module):
+  """Makes `--help` describe `module`, the app, when it is not `__main__` (a console script).
+
+  absl's `--help` prints `__main__`'s docstring and the flags defined by the file `sys.argv[0]`
+  names; under a console script those are pip's wrapper, with neither.
+  """
+  from absl import flags
+  for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  wrapper = sys.modules["__main__"]
+  if not wrapper.__doc__:
+    wrapper.__doc__ = module.__doc__
 
 
 def writable_dir(path, output=True):
