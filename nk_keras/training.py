@@ -14,13 +14,8 @@ from nk_keras import callbacks as nk_callbacks
 from nk_keras import distribute, economies, regimes
 from nk_keras.errors import UserError
 from nk_keras.network import NORMALIZATIONS, ExtendedPolicy
-
-
-def option(default, help, lower=None, upper=None, choices=None):
-  """A field of an options dataclass with what its command-line flag needs: the help text, the
-  bounds (inclusive) and the allowed values (`cli.define_flags` makes the flag from these)."""
-  return dataclasses.field(default=default, metadata=dict(help=help, lower=lower, upper=upper,
-                                                          choices=choices))
+from nk_keras import options as options_lib
+from nk_keras.options import option
 
 
 @dataclasses.dataclass
@@ -72,11 +67,7 @@ class TrainOptions:
 
   def check(self):
     """A UserError naming the first of `CHECKS` these options fail (bounds are the flags')."""
-    values = dataclasses.asdict(self)
-    for names, test, message in CHECKS:
-      if not test({n: values[n] for n in names}):
-        raise UserError(message)
-    return self
+    return options_lib.check(self, CHECKS)
 
 
 # Conditions beyond one option's bounds: (options involved, test on their values, message). The
