@@ -245,8 +245,8 @@ def theta_with(economy, flag, values, domain=True):
 
 def define_flags(options_class, checks=(), module=None, flag_values=None):
   """One absl flag per field of the dataclass `options_class` that has `help` in its metadata
-  (`nk_keras.options.option`): its name, default, help, bounds and choices; the field's type picks the
-  flag's. `checks` ((names, test, message), ...) become flag validators. `module`: the app's
+  (`nk_keras.options.option`): its name, default, help, bounds and choices; the field's type
+  picks the flag's. `checks` ((names, test, message), ...) become flag validators. `module`: the app's
   `__name__`, so its `--help` lists the flags (absl lists those defined by the app's own file).
   """
   from absl import flags

@@ -69,9 +69,6 @@ class Regime(keras.Model):
     self.trackers = [keras.metrics.Mean(name="loss")] + [
         keras.metrics.Mean(name=f"mse_{name}") for name in self.economy.policy_names]
 
-  def call(self, inputs):
-    return self.net(inputs)
-
   @property
   def metrics(self):
     return self.trackers
