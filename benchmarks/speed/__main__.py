@@ -131,3 +131,7 @@ def main(argv):
     write(out, FLAGS.out)                               # a stopped run keeps its sections
   print(f"\ntotal {common.duration(out['meta']['total_s'])}; results in {FLAGS.out}")
 
+
+
+if __name__ == "__main__":
+  cli.run(main)
