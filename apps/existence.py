@@ -8,8 +8,13 @@ map: ZLB frequency where an equilibrium exists), existence.json (the map's array
 confusion counts) and prints the counts.
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # run as a file, `python apps/<app>.py`: the repository first on the path
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import json
 
 from absl import flags
 
@@ -58,5 +63,10 @@ def main(argv):
   print(f"wrote existence.png, existence.json to {out}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script `nk-existence`."""
   cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

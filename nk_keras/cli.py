@@ -2,6 +2,7 @@
 it is one (exit 70) and leaves its traceback in a log file."""
 
 import contextlib
+import dataclasses
 import math
 import os
 import subprocess
@@ -159,7 +160,23 @@ def run(main, configure_devices=None):
             f"{str(e).splitlines()[0] if str(e) else ''}; traceback in {log}", file=sys.stderr)
       sys.exit(BUG)
 
+  if main.__module__ != "__main__":
+    _adopt_help(sys.modules[main.__module__])
   app.run(guarded, flags_parser=_parse_flags)
+
+
+def _adopt_help(module):
+  """Makes `--help` describe `module`, the app, when it is not `__main__` (a console script).
+
+  absl's `--help` prints `__main__`'s docstring and the flags defined by the file `sys.argv[0]`
+  names; under a console script those are pip's wrapper, with neither.
+  """
+  from absl import flags
+  for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  wrapper = sys.modules["__main__"]
+  if not wrapper.__doc__:
+    wrapper.__doc__ = module.__doc__
 
 
 def writable_dir(path, output=True):
@@ -224,3 +241,41 @@ def theta_with(economy, flag, values, domain=True):
     raise UsageError(f"{flag}: {where} is outside the domain of {economy.name}: "
                      f"{economy.domain_reason()}")
   return theta
+
+
+def define_flags(options_class, checks=(), module=None, flag_values=None):
+  """One absl flag per field of the dataclass `options_class` that has `help` in its metadata
+  (`nk_keras.options.option`): its name, default, help, bounds and choices; the field's type
+  picks the flag's. `checks` ((names, test, message), ...) become flag validators. `module`: the app's
+  `__name__`, so its `--help` lists the flags (absl lists those defined by the app's own file).
+  """
+  from absl import flags
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  if module == "__main__":
+    module = sys.argv[0]   # absl's name for the main module
+  common = dict(flag_values=flag_values, module_name=module)
+  for field in dataclasses.fields(options_class):
+    meta = field.metadata
+    if "help" not in meta:
+      continue
+    name, default, text = field.name, field.default, meta["help"]
+    if field.type is bool:
+      flags.DEFINE_bool(name, default, text, **common)
+    elif meta["choices"]:
+      flags.DEFINE_enum(name, default, list(meta["choices"]), text, **common)
+    elif field.type in (int, float):
+      define = flags.DEFINE_integer if field.type is int else flags.DEFINE_float
+      define(name, default, text, lower_bound=meta["lower"], upper_bound=meta["upper"],
+             **common)
+    else:
+      flags.DEFINE_string(name, default, text, **common)
+  for names, test, message in checks:
+    flags.register_multi_flags_validator(list(names), test, message, flag_values=flag_values)
+
+
+def options_from_flags(options_class, flag_values=None):
+  """An `options_class` from the parsed flags of its fields (the others at their defaults)."""
+  from absl import flags
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  return options_class(**{f.name: flag_values[f.name].value
+                          for f in dataclasses.fields(options_class) if f.name in flag_values})

@@ -120,6 +120,43 @@ def export_run(policy, run_dir, path, n_theta=None, progress=False):
   return report
 
 
+def export_run_again(run, out=None, n_theta=None, overwrite=False, progress=False):
+  """Writes the export of a finished train-app run `run` anew to `out` (default
+  `<run>/saved_model`), an existing SavedModel there replaced only with `overwrite` and only
+  once the new one is complete. Returns (accuracy report, out)."""
+  from nk_keras.network import ExtendedPolicy
+  if not os.path.isdir(run):
+    raise UserError(f"no run directory at {run!r}")
+  if not os.path.isfile(os.path.join(run, "policy.keras")):
+    if os.path.isdir(os.path.join(run, "backup")):
+      raise UserError(f"the run in {run!r} is unfinished; rerun its train command to "
+                      f"resume and finish it, which also exports it")
+    raise UserError(f"{run!r} holds no trained policy (policy.keras): not an apps.train run")
+  out = out or os.path.join(run, "saved_model")
+  try:
+    policy = ExtendedPolicy.load(run)
+  except Exception as e:  # Keras raises many types for a corrupt file; all mean the same here
+    raise ModelError(f"cannot load the policy in {run!r}: {str(e).splitlines()[0]}")
+  if os.path.isdir(out) and os.listdir(out):
+    # Only ever replace a SavedModel, so a mistyped --out cannot take other files with it.
+    if not os.path.isfile(os.path.join(out, "saved_model.pb")):
+      raise UserError(f"{out!r} exists and is not a SavedModel; choose another --out")
+    if not overwrite:
+      raise UserError(f"{out!r} holds a SavedModel already; pass --overwrite to replace it")
+  elif os.path.exists(out) and not os.path.isdir(out):
+    raise UserError(f"{out!r} is a file; choose another --out")
+  parent = os.path.dirname(os.path.abspath(out))
+  try:
+    os.makedirs(parent, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot write to {parent!r}: {e.strerror}") from None
+  # The new export is written beside `out` and replaces it only once complete: a run that cannot
+  # be exported (no run.json, a failed evaluation) leaves the old SavedModel as it was.
+  report = write_replacing(out, lambda tmp: export_run(policy, run, tmp, n_theta=n_theta,
+                                                       progress=progress))
+  return report, out
+
+
 def write_replacing(path, write):
   """Calls `write(tmp)` on a new directory beside `path`, then puts it at `path`, replacing what
   was there only once `write` has succeeded: a failure leaves `path` as it was.

@@ -83,9 +83,6 @@ class Regime(keras.Model):
     if level_states > 1:
       self.trackers.append(keras.metrics.Mean(name="level_loss"))
 
-  def call(self, inputs):
-    return self.net(inputs)
-
   @property
   def metrics(self):
     return self.trackers

@@ -1,9 +1,11 @@
-"""One training run: options -> regime, optimiser, schedule, `fit` with callbacks."""
+"""One training run: options -> regime, optimiser, schedule, `fit` with callbacks; the train app's
+whole run (`train_and_export`)."""
 
 import dataclasses
 import json
 import os
 import shutil
+import time
 
 import keras
 import tensorflow as tf
@@ -11,48 +13,83 @@ import tensorflow as tf
 from nk_keras import callbacks as nk_callbacks
 from nk_keras import distribute, economies, regimes
 from nk_keras.errors import UserError
-from nk_keras.network import ExtendedPolicy
+from nk_keras.network import NORMALIZATIONS, ExtendedPolicy
+from nk_keras import options as options_lib
+from nk_keras.options import option
 
 
 @dataclasses.dataclass
 class TrainOptions:
-  """Every option of a run. Defaults: the shipped models' settings but a short run (see
-  BUILD_NOTES.md for why each was chosen)."""
-  regime: str = "stepping"
-  economy: str = "nk"
-  iterations: int = 2000
-  internal: int = 5
-  num_steps: int = 10
-  redraw_every: int = 1
-  pool: int = 200_000
-  batch: int = 1000
-  mc: int = 2
-  stratified: bool = False
-  grid: bool = False
-  unbiased: bool = False
-  state_scale: float = 1.0
-  level_states: int = 1
-  level_weight: float = 1.0
-  lr: float = 3e-3
-  eta_min: float = 3e-6
-  weight_decay: float = 1e-4
-  clipnorm: float = 1.0
-  loss_weights: str = ""   # name=value,... per residual name; 1 for those not named
-  width: int = 64
-  depth: int = 5
-  activation: str = "tanh"
-  normalization: str = "ergodic_logslope"
-  weighting: str = "relative"
-  seed: int = 0
-  init: str = ""   # a finished run's directory whose policy starts this one (warm start)
-  steps_per_execution: int = 100
-  jit_compile: bool = True
+  """Every option of a run, and the definition of the train app's flag of the same name.
+  Defaults: the shipped models' settings but a short run (see BUILD_NOTES.md for why each was
+  chosen)."""
+  regime: str = option("stepping", "Where each gradient step's points come from.",
+                       choices=regimes.REGIMES)
+  economy: str = option("nk", "The model to solve.", choices=tuple(economies.ECONOMIES))
+  iterations: int = option(2000, "Draws of points (fresh/cached: gradient steps).", lower=1)
+  internal: int = option(5, "Gradient steps per iteration (internal, stepping).", lower=1)
+  num_steps: int = option(10, "AR(1) steps of the state between iterations (stepping).",
+                          lower=0)
+  redraw_every: int = option(1, "Iterations between parameter redraws (stepping).", lower=1)
+  pool: int = option(200_000, "Size of the cached pool of points (cached).", lower=1)
+  batch: int = option(1000, "Points per gradient step, over all replicas (each takes --batch / "
+                      "replicas).", lower=1)
+  mc: int = option(2, "Antithetic Monte Carlo draws per expectation (even).", lower=2)
+  stratified: bool = option(False, "Draw the Monte Carlo shocks in strata of the normal law "
+                            "(less noise in expectations of nonlinear residuals).")
+  grid: bool = option(False, "Expectations on a randomly shifted grid of --mc nodes per point "
+                      "(weights of the normal law) instead of Monte Carlo draws.")
+  unbiased: bool = option(False, "Loss from two independent sets of --mc shocks (the product "
+                          "of their residuals): no bias from the noise of expectations.")
+  state_scale: float = option(1.0, "States drawn with this many times their ergodic std "
+                              "(fresh, cached, internal).", lower=0.1)
+  level_states: int = option(1, "States per theta in a batch; above 1 the loss also measures "
+                             "each theta's persistent level error.", lower=1)
+  level_weight: float = option(1.0, "Weight of the level term (--level_states).", lower=0.0)
+  lr: float = option(3e-3, "Initial learning rate (cosine decay to --eta_min).", lower=0.0)
+  eta_min: float = option(3e-6, "Final learning rate.", lower=0.0)
+  weight_decay: float = option(1e-4, "AdamW weight decay.", lower=0.0)
+  clipnorm: float = option(1.0, "Global gradient-norm clip (positive; there is no unclipped "
+                           "training).", lower=0.0)
+  loss_weights: str = option("", "Weights of the residuals in the loss, name=value,... by "
+                             "residual name (nk: Euler, NKPC); 1 for those not named.")
+  width: int = option(64, "Units per hidden layer.", lower=1)
+  depth: int = option(5, "Hidden layers.", lower=1)
+  activation: str = option("tanh", "Keras activation of the hidden layers.")
+  normalization: str = option("ergodic_logslope", "How the state enters and policies leave the "
+                              "network (nk_keras/network.py).", choices=NORMALIZATIONS)
+  weighting: str = option("relative", "How residuals enter the loss (nk_keras/regimes.py).",
+                          choices=regimes.WEIGHTINGS)
+  seed: int = option(0, "Seed of every random draw and of the initial weights.", lower=0)
+  init: str = option("", "A finished run's directory whose policy starts this run (same "
+                     "economy, normalization and network shape); its run.json is kept in this "
+                     "run's record.")
+  steps_per_execution: int = option(100, "Gradient steps per compiled call.", lower=1)
+  jit_compile: bool = True   # no flag: XLA is the only compiled path measured
 
   @property
   def gradient_steps(self):
     """Iterations of `fresh`/`cached` are single gradient steps; the others take `internal`."""
     per_iteration = self.internal if self.regime in ("internal", "stepping") else 1
     return self.iterations * per_iteration
+
+  def check(self):
+    """A UserError naming the first of `CHECKS` these options fail (bounds are the flags')."""
+    return options_lib.check(self, CHECKS)
+
+
+# Conditions beyond one option's bounds: (options involved, test on their values, message). The
+# train app registers them as flag validators; `TrainOptions.check` applies them in Python.
+CHECKS = (
+    (("mc",), lambda o: o["mc"] % 2 == 0, "--mc must be even (antithetic pairs)"),
+    (("clipnorm",), lambda o: o["clipnorm"] > 0, "--clipnorm must be positive: Keras reads 0 "
+     "as no clip at all, and an unclipped step is how runs diverge"),
+    (("lr", "eta_min"), lambda o: 0 < o["eta_min"] <= o["lr"],
+     "--eta_min must be positive and no larger than --lr"),
+    (("pool", "batch"), lambda o: o["pool"] >= o["batch"], "--pool must be at least --batch"),
+    (("level_states", "batch"), lambda o: o["batch"] % o["level_states"] == 0,
+     "--level_states must divide --batch (each theta fills whole groups)"),
+)
 
 
 def parse_weights(text):
@@ -249,3 +286,40 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
   if writer:
     model.policy.save(out)
   return model, history
+
+
+def train_and_export(options, out, strategy=None, strategy_name="default", log_every=1000,
+                     eval_theta=None, tensorboard=False, restart=False, command=""):
+  """The train app's run: `run` (resuming an interrupted one), then, on the chief, `run.json`
+  (options, `command`, commit, versions, wall time), the SavedModel export at
+  `<out>/saved_model` with its accuracy summary on `eval_theta` draws, and `evaluation.*`.
+  Prints the accuracy tables; returns the accuracy report (None on another worker)."""
+  from nk_keras import accuracy, export
+  options.check()
+  strategy = strategy or tf.distribute.get_strategy()
+  commit = export.git_commit()   # the code this process runs, before anyone edits the tree
+  start = time.time()
+  model, history = distribute.fail_on_lost_worker(
+      run, options, out, log_every=log_every, tensorboard=tensorboard, restart=restart,
+      strategy=strategy)
+  wall = time.time() - start
+  if not distribute.is_writer(strategy):
+    print(f"worker {distribute.worker_id(strategy)} done; the chief writes {out}")
+    return None
+  record = {"regime": options.regime, "options": dataclasses.asdict(options),
+            "strategy": strategy_name, "replicas": strategy.num_replicas_in_sync,
+            "command": command, "wall_time_s": round(wall, 1),
+            "gradient_steps": options.gradient_steps,
+            "final_loss": float(history.history["loss"][-1]), "git_commit": commit,
+            "versions": export.versions()}
+  if options.init and os.path.exists(os.path.join(options.init, export.RUN)):
+    with open(os.path.join(options.init, export.RUN)) as f:
+      record["init_run"] = json.load(f)   # how the starting policy was made: the full recipe
+  with open(os.path.join(out, export.RUN), "w") as f:
+    json.dump(record, f, indent=2)
+  report = export.export_run(model.policy, out, os.path.join(out, "saved_model"),
+                             n_theta=eval_theta, progress=True)
+  accuracy.write(report, out)
+  print(accuracy.markdown(report))
+  print(f"wall time {wall:.0f} s; SavedModel at {os.path.join(out, 'saved_model')}")
+  return report

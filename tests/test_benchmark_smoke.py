@@ -70,6 +70,6 @@ def test_smoke_run_writes_every_section(tmp_path):
 
   serving = results["serving"]
   assert positive(serving["saved_model_evals_per_s"])
-  assert positive(serving["numpy_closed_form_evals_per_s"])
+  assert positive(serving["closed_form_evals_per_s"])
   assert abs(serving["closed_form_check"]["X"] - 0.002992) < 5e-7
   assert abs(serving["closed_form_check"]["Pi"] - 0.008504) < 5e-7

@@ -100,3 +100,20 @@ def test_bad_input_is_one_line(tmp_path):
     lines = app_lines(err)
     assert p.returncode == 2, (msg, err[-2000:])
     assert len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], (msg, lines)
+
+
+def test_the_pipeline_runs_stage_by_stage_from_python(tmp_path):
+  """The app's stages are library calls: options checked as the flags are, data written."""
+  from nk_keras.errors import UserError
+  from nk_keras.estimation import pipeline
+  with pytest.raises(UserError, match="unknown parameter"):
+    pipeline.start(pipeline.EstimateOptions(policy=POLICY, estimate="gamma"), str(tmp_path))
+  with pytest.raises(UserError, match="validation draw"):
+    pipeline.start(pipeline.EstimateOptions(policy=POLICY, draws=20, validation=0.01),
+                   str(tmp_path))
+  est = pipeline.start(pipeline.EstimateOptions(policy=POLICY, estimate="rho_a",
+                                                theta="rho_a=0.9", periods=30), str(tmp_path))
+  pipeline.data(est)
+  assert est.names == ["rho_a"] and est.observations.periods == 30
+  assert est.theta_true[est.economy.param_names.index("rho_a")] == pytest.approx(0.9)
+  assert (tmp_path / "data.csv").read_text().count("\n") == 31

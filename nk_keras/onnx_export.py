@@ -1,0 +1,143 @@
+"""ONNX export of a policy SavedModel, for serving where TensorFlow does not run (onnxruntime in
+Python, C++ or the browser, Julia's ONNXRunTime.jl, MATLAB).
+
+The graph keeps the contract of `serving_default` (nk_keras/export.py): one float32 `[batch]`
+input per name in `state_names + param_names` and one float32 `[batch]` output per name in
+`output_names`, `batch` one symbolic dimension shared by all. The SavedModel's
+`assets/metadata.json` travels in the model's metadata (`metadata_props["nk_keras"]`). The
+converter is tf2onnx (BUILD_NOTES.md, "ONNX"); every conversion is checked against the SavedModel
+with onnxruntime before it is written.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from nk_keras import export
+from nk_keras.errors import UserError
+
+# tf2onnx's default, inside the range it tests (14-18); every runtime of the last years reads it.
+OPSET = 15
+# A conversion must reproduce the SavedModel to float32 round-off: per output,
+# |onnx - tf| <= RTOL |tf| + ATOL max|tf| over the check's points, about 30 ulps (the two
+# runtimes order the same float32 sums differently; measured on the shipped models: 1-5 ulps).
+RTOL, ATOL = 4e-6, 4e-6
+METADATA_KEY = "nk_keras"
+
+
+class ConversionError(RuntimeError):
+  """The converted graph does not reproduce the SavedModel: a bug, not the user's input."""
+
+
+def check_inputs(economy, n, seed=0):
+  """`n` random points as a dict name -> float32 `[n]`: theta uniform on the box (the domain
+  ignored: the graph must agree everywhere it may be fed), the state at -3..3 ergodic std."""
+  rng = np.random.default_rng(seed)
+  theta = rng.uniform(economy.box_low, economy.box_high, (n, economy.n_params))
+  std = np.asarray(economy.ergodic_std(theta.astype(np.float32))).reshape(n, -1)
+  feeds = {name: std[:, min(j, std.shape[1] - 1)] * rng.uniform(-3, 3, n)
+           for j, name in enumerate(economy.state_names)}
+  feeds.update(zip(economy.param_names, theta.T))
+  return {k: np.asarray(v, np.float32) for k, v in feeds.items()}
+
+
+def convert(model, out, overwrite=False, check_points=1000, seed=0):
+  """Converts the policy SavedModel at `model` to an ONNX file `out` (an existing file replaced,
+  with `overwrite`, only once the new graph is written and checked). Returns the check: per
+  output the largest absolute difference from the SavedModel on `check_points` random points,
+  and that output's largest magnitude."""
+  import onnx
+  policy = export.LoadedPolicy(model)   # refuses what is not a policy of the contract
+  if os.path.isdir(out):
+    raise UserError(f"{out!r} is a directory; --out names the .onnx file to write")
+  if os.path.exists(out) and not overwrite:
+    raise UserError(f"{out!r} exists; pass --overwrite to replace it")
+  proto = _convert(model)
+  _check_contract(proto, policy)
+  entry = proto.metadata_props.add()
+  entry.key, entry.value = METADATA_KEY, json.dumps(policy.metadata)
+  onnx.checker.check_model(proto, full_check=True)
+  out = os.path.abspath(out)
+  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", dir=os.path.dirname(out))
+  os.close(fd)
+  try:
+    onnx.save(proto, tmp)
+    check = compare(policy, tmp, check_points, seed)
+    os.chmod(tmp, 0o644)   # mkstemp's 0600 would hide the model from a server's user
+    os.replace(tmp, out)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+  return check
+
+
+def _convert(model):
+  """tf2onnx on `serving_default`: an `onnx.ModelProto` with the signature's names."""
+  import logging
+  import tensorflow as tf
+  import tf2onnx
+  from tf2onnx import tf_loader
+  # tf2onnx's INFO lines, and TF's deprecation notes on the TF1 freezing it calls, would bury
+  # the app's own.
+  logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+  level = tf.get_logger().level
+  tf.get_logger().setLevel("ERROR")
+  try:
+    graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
+        model, None, None, tag="serve", signatures=["serving_default"],
+        return_tensors_to_rename=True)
+    proto, _ = tf2onnx.convert.from_graph_def(
+        graph_def, name=os.path.basename(os.path.normpath(model)), input_names=inputs,
+        output_names=outputs, opset=OPSET, tensors_to_rename=renames)
+  finally:
+    tf.get_logger().setLevel(level)
+  # tf2onnx names each input's batch dimension apart (unk__N); the contract has one batch.
+  for value in list(proto.graph.input) + list(proto.graph.output):
+    dims = value.type.tensor_type.shape.dim
+    if len(dims) == 1:
+      dims[0].dim_param = "batch"
+  return proto
+
+
+def _check_contract(proto, policy):
+  """ConversionError unless `proto`'s inputs and outputs are the signature's, float32 `[batch]`,
+  and every node is a standard ONNX operator (tf2onnx leaves an op it cannot convert in place)."""
+  import onnx
+  float32 = onnx.TensorProto.FLOAT
+  for kind, values, names in (("inputs", proto.graph.input, policy.input_names),
+                              ("outputs", proto.graph.output, policy.output_names)):
+    got = {v.name: (v.type.tensor_type.elem_type,
+                    [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim])
+           for v in values}
+    want = {n: (float32, ["batch"]) for n in names}
+    if got != want:
+      raise ConversionError(f"the ONNX graph's {kind} {got} are not the signature's {want}")
+  foreign = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node
+                    if n.domain not in ("", "ai.onnx")})
+  if foreign:
+    raise ConversionError(f"operators outside the ONNX standard in the graph: {foreign}")
+
+
+def compare(policy, path, n, seed=0):
+  """Runs the ONNX file at `path` and `policy`'s `serving_default` on the same `n` random
+  points; ConversionError if they differ beyond float32 round-off. Returns per output
+  {"max_abs_diff", "max_abs"}."""
+  import onnxruntime
+  import tensorflow as tf
+  feeds = check_inputs(policy.economy, n, seed)
+  session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+  got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+  want = {k: v.numpy() for k, v in policy.fn(**{k: tf.constant(v) for k, v in feeds.items()})
+          .items()}
+  check = {}
+  for name, w in want.items():
+    g = got[name]
+    scale = float(np.max(np.abs(w)))
+    diff = np.abs(g.astype(np.float64) - w)
+    if g.shape != w.shape or not np.all(diff <= RTOL * np.abs(w) + ATOL * scale):
+      raise ConversionError(f"the ONNX graph's {name} differs from the SavedModel's by up to "
+                            f"{np.max(diff):.3g} (largest |{name}| {scale:.3g})")
+    check[name] = {"max_abs_diff": float(np.max(diff)), "max_abs": scale}
+  return check

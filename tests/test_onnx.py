@@ -1,0 +1,121 @@
+"""ONNX export: every shipped model converts, and onnxruntime, in a process where TensorFlow
+cannot be imported, gives the SavedModel's outputs to float32 round-off."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nk_keras import onnx_export
+from nk_keras.economies import ECONOMIES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = sorted(os.listdir(os.path.join(ROOT, "saved_models")))
+POINTS = 2000
+
+# Run with `python -I` (no PYTHONPATH, no user site) with a directory first on its path that
+# holds a `tensorflow` package that refuses to load: the only TensorFlow it could import.
+SERVE = """
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+  import tensorflow
+  raise SystemExit("TensorFlow imported: the check would not be isolated")
+except ImportError:
+  pass
+import numpy as np
+import onnxruntime
+for name in sys.argv[1:]:
+  session = onnxruntime.InferenceSession(name + ".onnx", providers=["CPUExecutionProvider"])
+  feeds = dict(np.load(name + "_in.npz"))
+  outputs = [o.name for o in session.get_outputs()]
+  np.savez(name + "_onnx.npz", **dict(zip(outputs, session.run(None, feeds))))
+assert "tensorflow" not in sys.modules, "something imported TensorFlow"
+print("served", len(sys.argv) - 1)
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+  """Every shipped model converted, its SavedModel and (in the isolated process) its ONNX graph
+  run on the same random in-box points: name -> (inputs, SavedModel outputs, ONNX outputs)."""
+  work = tmp_path_factory.mktemp("onnx")
+  (work / "tensorflow").mkdir()
+  (work / "tensorflow" / "__init__.py").write_text(
+      'raise ImportError("no TensorFlow in this process")\n')
+  (work / "serve.py").write_text(SERVE)
+  expected = {}
+  for name in SHIPPED:
+    model = os.path.join(ROOT, "saved_models", name)
+    onnx_export.convert(model, str(work / f"{name}.onnx"))
+    with open(os.path.join(model, "assets", "metadata.json")) as f:
+      economy = ECONOMIES[json.load(f)["economy"]]()
+    feeds = onnx_export.check_inputs(economy, POINTS, seed=1)
+    np.savez(work / f"{name}_in.npz", **feeds)
+    serve = tf.saved_model.load(model).signatures["serving_default"]
+    expected[name] = (feeds, {k: v.numpy() for k, v in
+                              serve(**{k: tf.constant(v) for k, v in feeds.items()}).items()})
+  proc = subprocess.run([sys.executable, "-I", "serve.py", *SHIPPED], cwd=work,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0 and f"served {len(SHIPPED)}" in proc.stdout, proc.stderr[-3000:]
+  return {name: (*expected[name], dict(np.load(work / f"{name}_onnx.npz"))) for name in SHIPPED}
+
+
+def test_every_economy_ships_a_model():
+  assert {"nk_stepping", "rank_zlb"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_onnxruntime_without_tensorflow_reproduces_the_saved_model(served, name):
+  feeds, want, got = served[name]
+  assert sorted(got) == sorted(want)
+  for output, w in want.items():
+    g = got[output]
+    assert g.dtype == np.float32 and g.shape == w.shape == (POINTS,), (output, g.dtype, g.shape)
+    # Float32 round-off: about 30 ulps of each value or of the output's largest value.
+    scale = np.max(np.abs(w))
+    np.testing.assert_array_less(np.abs(g.astype(np.float64) - w),
+                                 4e-6 * np.abs(w) + 4e-6 * scale + 1e-30, err_msg=output)
+  if "R" in want:
+    # The ZLB's max is in the graph: the check's points hit both sides of the kink.
+    floor = want["R"] <= 1.0 + 1e-7
+    assert 0.02 < floor.mean() < 0.98, floor.mean()
+
+
+def test_the_graph_keeps_the_contract(served, tmp_path):
+  import onnx
+  path = tmp_path / "rank_zlb.onnx"
+  onnx_export.convert(os.path.join(ROOT, "saved_models", "rank_zlb"), str(path))
+  proto = onnx.load(str(path))
+  for value in list(proto.graph.input) + list(proto.graph.output):
+    tensor = value.type.tensor_type
+    assert tensor.elem_type == onnx.TensorProto.FLOAT
+    assert [d.dim_param for d in tensor.shape.dim] == ["batch"], value.name
+  assert [v.name for v in proto.graph.output] == ["N", "Pi", "R"] or \
+      sorted(v.name for v in proto.graph.output) == ["N", "Pi", "R"]
+  meta = json.loads({p.key: p.value for p in proto.metadata_props}["nk_keras"])
+  assert meta["economy"] == "rank_zlb" and meta["signature"]["outputs"] == ["N", "Pi", "R"]
+
+
+def test_the_export_app_writes_onnx_and_refuses_bad_input(tmp_path):
+  model = os.path.join(ROOT, "saved_models", "nk_stepping")
+  out = tmp_path / "nk.onnx"
+  cases = {"ok": ["--format=onnx", f"--model={model}", f"--out={out}"],
+           "no model": ["--format=onnx", f"--out={tmp_path / 'x.onnx'}"],
+           "not a model": ["--format=onnx", f"--model={tmp_path}", f"--out={tmp_path / 'y.onnx'}"]}
+  # In parallel: each process spends most of its time importing TensorFlow.
+  procs = {k: subprocess.Popen([sys.executable, "-m", "apps.export", *args], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for k, args in cases.items()}
+  results = {k: (p.wait(timeout=300), *p.communicate()) for k, p in procs.items()}
+  rc, stdout, stderr = results["ok"]
+  assert rc == 0 and out.exists() and "ONNX model at" in stdout, stderr[-2000:]
+  for k, needle in (("no model", "--format=onnx takes --model"),
+                    ("not a model", "not a SavedModel")):
+    rc, _, stderr = results[k]
+    assert rc == 2 and len(stderr.splitlines()) == 1 and needle in stderr, (k, stderr)

@@ -1,0 +1,81 @@
+"""The train app's flags are made from TrainOptions' own definition (name, default, bounds,
+choices, help); --flagfile reads them from a file; the shipped configs reproduce the shipped
+models' options."""
+
+import dataclasses
+import json
+import os
+
+import pytest
+from absl import flags
+
+from nk_keras import cli, training
+from nk_keras.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = {"nk_stepping.flags": "nk_stepping", "rank_zlb.flags": "rank_zlb"}
+
+
+def train_flags():
+  """A fresh set of the train options' flags, as the train app defines them."""
+  values = flags.FlagValues()
+  cli.define_flags(training.TrainOptions, training.CHECKS, module="train", flag_values=values)
+  return values
+
+
+def parse(*args):
+  values = train_flags()
+  values(["train", *args])
+  return cli.options_from_flags(training.TrainOptions, values)
+
+
+def test_every_option_with_help_is_a_flag_with_its_default_and_help():
+  values = train_flags()
+  fields = [f for f in dataclasses.fields(training.TrainOptions) if "help" in f.metadata]
+  assert len(fields) == len(dataclasses.fields(training.TrainOptions)) - 1   # all but jit_compile
+  assert sorted(values) == sorted(f.name for f in fields)
+  for f in fields:
+    assert values[f.name].default == f.default and values[f.name].help.endswith(f.metadata["help"])
+  assert [f.name for f in values.get_key_flags_for_module("train")] != []
+  assert parse() == training.TrainOptions()
+
+
+@pytest.mark.parametrize("arg", ["--iterations=0", "--state_scale=0.05", "--regime=magic",
+                                 "--normalization=none", "--mc=3", "--clipnorm=0",
+                                 "--lr=0.001 --eta_min=0.01", "--pool=10 --batch=100",
+                                 "--stratified=maybe"])
+def test_bounds_choices_and_checks_refuse_bad_values(arg):
+  with pytest.raises(flags.Error):
+    parse(*arg.split())
+
+
+def test_a_flagfile_sets_options_and_the_command_line_wins(tmp_path):
+  path = tmp_path / "run.flags"
+  path.write_text("# a comment\n--regime=cached\n--pool=5000\n--stratified\n--lr=0.01\n"
+                  "--seed=4\n")
+  options = parse(f"--flagfile={path}", "--seed=7")
+  assert options == training.TrainOptions(regime="cached", pool=5000, stratified=True, lr=0.01,
+                                          seed=7)
+
+
+@pytest.mark.parametrize("config,model", sorted(CONFIGS.items()))
+def test_each_config_file_reproduces_its_shipped_model(config, model):
+  options = dataclasses.asdict(parse(f"--flagfile={os.path.join(ROOT, 'configs', config)}"))
+  with open(os.path.join(ROOT, "saved_models", model, "assets", "metadata.json")) as f:
+    shipped = json.load(f)["options"]
+  # Options that exist today (older models record a few since renamed); JSON wrote some
+  # booleans as strings.
+  common = sorted(set(options) & set(shipped))
+  assert len(common) >= 18
+  assert {k: str(options[k]) for k in common} == {k: str(shipped[k]) for k in common}
+
+
+def test_every_config_file_is_checked():
+  assert sorted(os.listdir(os.path.join(ROOT, "configs"))) == sorted(CONFIGS)
+
+
+def test_options_check_applies_the_same_conditions_in_python():
+  assert training.TrainOptions().check() == training.TrainOptions()
+  for bad, message in ((dict(mc=3), "--mc must be even"), (dict(pool=10), "--pool must be")):
+    with pytest.raises(UserError, match=message):
+      training.TrainOptions(**bad).check()
