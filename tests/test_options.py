@@ -13,7 +13,10 @@ from nk_keras import cli, training
 from nk_keras.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {"nk_stepping.flags": "nk_stepping", "rank_zlb.flags": "rank_zlb"}
+# Config file -> (shipped model, the run it reproduces: its metadata, or the run its `--init`
+# started from, `init_run`, followed that many times).
+CONFIGS = {"nk_stepping.flags": ("nk_stepping", 0), "rank_zlb.flags": ("rank_zlb", 0),
+           "rank_zlb_level.flags": ("rank_zlb", 1), "rank_zlb_start.flags": ("rank_zlb", 2)}
 
 
 def train_flags():
@@ -58,11 +61,14 @@ def test_a_flagfile_sets_options_and_the_command_line_wins(tmp_path):
                                           seed=7)
 
 
-@pytest.mark.parametrize("config,model", sorted(CONFIGS.items()))
-def test_each_config_file_reproduces_its_shipped_model(config, model):
+@pytest.mark.parametrize("config,model,stage", [(c, *v) for c, v in sorted(CONFIGS.items())])
+def test_each_config_file_reproduces_its_shipped_model(config, model, stage):
   options = dataclasses.asdict(parse(f"--flagfile={os.path.join(ROOT, 'configs', config)}"))
   with open(os.path.join(ROOT, "saved_models", model, "assets", "metadata.json")) as f:
-    shipped = json.load(f)["options"]
+    record = json.load(f)
+  for _ in range(stage):
+    record = record["init_run"]
+  shipped = record["options"]
   # Options that exist today (older models record a few since renamed); JSON wrote some
   # booleans as strings.
   common = sorted(set(options) & set(shipped))
