@@ -80,7 +80,7 @@ def main(argv):
     irf = simulation.impulse_response(economy, policy, theta, FLAGS.irf_periods, solution)
     simulation.write_csv(os.path.join(out, "irf.csv"), irf)
     plots.save(plots.impulse_response(
-        irf, economy, f"Response to a one-std innovation raising {economy.state_name} "
+        irf, economy, f"Response to a one-std innovation raising {economy.state_names[0]} "
         f"({described})"), os.path.join(out, "irf.png"))
     written += ["irf.csv", "irf.png"]
   moments = simulation.moments(economy, policy, theta, FLAGS.moment_chains,

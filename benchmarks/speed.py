@@ -441,7 +441,7 @@ def serving_inputs(economy, n, seed=0):
   p = dict(zip(economy.param_names, theta.T))
   omega = (1 + p["eta"]) / (p["sigma"] + p["eta"])
   std = np.abs(p["sigma_a"] * p["sigma"] * (p["rho_a"] - 1) * omega) / np.sqrt(1 - p["rho_a"] ** 2)
-  feeds = {economy.state_name: std * rng.standard_normal(n)}
+  feeds = {economy.state_names[0]: std * rng.standard_normal(n)}
   feeds.update(p)
   return {k: v.astype(np.float32) for k, v in feeds.items()}
 

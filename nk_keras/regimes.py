@@ -3,7 +3,7 @@
 Each regime is a `keras.Model` whose `train_step` performs exactly one gradient step, so `fit`
 with `steps_per_execution` runs many steps per compiled call and the optimiser's `iterations`
 counts gradient steps. Regimes differ only in `points(step, seed)`, which returns this step's
-`theta [batch, n_params]` and `state [batch]`.
+`theta [batch, n_params]` and `state [batch, n_state]`.
 
 All randomness is stateless, keyed by (seed, gradient step, replica): a run is reproducible on
 CPU and a run restored from a checkpoint continues the same random stream.
@@ -20,9 +20,10 @@ import tensorflow as tf
 from nk_keras.errors import UserError
 
 REGIMES = ("fresh", "cached", "internal", "stepping")
-# How residuals enter the loss: raw (state units); in ergodic std of the state; mapped to the
-# policy errors that cause them (`Regime.implied_errors`); or those errors relative to the
-# policy's own size at one ergodic std, the measure the accuracy bar uses.
+# How residuals enter the loss: raw (state units); in the economy's natural scale of them
+# (`Economy.residual_scale`: with one state its ergodic std); mapped to the policy errors that
+# cause them (`Regime.implied_errors`); or those errors relative to the policy's own size at one
+# ergodic std, the measure the accuracy bar uses.
 WEIGHTINGS = ("none", "ergodic", "newton", "relative")
 # Floor of the policy size (in ergodic std of the state) that relative errors divide by, so an
 # untrained network near zero does not blow the loss up; true sizes in the NK box are >= 0.02.
@@ -53,6 +54,11 @@ class Regime(keras.Model):
     if unknown:
       raise UserError(f"loss weights for unknown residual(s) {', '.join(unknown)}; economy "
                       f"{economy.name!r} has {', '.join(economy.residual_names)}")
+    if (weighting in ("newton", "relative") and economy.error_shape == "proportional"
+        and economy.n_state != 1):
+      raise UserError(f"weighting {weighting!r}: error_shape 'proportional' (an error "
+                      f"proportional to the state) is defined for one state; economy "
+                      f"{economy.name!r} has {economy.n_state}")
     self.policy, self.economy = policy, economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
@@ -89,12 +95,12 @@ class Regime(keras.Model):
     return tf.cast(ctx.replica_id_in_sync_group, tf.int32) if ctx is not None else 0
 
   def draw_points(self, seeds):
-    """Fresh `theta [batch, n_params]` from the prior and ergodic `state [batch]`."""
+    """Fresh `theta [batch, n_params]` from the prior and ergodic `state [batch, n_state]`."""
     theta = self.economy.draw_theta(self.batch, seeds[0])
     return theta, self.draw_state(theta, seeds[1])
 
   def draw_state(self, theta, seed):
-    """States `[batch]` for `theta`: ergodic draws, widened by `state_scale`."""
+    """States `[batch, n_state]` for `theta`: ergodic draws, widened by `state_scale`."""
     state = self.economy.draw_state(theta, seed)
     return state if self.state_scale == 1.0 else self.state_scale * state
 
@@ -102,8 +108,8 @@ class Regime(keras.Model):
     raise NotImplementedError
 
   def shocks(self, seed):
-    """This step's innovations `[mc, batch]`, or `[2 * mc, batch]` (two independent sets) for
-    the unbiased loss."""
+    """This step's innovations `[mc, batch, n_shock]`, or `[2 * mc, batch, n_shock]` (two
+    independent sets) for the unbiased loss."""
     draw = lambda s: self.economy.draw_shocks(self.mc, self.batch, s, self.stratified)
     if not self.unbiased:
       return draw(seed)
@@ -117,7 +123,7 @@ class Regime(keras.Model):
     shocks: its expectation is the squared residual itself, where the square of one noisy
     residual adds the noise's variance, which depends on the network and so biases the fit.
     """
-    std = self.economy.ergodic_std(theta)                              # [batch]
+    std = self.economy.residual_scale(theta)                           # [batch]
     today, tomorrow = self.economy.policies(self.policy, state, theta, eps)
     if self.unbiased if unbiased is None else unbiased:
       a, b = [self.weighted_residuals(theta, state, std, e, today, t)
@@ -132,8 +138,8 @@ class Regime(keras.Model):
     """Residuals `[batch, n_res]` as the weighting measures them."""
     economy = self.economy
     residuals = economy.equilibrium(state, theta, eps, today, tomorrow)  # [batch, n_res]
-    # Residuals are in state units; measured in ergodic std every theta in the box counts
-    # alike, and the loss stays far above Adam's epsilon as training converges.
+    # Residuals are in state units; measured in their natural scale (ergodic std) every theta
+    # in the box counts alike, and the loss stays far above Adam's epsilon as training converges.
     if self.weighting != "none":
       residuals = residuals / std[:, None]
     if self.weighting in ("newton", "relative"):
@@ -144,23 +150,25 @@ class Regime(keras.Model):
     return residuals
 
   def implied_errors(self, theta, state, std, eps, today, tomorrow, residuals):
-    """Residuals mapped to the policy errors `[batch, n_pol]` (in ergodic std) that cause them.
+    """Residuals mapped to the policy errors `[batch, n_pol]` (in `residual_scale`) that cause
+    them.
 
     `J` is the response of the residuals to a policy error of the economy's `error_shape`:
-    "proportional" to the state, `e * state / std`, taken at one ergodic std (at the point's own
-    state it would vanish with the state); a "level" shift `e` today and tomorrow; or an error
-    `e` "today" alone, tomorrow's policy held (time iteration's Newton step). Solving `J e = r` point by point (a Newton step) undoes the conditioning of the
+    "proportional" to the (one) state, `e * state / std`, taken at one ergodic std (at the
+    point's own state it would vanish with the state); a "level" shift `e` today and tomorrow; or
+    an error `e` "today" alone, tomorrow's policy held (time iteration's Newton step). Solving
+    `J e = r` point by point (a Newton step) undoes the conditioning of the
     equilibrium conditions, which varies by orders of magnitude across the box and hides some
     error directions from a plain residual loss. `J` is held constant for the gradient.
     """
     economy = self.economy
     z_today = tf.ones_like(std)                                        # [batch]
-    if economy.error_shape == "proportional":
-      z_next = economy.step(std, theta, eps) / std                     # [mc, batch]
+    if economy.error_shape == "proportional":                          # one state (__init__)
+      z_next = economy.step(std[:, None], theta, eps)[..., 0] / std    # [mc, batch]
     elif economy.error_shape == "level":
-      z_next = tf.ones_like(eps)
+      z_next = tf.ones_like(eps[..., 0])
     else:                                                               # "today"
-      z_next = tf.zeros_like(eps)
+      z_next = tf.zeros_like(eps[..., 0])
     today, tomorrow = tf.stop_gradient(today), tf.stop_gradient(tomorrow)
     columns = []
     for j in range(len(economy.policy_names)):
@@ -187,7 +195,7 @@ class Regime(keras.Model):
     step = tf.convert_to_tensor(self.optimizer.iterations)
     seeds = self.step_seeds(step, 4)
     theta, state = self.points(step, seeds[:3])
-    eps = self.shocks(seeds[3])                                         # [mc, batch]
+    eps = self.shocks(seeds[3])                                         # [mc, batch, n_shock]
     with tf.GradientTape() as tape:
       loss, mse = self.residual_loss(theta, state, eps)
       if self.replicas > 1:
@@ -240,8 +248,8 @@ class Cached(Regime):
     theta = self.economy.draw_theta(pool, seeds[0])
     self.pool_theta = self.add_weight(shape=theta.shape, initializer="zeros", trainable=False,
                                       name="pool_theta")
-    self.pool_state = self.add_weight(shape=(pool,), initializer="zeros", trainable=False,
-                                      name="pool_state")
+    self.pool_state = self.add_weight(shape=(pool, self.economy.n_state), initializer="zeros",
+                                      trainable=False, name="pool_state")
     self.pool_theta.assign(theta)
     self.pool_state.assign(self.draw_state(theta, seeds[1]))
 
@@ -272,7 +280,7 @@ class Persistent(Regime):
     theta = self.economy.draw_theta(self.batch * self.replicas, seeds[0])
     state = self.draw_state(theta, seeds[1])
     self.theta = self.per_replica_variable(theta.shape[1:], "theta")   # [batch, n_params]
-    self.state = self.per_replica_variable((), "state")                # [batch]
+    self.state = self.per_replica_variable((self.economy.n_state,), "state")  # [batch, n_state]
 
     def keep_slice():
       rows = tf.range(self.batch) + self.replica_id() * self.batch
@@ -327,9 +335,13 @@ class Stepping(Persistent):
     # Keep each point's position in its ergodic distribution when its theta changes: a state
     # carried over raw from a theta with a 20x larger ergodic scale would sit 20 std out.
     state = state * self.economy.ergodic_std(new_theta) / self.economy.ergodic_std(theta)
-    eps = tf.random.stateless_normal([self.num_steps, self.batch], seed=seeds[1])
+    n_shock = self.economy.n_shock
+    # Drawn flat, reshaped after (`Economy.draw_state` says why).
+    eps = tf.reshape(tf.random.stateless_normal([self.num_steps, self.batch * n_shock],
+                                                seed=seeds[1]),
+                     [self.num_steps, self.batch, n_shock])
     for t in range(self.num_steps):
-      state = self.economy.step(state, new_theta, eps[t])             # [batch]
+      state = self.economy.step(state, new_theta, eps[t])             # [batch, n_state]
     return new_theta, state
 
 
