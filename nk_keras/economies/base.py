@@ -148,7 +148,8 @@ class Economy(abc.ABC):
     # random-number op of the `[batch]` draw states had before (XLA lowers an RNG of another
     # shape differently once it is fused).
     eps = tf.random.stateless_normal(tf.reshape(batch * self.n_state, [1]), seed=seed)
-    return self.ergodic_std(theta) * tf.reshape(eps, tf.stack([batch, self.n_state]))
+    std = tf.reshape(self.ergodic_std(theta), [-1])
+    return tf.reshape(std * eps, tf.stack([batch, self.n_state]))
 
   def draw_shocks(self, mc, batch, seed, stratified=False):
     """Antithetic standard-normal innovations `[mc, batch, n_shock]`: rows k and k + mc/2 are
