@@ -144,9 +144,10 @@ class Economy(abc.ABC):
     """Draws `[batch, n_state]` of each state from a normal law with its ergodic std, for each
     row of `theta` (exactly ergodic for independent linear AR(1) states)."""
     batch = tf.shape(theta)[0]
-    # Drawn flat and reshaped: the numbers of a `[batch, n_state]` draw, and for one state the
-    # random-number op of the `[batch]` draw states had before (XLA lowers an RNG of another
-    # shape differently once it is fused).
+    # Drawn and scaled flat, then reshaped: the numbers of a `[batch, n_state]` draw, and for one
+    # state exactly the graph of the `[batch]` draws states had before. XLA fuses the draw into
+    # its consumers, and a `[batch, 1]` graph compiles to code that rounds differently: short
+    # `fresh` runs would no longer give bitwise the same weights (BUILD_NOTES, "Design").
     eps = tf.random.stateless_normal(tf.reshape(batch * self.n_state, [1]), seed=seed)
     std = tf.reshape(self.ergodic_std(theta), [-1])
     return tf.reshape(std * eps, tf.stack([batch, self.n_state]))
