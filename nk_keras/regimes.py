@@ -279,20 +279,30 @@ class Persistent(Regime):
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 2], tf.int32), 2)
     theta = self.economy.draw_theta(self.batch * self.replicas, seeds[0])
     state = self.draw_state(theta, seeds[1])
-    self.theta = self.per_replica_variable(theta.shape[1:], "theta")   # [batch, n_params]
-    self.state = self.per_replica_variable((self.economy.n_state,), "state")  # [batch, n_state]
+    self.theta = self.per_replica_variable((self.batch, *theta.shape[1:]), "theta")
+    # The states are held flat, `[batch * n_state]` (row-major: point by point), and read as
+    # `[batch, n_state]` (`state_rows`). With one state that is exactly the `[batch]` graph of
+    # the regime before states had a column axis. A `[batch, 1]` variable changes how XLA moves
+    # reshapes and CSEs `Stepping.renew` into its fused kernel, and the CPU backend (which always
+    # allows FMA contraction) then fuses the other multiply of the first AR(1) step's
+    # `rho * state + s * eps`: 1 ulp, and `stepping` runs no longer bitwise those of before
+    # (BUILD_NOTES, "Design").
+    self.state = self.per_replica_variable((self.batch * self.economy.n_state,), "state")
 
     def keep_slice():
       rows = tf.range(self.batch) + self.replica_id() * self.batch
       self.theta.assign(tf.gather(theta, rows))
-      self.state.assign(tf.gather(state, rows))
+      self.state.assign(tf.reshape(tf.gather(state, rows), [-1]))
     tf.distribute.get_strategy().run(tf.function(keep_slice))  # eager `run` warns of overhead
 
-  def per_replica_variable(self, point_shape, name):
-    """A non-trainable `[batch, *point_shape]` float32 variable local to each replica."""
-    return keras.Variable(initializer="zeros", shape=(self.batch, *point_shape),
-                          trainable=False, synchronization="on_read",
-                          aggregation="only_first_replica", name=name)
+  def per_replica_variable(self, shape, name):
+    """A non-trainable float32 variable of `shape` local to each replica."""
+    return keras.Variable(initializer="zeros", shape=shape, trainable=False,
+                          synchronization="on_read", aggregation="only_first_replica", name=name)
+
+  def state_rows(self, flat):
+    """Flat states `[batch * n_state]` as `[batch, n_state]`."""
+    return tf.reshape(flat, [self.batch, self.economy.n_state])
 
   def renew(self, iteration, seeds):
     raise NotImplementedError
@@ -303,8 +313,8 @@ class Persistent(Regime):
     # Branch-free so the step stays one XLA cluster: renewing costs O(batch), the step O(net).
     renew = tf.equal(step % self.internal, 0)
     self.theta.assign(tf.where(renew, new_theta, self.theta))
-    self.state.assign(tf.where(renew, new_state, self.state))
-    return tf.convert_to_tensor(self.theta), tf.convert_to_tensor(self.state)
+    self.state.assign(tf.where(renew, tf.reshape(new_state, [-1]), self.state))
+    return tf.convert_to_tensor(self.theta), self.state_rows(tf.convert_to_tensor(self.state))
 
 
 class Internal(Persistent):
@@ -332,17 +342,20 @@ class Stepping(Persistent):
     theta, state = tf.convert_to_tensor(self.theta), tf.convert_to_tensor(self.state)
     redraw = tf.equal(iteration % self.redraw_every, 0)
     new_theta = tf.where(redraw, self.economy.draw_theta(self.batch, seeds[0]), theta)
+    # Flat `[batch * n_state]` throughout, `[batch, n_state]` only into `step` (see `__init__`
+    # of `Persistent`: with one state, the graph of the `[batch]` states before).
+    flat = lambda x: tf.reshape(x, [-1])
     # Keep each point's position in its ergodic distribution when its theta changes: a state
     # carried over raw from a theta with a 20x larger ergodic scale would sit 20 std out.
-    state = state * self.economy.ergodic_std(new_theta) / self.economy.ergodic_std(theta)
+    state = state * flat(self.economy.ergodic_std(new_theta)) / flat(
+        self.economy.ergodic_std(theta))
     n_shock = self.economy.n_shock
-    # Drawn flat, reshaped after (`Economy.draw_state` says why).
-    eps = tf.reshape(tf.random.stateless_normal([self.num_steps, self.batch * n_shock],
-                                                seed=seeds[1]),
-                     [self.num_steps, self.batch, n_shock])
+    # Drawn flat (`Economy.draw_state` says why).
+    eps = tf.random.stateless_normal([self.num_steps, self.batch * n_shock], seed=seeds[1])
     for t in range(self.num_steps):
-      state = self.economy.step(state, new_theta, eps[t])             # [batch, n_state]
-    return new_theta, state
+      state = flat(self.economy.step(self.state_rows(state), new_theta,
+                                     tf.reshape(eps[t], [self.batch, n_shock])))
+    return new_theta, self.state_rows(state)                           # [batch, n_state]
 
 
 def build(regime, policy, **options):
