@@ -44,9 +44,9 @@ def main(argv):
   @tf.function(jit_compile=True)
   def step(i):
     theta, state = sampler.draw_points(sampler.step_seeds(i, 2))
-    std = economy.ergodic_std(theta)
+    std = economy.ergodic_std(theta)                             # [batch, 1]
     scale = (tf.abs(economy.closed_form(std, theta)) if FLAGS.relative
-             else std[:, None])                                  # [batch, n_pol] or [batch, 1]
+             else std)                                           # [batch, n_pol] or [batch, 1]
     with tf.GradientTape() as tape:
       err = (policy(state, theta) - economy.closed_form(state, theta)) / scale
       loss = tf.reduce_mean(tf.square(err))

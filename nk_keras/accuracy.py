@@ -4,9 +4,10 @@ The metric (docs/models.md, "Accuracy"): at each theta, the policy error at stat
 ergodic std (`economy.accuracy_levels`), divided by the reference's own scale at that theta
 (`Reference.scale`: for the NK closed form its response at one ergodic std, for the ZLB model
 the ergodic std of the reference policy). Thetas are uniform on the box where an equilibrium
-exists.
+exists. The metric is defined along one state: economies with several states are refused by
+name (`Economy.require_one_state`).
 
-`policy(state [n], theta [n, n_params]) -> [n, n_policies]` may be an in-memory
+`policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]` may be an in-memory
 `ExtendedPolicy` or a loaded SavedModel (see `export.LoadedPolicy`).
 """
 
@@ -27,19 +28,20 @@ def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
 
   Thetas where the reference finds no solution (inside the domain, rare) are dropped and
   counted in `n_theta_no_reference`."""
+  economy.require_one_state("the accuracy metric")
   n_theta = n_theta or economy.eval_theta
   theta = draw_box(economy, n_theta, seed).numpy().astype(np.float64)   # [n, P]
   reference = economy.reference(theta, progress=progress)
   valid = reference.valid
   levels = tuple(economy.accuracy_levels)
-  std = economy.ergodic_std(tf.constant(theta)).numpy()                 # [n]
-  state = std[:, None] * np.array(levels)[None]                         # [n, L]
+  std = economy.ergodic_std(tf.constant(theta)).numpy()[:, 0]           # [n]: the one state
+  state = (std[:, None] * np.array(levels)[None])[..., None]            # [n, L, 1]
   exact = reference.policies(state)[valid]                              # [n, L, n_pol]
   scale = reference.scale()[valid]                                      # [n, n_pol]
   theta, std, state = theta[valid], std[valid], state[valid]
   n = theta.shape[0]
   theta32 = tf.constant(np.repeat(theta, len(levels), axis=0), tf.float32)
-  approx = np.asarray(policy(tf.constant(state.reshape(-1), tf.float32), theta32),
+  approx = np.asarray(policy(tf.constant(state.reshape(-1, 1), tf.float32), theta32),
                       np.float64).reshape(exact.shape)
   errors = 100 * np.abs(approx - exact) / scale[:, None, :]             # [n, L, n_pol] in %
   errors = np.transpose(errors, (1, 0, 2))                              # [L, n, n_pol]
@@ -47,7 +49,8 @@ def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
   std_t = tf.constant(std, tf.float32)
   eps = economy.draw_shocks(mc, n, tf.constant([seed, 8], tf.int32))
   log10_res = np.stack([np.log10(np.abs(
-      (economy.residuals(policy, k * std_t, theta_t, eps) / std_t[:, None]).numpy()) + 1e-30)
+      (economy.residuals(policy, k * std_t[:, None], theta_t, eps) / std_t[:, None]).numpy())
+      + 1e-30)
       for k in levels])                                                  # [L, n, n_res]
   names = economy.policy_names
 
@@ -74,12 +77,13 @@ def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
 def calibration_point(economy, policy):
   """Network vs reference at the calibration and `economy.calibration_state`: values, the
   relative error and the error in the metric's scale (percent)."""
+  economy.require_one_state("the accuracy metric's calibration point")
   theta = economy.calibration[None].astype(np.float64)
   reference = economy.reference(theta)
-  state = np.array([[economy.calibration_state]])
+  state = np.array([[[economy.calibration_state]]])                     # [1, 1, n_state]
   exact = reference.policies(state)[0, 0]
   scale = reference.scale()[0]
-  approx = np.asarray(policy(tf.constant([economy.calibration_state], tf.float32),
+  approx = np.asarray(policy(tf.constant([[economy.calibration_state]], tf.float32),
                              tf.constant(theta, tf.float32)), np.float64)[0]
   return {"state": economy.calibration_state, **{
       name: {"nn": float(approx[j]), "exact": float(exact[j]),

@@ -4,7 +4,8 @@ Contract (`serving_default`): one float32 `[None]` input per name in
 `state_names + param_names` (NK: zeta, beta, sigma, eta, phi, phi_pi, phi_y, rho_a, sigma_a;
 rank_zlb: zeta, theta_pi, theta_y, phi, rho_zeta, sigma_zeta), a dict of float32 `[None]`
 outputs named `economy.output_names` (NK: X, Pi in log deviations; rank_zlb: N, Pi, R in
-levels). A second signature, `in_box`, returns `{"in_box": bool [None]}`: whether each theta
+levels). The graph stacks the state inputs into the library's `[n, n_state]` and the parameters
+into `[n, n_params]`; the signature itself is one flat vector per name, as it always was. A second signature, `in_box`, returns `{"in_box": bool [None]}`: whether each theta
 lies in the training box and, where the economy knows one, the region where an equilibrium
 exists (the policy extrapolates silently outside them). `assets/metadata.json` describes the run
 that made the policy.
@@ -35,6 +36,7 @@ class ServedPolicy(tf.Module):
     self.net = policy.net
     self._policy = policy
     self._economy = economy
+    self._n_state = economy.n_state
     self._names = tuple(economy.state_names) + tuple(economy.param_names)
     self._outputs = tuple(economy.output_names)
     self.box_low = tf.constant(economy.box_low, tf.float32)
@@ -43,15 +45,20 @@ class ServedPolicy(tf.Module):
     self.serve = tf.function(self._serve, input_signature=spec)
     self.in_box = tf.function(self._in_box, input_signature=spec)
 
+  def _split(self, inputs):
+    """The signature's `[n]` inputs -> state `[n, n_state]`, theta `[n, n_params]`."""
+    k = self._n_state
+    return tf.stack(inputs[:k], axis=1), tf.stack(inputs[k:], axis=1)
+
   def _serve(self, *inputs):
-    theta = tf.stack(inputs[1:], axis=1)                             # [n, n_params]
-    out = self._policy(inputs[0], theta)                             # [n, n_policies]
-    return self._economy.outputs(inputs[0], theta, out)
+    state, theta = self._split(inputs)
+    out = self._policy(state, theta)                                 # [n, n_policies]
+    return self._economy.outputs(state, theta, out)
 
   def _in_box(self, *inputs):
-    theta = tf.stack(inputs[1:], axis=1)
+    state, theta = self._split(inputs)
     inside = tf.reduce_all((theta >= self.box_low) & (theta <= self.box_high), axis=1)
-    finite = tf.math.is_finite(inputs[0])
+    finite = tf.reduce_all(tf.math.is_finite(state), axis=1)
     return {"in_box": inside & self._economy.in_domain(theta) & finite}
 
 
@@ -190,7 +197,7 @@ class ModelError(UserError):
 
 
 class LoadedPolicy:
-  """A served policy as `policy(state [n], theta [n, n_params]) -> [n, n_policies]`."""
+  """A served policy as `policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]`."""
 
   def __init__(self, path):
     if not os.path.isdir(path):
@@ -227,7 +234,9 @@ class LoadedPolicy:
 
   def __call__(self, state, theta):
     """Policies `[n, n_policies]` in the economy's units (what `ExtendedPolicy` returns)."""
+    state = tf.convert_to_tensor(state, tf.float32)
     theta = tf.convert_to_tensor(theta, tf.float32)
-    feeds = {self.input_names[0]: tf.convert_to_tensor(state, tf.float32)}
-    feeds.update({n: theta[:, i] for i, n in enumerate(self.input_names[1:])})
+    k = self.economy.n_state
+    feeds = {n: state[:, i] for i, n in enumerate(self.input_names[:k])}
+    feeds.update({n: theta[:, i] for i, n in enumerate(self.input_names[k:])})
     return self.economy.policies_from_outputs(self.fn(**feeds))

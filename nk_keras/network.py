@@ -15,18 +15,21 @@ import tensorflow as tf
 from nk_keras import economies
 from nk_keras.errors import UserError
 
-# How the state enters and the policies leave the network:
+# How the states enter and the policies leave the network (every state `[n, n_state]` column by
+# column):
 # - "ergodic": state / (3 * ergodic_std(theta)) in, outputs * policy_scale(theta) out (the
 #   economy's natural size of each policy, by default the state's ergodic std). The state's
 #   ergodic scale varies ~20x across the box; measuring it in its own ergodic units gives every
 #   theta the same input range and the same output scale.
 # - "kmr": KMR's reference: the state taken as is (min-max on [-1, 1]), outputs / 100.
-# - "ergodic_slope": as "ergodic", with the network giving a level and a slope in the state,
-#   policy = std * (level + z * slope) with z = state / std, both functions of (z, theta). Any
+# - "ergodic_slope": as "ergodic", with the network giving a level and a slope per state,
+#   policy = scale * (level + sum_i z_i * slope_i) with z = state / std, all functions of
+#   (z, theta): outputs `[n, (1 + n_state) * n_pol]`, the levels then each state's slopes. Any
 #   policy can be written so; a policy close to linear in the state (perturbation's first order)
 #   then needs no product of z and theta to be built from the activations.
 # - "ergodic_logslope": as "ergodic_slope", with the slope's log: slope = sign * exp(output), for
-#   economies that know the sign of each policy's response (`Economy.response_signs`). The
+#   economies that know the sign of each policy's response to each state
+#   (`Economy.response_signs`, `[n_state][n_pol]`). The
 #   response spans ~200x across the box and accuracy is asked relative to it: in logs that is
 #   the same absolute precision everywhere, which a linear read-out delivers far more easily.
 NORMALIZATIONS = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
@@ -51,7 +54,7 @@ def build_net(n_inputs, n_outputs, width=64, depth=5, activation="celu", seed=0)
 
 
 class ExtendedPolicy:
-  """`policy(state [n], theta [n, n_params]) -> [n, n_policies]` in the model's units."""
+  """`policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]` in the model's units."""
 
   def __init__(self, economy, net, normalization="ergodic"):
     if normalization not in NORMALIZATIONS:
@@ -62,29 +65,38 @@ class ExtendedPolicy:
     if normalization == "ergodic_logslope" and economy.response_signs is None:
       raise UserError(f"normalization 'ergodic_logslope' needs the signs of the policies' "
                       f"response to the state, which economy {economy.name!r} does not give")
+    if normalization == "ergodic_logslope" and np.shape(economy.response_signs) != (
+        economy.n_state, len(economy.policy_names)):
+      raise UserError(f"economy {economy.name!r}: response_signs must be [n_state][n_policies] "
+                      f"= [{economy.n_state}][{len(economy.policy_names)}], got shape "
+                      f"{list(np.shape(economy.response_signs))}")
     self.economy, self.net, self.normalization = economy, net, normalization
     self._low = tf.constant(economy.box_low, tf.float32)
     self._span = tf.constant(economy.box_high - economy.box_low, tf.float32)
 
   @classmethod
   def create(cls, economy, normalization="ergodic", seed=0, **net_kwargs):
-    n_out = len(economy.policy_names) * (2 if normalization.endswith("slope") else 1)
-    net = build_net(1 + economy.n_params, n_out, seed=seed, **net_kwargs)
+    per_policy = 1 + economy.n_state if normalization.endswith("slope") else 1
+    net = build_net(economy.n_state + economy.n_params, per_policy * len(economy.policy_names),
+                    seed=seed, **net_kwargs)
     return cls(economy, net, normalization)
 
   def __call__(self, state, theta):
     theta_in = 2.0 * (theta - self._low) / self._span - 1.0            # [n, n_params]
     if self.normalization == "kmr":
-      out = self.net(tf.concat([state[:, None], theta_in], axis=1))
+      out = self.net(tf.concat([state, theta_in], axis=1))
       return out * 0.01
-    std = self.economy.ergodic_std(theta)                              # [n]
+    std = self.economy.ergodic_std(theta)                              # [n, n_state]
     scale = self.economy.policy_scale(theta)                           # [n, n_policies]
-    out = self.net(tf.concat([(state / (ERGODIC_SPAN * std))[:, None], theta_in], axis=1))
+    out = self.net(tf.concat([state / (ERGODIC_SPAN * std), theta_in], axis=1))
     if self.normalization.endswith("slope"):
-      level, slope = tf.split(out, 2, axis=1)                          # [n, n_policies] each
-      if self.normalization == "ergodic_logslope":
-        slope = tf.constant(self.economy.response_signs, out.dtype) * tf.exp(slope)
-      out = level + (state / std)[:, None] * slope
+      level, *slopes = tf.split(out, 1 + self.economy.n_state, axis=1)  # [n, n_policies] each
+      z = state / std                                                  # [n, n_state]
+      out = level
+      for i, slope in enumerate(slopes):
+        if self.normalization == "ergodic_logslope":
+          slope = tf.constant(self.economy.response_signs[i], out.dtype) * tf.exp(slope)
+        out = out + z[:, i:i + 1] * slope
     return out * scale
 
   def save(self, directory):

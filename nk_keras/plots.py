@@ -2,7 +2,8 @@
 
 Figures are built without pyplot: no global figure registry (nothing leaks in long sessions) and
 no display backend needed, so they render on headless machines (Agg, via `save`).
-Policies and states are plotted as 100 x log deviation from the steady state (percent).
+Policies and states are plotted as 100 x log deviation from the steady state (percent). Paths
+show one panel per state; the figures against parameters are for one-state economies.
 """
 
 import csv
@@ -65,9 +66,10 @@ def policy_vs_params(economy, policy, n_grid=41, level=-1.0):
 
   The swept parameter spans its box, the others sit at the calibration, and the state is
   `level` ergodic std of that theta (so the point moves with the theta that sets its scale).
-  Returns {policy name: Figure}.
+  Returns {policy name: Figure}. One state only (`Economy.require_one_state`).
   """
   import tensorflow as tf
+  economy.require_one_state("the policy-against-parameters figure")
   n_params = economy.n_params
   grids = np.stack([np.linspace(lo, hi, n_grid) for lo, hi in
                     zip(economy.box_low, economy.box_high)])                    # [P, G]
@@ -75,7 +77,7 @@ def policy_vs_params(economy, policy, n_grid=41, level=-1.0):
   for i in range(n_params):
     theta[i, :, i] = grids[i]
   theta = tf.constant(theta.reshape(-1, n_params))
-  state = level * economy.ergodic_std(theta)                                   # [P*G]
+  state = level * economy.ergodic_std(theta)                                   # [P*G, 1]
   nn = np.asarray(simulation.batched(policy)(state, theta)).reshape(n_params, n_grid, -1)
   # The reference at every swept theta (a closed form, or time iteration solved at each);
   # NaN where it finds no equilibrium, which leaves a gap (shaded) in the dashed line.
@@ -108,7 +110,7 @@ def policy_vs_params(economy, policy, n_grid=41, level=-1.0):
       for h, l in zip(*ax.get_legend_handles_labels()):
         handles.setdefault(l, h)
     axes[0].legend(handles.values(), handles.keys(), fontsize=8)
-    fig.suptitle(f"{label(name, economy)} (% deviation) at {economy.state_name} = {level:+g} "
+    fig.suptitle(f"{label(name, economy)} (% deviation) at {economy.state_names[0]} = {level:+g} "
                  "ergodic std; other parameters at the calibration")
     figures[name] = fig
   return figures
@@ -192,20 +194,22 @@ def loss_curve(history):
 def _paths(table, economy, title, xlabel, marker=None):
   key, ref_label = (("exact", "closed form") if f"{economy.policy_names[0]}_exact" in table
                     else ("reference", "reference (time iteration)"))
-  names = [economy.state_name] + list(economy.policy_names)
+  k = economy.n_state
+  names = list(economy.state_names) + list(economy.policy_names)
   fig = Figure(figsize=(4.2 * len(names), 3.6), layout="constrained")
   axes = fig.subplots(1, len(names), squeeze=False).ravel()
   t = table["period"]
-  axes[0].plot(t, PCT * table[economy.state_name], color="k", lw=1.4, marker=marker, ms=3)
-  axes[0].set_title(label(economy.state_name, economy))
+  for ax, name in zip(axes[:k], economy.state_names):
+    ax.plot(t, PCT * table[name], color="k", lw=1.4, marker=marker, ms=3)
+    ax.set_title(label(name, economy))
   axes[0].set_ylabel("% deviation from steady state")
-  for ax, name in zip(axes[1:], economy.policy_names):
+  for ax, name in zip(axes[k:], economy.policy_names):
     ax.plot(t, PCT * table[f"{name}_nn"], "-", color=COLORS[0], lw=1.8, label="network")
     if f"{name}_{key}" in table:
       ax.plot(t, PCT * table[f"{name}_{key}"], "--", color="k", lw=1.2, label=ref_label)
     ax.set_title(label(name, economy))
     ax.legend(fontsize=8)
-  for ax in axes[1:]:
+  for ax in axes[k:]:
     ax.set_ylabel("%")
   for ax in axes:
     ax.set_xlabel(xlabel)

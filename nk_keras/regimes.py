@@ -3,7 +3,7 @@
 Each regime is a `keras.Model` whose `train_step` performs exactly one gradient step, so `fit`
 with `steps_per_execution` runs many steps per compiled call and the optimiser's `iterations`
 counts gradient steps. Regimes differ only in `points(step, seed)`, which returns this step's
-`theta [batch, n_params]` and `state [batch]`.
+`theta [batch, n_params]` and `state [batch, n_state]`.
 
 All randomness is stateless, keyed by (seed, gradient step, replica): a run is reproducible on
 CPU and a run restored from a checkpoint continues the same random stream.
@@ -20,9 +20,10 @@ import tensorflow as tf
 from nk_keras.errors import UserError
 
 REGIMES = ("fresh", "cached", "internal", "stepping")
-# How residuals enter the loss: raw (state units); in ergodic std of the state; mapped to the
-# policy errors that cause them (`Regime.implied_errors`); or those errors relative to the
-# policy's own size at one ergodic std, the measure the accuracy bar uses.
+# How residuals enter the loss: raw (state units); in the economy's natural scale of them
+# (`Economy.residual_scale`: with one state its ergodic std); mapped to the policy errors that
+# cause them (`Regime.jacobian`); or those errors relative to the policy's own size at one
+# ergodic std, the measure the accuracy bar uses.
 WEIGHTINGS = ("none", "ergodic", "newton", "relative")
 # Floor of the policy size (in ergodic std of the state) that relative errors divide by, so an
 # untrained network near zero does not blow the loss up; true sizes in the NK box are >= 0.02.
@@ -63,6 +64,11 @@ class Regime(keras.Model):
     if unknown:
       raise UserError(f"loss weights for unknown residual(s) {', '.join(unknown)}; economy "
                       f"{economy.name!r} has {', '.join(economy.residual_names)}")
+    if (weighting in ("newton", "relative") and economy.error_shape == "proportional"
+        and economy.n_state != 1):
+      raise UserError(f"weighting {weighting!r}: error_shape 'proportional' (an error "
+                      f"proportional to the state) is defined for one state; economy "
+                      f"{economy.name!r} has {economy.n_state}")
     self.policy, self.economy = policy, economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
@@ -100,7 +106,7 @@ class Regime(keras.Model):
     return tf.cast(ctx.replica_id_in_sync_group, tf.int32) if ctx is not None else 0
 
   def draw_points(self, seeds):
-    """Fresh `theta [batch, n_params]` from the prior and ergodic `state [batch]`."""
+    """Fresh `theta [batch, n_params]` from the prior and ergodic `state [batch, n_state]`."""
     theta = self.draw_theta(self.batch, seeds[0])
     return theta, self.draw_state(theta, seeds[1])
 
@@ -113,7 +119,7 @@ class Regime(keras.Model):
                      axis=0)
 
   def draw_state(self, theta, seed):
-    """States `[batch]` for `theta`: ergodic draws, widened by `state_scale`."""
+    """States `[batch, n_state]` for `theta`: ergodic draws, widened by `state_scale`."""
     state = self.economy.draw_state(theta, seed)
     return state if self.state_scale == 1.0 else self.state_scale * state
 
@@ -121,8 +127,9 @@ class Regime(keras.Model):
     raise NotImplementedError
 
   def shocks(self, seed, unbiased=None):
-    """This step's innovations `[mc, batch]`, or `[2 * mc, batch]` (two independent sets) for
-    the unbiased loss, and their expectation weights (same shape; None for Monte Carlo)."""
+    """This step's innovations `[mc, batch, n_shock]`, or `[2 * mc, batch, n_shock]` (two
+    independent sets) for the unbiased loss, and their expectation weights `[mc or 2 mc, batch]`
+    (None for Monte Carlo)."""
     def draw(s):
       if self.grid:
         return self.economy.shock_grid(self.mc, self.batch, s)
@@ -141,7 +148,7 @@ class Regime(keras.Model):
     shocks: its expectation is the squared residual itself, where the square of one noisy
     residual adds the noise's variance, which depends on the network and so biases the fit.
     """
-    std = self.economy.ergodic_std(theta)                              # [batch]
+    std = self.economy.residual_scale(theta)                           # [batch]
     today, tomorrow = self.economy.policies(self.policy, state, theta, eps)
     if self.unbiased if unbiased is None else unbiased:
       halves = lambda x: [None, None] if x is None else tf.split(x, 2)
@@ -165,8 +172,8 @@ class Regime(keras.Model):
     errors `[batch / level_states, n_pol]` (None with `level_states` 1)."""
     economy = self.economy
     residuals = economy.equilibrium(state, theta, eps, today, tomorrow, weights)  # [batch, n_res]
-    # Residuals are in state units; measured in ergodic std every theta in the box counts
-    # alike, and the loss stays far above Adam's epsilon as training converges.
+    # Residuals are in state units; measured in their natural scale (ergodic std) every theta
+    # in the box counts alike, and the loss stays far above Adam's epsilon as training converges.
     if self.weighting != "none":
       residuals = residuals / std[:, None]
     level = None
@@ -185,8 +192,8 @@ class Regime(keras.Model):
     return residuals, level
 
   def level_errors(self, theta, state, eps, today, tomorrow, weights, residuals):
-    """Each theta group's persistent level error `[batch / level_states, n_pol]` (in ergodic
-    std): the group's mean residual `[n_res]` solved against its mean response to a policy
+    """Each theta group's persistent level error `[batch / level_states, n_pol]` (in
+    `residual_scale`): the group's mean residual `[n_res]` solved against its mean response to a policy
     shifted by the same amount today and tomorrow.
 
     A policy error that persists moves the residuals far less than one made today alone (the
@@ -205,21 +212,21 @@ class Regime(keras.Model):
     constant for the gradient.
 
     Solving `J e = r` point by point (a Newton step) maps residuals to the policy errors (in
-    ergodic std) that cause them, undoing the conditioning of the equilibrium conditions, which
+    `residual_scale`) that cause them, undoing the conditioning of the equilibrium conditions, which
     varies by orders of magnitude across the box and hides some error directions from a plain
-    residual loss. Shapes: "proportional" to the state, `e * state / std`, taken at one
+    residual loss. Shapes: "proportional" to the (one) state, `e * state / std`, taken at one
     ergodic std (at the point's own state it would vanish with the state); a "level" shift `e`
     today and tomorrow; or an error `e` "today" alone, tomorrow's policy held (time iteration's
     Newton step). The economy's `error_shape` is the one its residuals are mapped with.
     """
     economy = self.economy
-    z_today = tf.ones_like(state)                                      # [batch]
-    if shape == "proportional":
-      z_next = economy.step(std, theta, eps) / std                     # [mc, batch]
+    z_today = tf.ones_like(today[:, 0])                                # [batch]
+    if shape == "proportional":                                         # one state (__init__)
+      z_next = economy.step(std[:, None], theta, eps)[..., 0] / std    # [mc, batch]
     elif shape == "level":
-      z_next = tf.ones_like(eps)
+      z_next = tf.ones_like(eps[..., 0])
     else:                                                               # "today"
-      z_next = tf.zeros_like(eps)
+      z_next = tf.zeros_like(eps[..., 0])
     today, tomorrow = tf.stop_gradient(today), tf.stop_gradient(tomorrow)
     columns = []
     for j in range(len(economy.policy_names)):
@@ -245,7 +252,7 @@ class Regime(keras.Model):
     step = tf.convert_to_tensor(self.optimizer.iterations)
     seeds = self.step_seeds(step, 4)
     theta, state = self.points(step, seeds[:3])
-    eps, weights = self.shocks(seeds[3])                                # [mc, batch]
+    eps, weights = self.shocks(seeds[3])                                # [mc, batch, n_shock]
     with tf.GradientTape() as tape:
       loss, mse, level = self.residual_loss(theta, state, eps, weights)
       if self.replicas > 1:
@@ -301,8 +308,8 @@ class Cached(Regime):
     theta = self.draw_theta(pool, seeds[0])
     self.pool_theta = self.add_weight(shape=theta.shape, initializer="zeros", trainable=False,
                                       name="pool_theta")
-    self.pool_state = self.add_weight(shape=(pool,), initializer="zeros", trainable=False,
-                                      name="pool_state")
+    self.pool_state = self.add_weight(shape=(pool, self.economy.n_state), initializer="zeros",
+                                      trainable=False, name="pool_state")
     self.pool_theta.assign(theta)
     self.pool_state.assign(self.draw_state(theta, seeds[1]))
 
@@ -332,20 +339,30 @@ class Persistent(Regime):
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 2], tf.int32), 2)
     theta = self.draw_theta(self.batch * self.replicas, seeds[0])
     state = self.draw_state(theta, seeds[1])
-    self.theta = self.per_replica_variable(theta.shape[1:], "theta")   # [batch, n_params]
-    self.state = self.per_replica_variable((), "state")                # [batch]
+    self.theta = self.per_replica_variable((self.batch, *theta.shape[1:]), "theta")
+    # The states are held flat, `[batch * n_state]` (row-major: point by point), and read as
+    # `[batch, n_state]` (`state_rows`). With one state that is exactly the `[batch]` graph of
+    # the regime before states had a column axis. A `[batch, 1]` variable changes how XLA moves
+    # reshapes and CSEs `Stepping.renew` into its fused kernel, and the CPU backend (which always
+    # allows FMA contraction) then fuses the other multiply of the first AR(1) step's
+    # `rho * state + s * eps`: 1 ulp, and `stepping` runs no longer bitwise those of before
+    # (BUILD_NOTES, "Design").
+    self.state = self.per_replica_variable((self.batch * self.economy.n_state,), "state")
 
     def keep_slice():
       rows = tf.range(self.batch) + self.replica_id() * self.batch
       self.theta.assign(tf.gather(theta, rows))
-      self.state.assign(tf.gather(state, rows))
+      self.state.assign(tf.reshape(tf.gather(state, rows), [-1]))
     tf.distribute.get_strategy().run(tf.function(keep_slice))  # eager `run` warns of overhead
 
-  def per_replica_variable(self, point_shape, name):
-    """A non-trainable `[batch, *point_shape]` float32 variable local to each replica."""
-    return keras.Variable(initializer="zeros", shape=(self.batch, *point_shape),
-                          trainable=False, synchronization="on_read",
-                          aggregation="only_first_replica", name=name)
+  def per_replica_variable(self, shape, name):
+    """A non-trainable float32 variable of `shape` local to each replica."""
+    return keras.Variable(initializer="zeros", shape=shape, trainable=False,
+                          synchronization="on_read", aggregation="only_first_replica", name=name)
+
+  def state_rows(self, flat):
+    """Flat states `[batch * n_state]` as `[batch, n_state]`."""
+    return tf.reshape(flat, [self.batch, self.economy.n_state])
 
   def renew(self, iteration, seeds):
     raise NotImplementedError
@@ -356,8 +373,8 @@ class Persistent(Regime):
     # Branch-free so the step stays one XLA cluster: renewing costs O(batch), the step O(net).
     renew = tf.equal(step % self.internal, 0)
     self.theta.assign(tf.where(renew, new_theta, self.theta))
-    self.state.assign(tf.where(renew, new_state, self.state))
-    return tf.convert_to_tensor(self.theta), tf.convert_to_tensor(self.state)
+    self.state.assign(tf.where(renew, tf.reshape(new_state, [-1]), self.state))
+    return tf.convert_to_tensor(self.theta), self.state_rows(tf.convert_to_tensor(self.state))
 
 
 class Internal(Persistent):
@@ -385,13 +402,20 @@ class Stepping(Persistent):
     theta, state = tf.convert_to_tensor(self.theta), tf.convert_to_tensor(self.state)
     redraw = tf.equal(iteration % self.redraw_every, 0)
     new_theta = tf.where(redraw, self.draw_theta(self.batch, seeds[0]), theta)
+    # Flat `[batch * n_state]` throughout, `[batch, n_state]` only into `step` (see `__init__`
+    # of `Persistent`: with one state, the graph of the `[batch]` states before).
+    flat = lambda x: tf.reshape(x, [-1])
     # Keep each point's position in its ergodic distribution when its theta changes: a state
     # carried over raw from a theta with a 20x larger ergodic scale would sit 20 std out.
-    state = state * self.economy.ergodic_std(new_theta) / self.economy.ergodic_std(theta)
-    eps = tf.random.stateless_normal([self.num_steps, self.batch], seed=seeds[1])
+    state = state * flat(self.economy.ergodic_std(new_theta)) / flat(
+        self.economy.ergodic_std(theta))
+    n_shock = self.economy.n_shock
+    # Drawn flat (`Economy.draw_state` says why).
+    eps = tf.random.stateless_normal([self.num_steps, self.batch * n_shock], seed=seeds[1])
     for t in range(self.num_steps):
-      state = self.economy.step(state, new_theta, eps[t])             # [batch]
-    return new_theta, state
+      state = flat(self.economy.step(self.state_rows(state), new_theta,
+                                     tf.reshape(eps[t], [self.batch, n_shock])))
+    return new_theta, self.state_rows(state)                           # [batch, n_state]
 
 
 def build(regime, policy, **options):

@@ -132,7 +132,7 @@ def simulate(options):
     irf = simulation.impulse_response(economy, policy, theta, o.irf_periods, solution)
     simulation.write_csv(os.path.join(out, "irf.csv"), irf)
     plots.save(plots.impulse_response(
-        irf, economy, f"Response to a one-std innovation raising {economy.state_name} "
+        irf, economy, f"Response to a one-std innovation raising {economy.state_names[0]} "
         f"({described})"), os.path.join(out, "irf.png"))
     written += ["irf.csv", "irf.png"]
   moments = simulation.moments(economy, policy, theta, o.moment_chains,

@@ -1,9 +1,13 @@
 """Simulations of an economy under a policy: state paths, impulse responses and moments.
 
-`policy(state [n], theta [n, n_params]) -> [n, n_policies]` may be an in-memory
+`policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]` may be an in-memory
 `ExtendedPolicy`, a `LoadedPolicy` or the closed form itself. `theta` here is one parameter
 vector `[n_params]`; results are NumPy arrays in the model's units (log deviations from the
 steady state), as dicts of named columns ready for CSV/JSON.
+
+States are `[..., n_state]` arrays (paths `[periods, chains, n_state]`), one column per state
+in tables. Impulse responses are to one innovation (`shock`, by default the first of
+`shock_names`); population moments (`analytical_moments`) are for one state.
 
 Every result sits next to the economy's reference at the same states (`Solution`): the closed
 form where there is one (columns `<policy>_exact`, NK), else its reference solved at that one
@@ -43,29 +47,30 @@ def batched(policy, size=CHUNK):
 
 
 def evaluate(policy, state, theta):
-  """Policies `[..., n_pol]` at `state` `[...]` (any shape) for one `theta` `[n_params]`."""
+  """Policies `[..., n_pol]` at `state` `[..., n_state]` (any leading shape) for one `theta`
+  `[n_params]`."""
   state = np.asarray(state, np.float32)
-  flat = state.reshape(-1)
-  thetas = np.tile(np.asarray(theta, np.float32)[None], (flat.size, 1))
+  flat = state.reshape(-1, state.shape[-1])
+  thetas = np.tile(np.asarray(theta, np.float32)[None], (flat.shape[0], 1))
   out = np.asarray(batched(policy)(flat, thetas))
-  return out.reshape(state.shape + out.shape[-1:])
+  return out.reshape(state.shape[:-1] + out.shape[-1:])
 
 
 def closed_form(economy, state, theta):
-  """Exact policies `[..., n_pol]` at `state` `[...]`, or None if the economy has none."""
+  """Exact policies `[..., n_pol]` at `state` `[..., n_state]`, or None if the economy has
+  none."""
   state = np.asarray(state, np.float32)
-  flat = state.reshape(-1)
-  thetas = np.tile(np.asarray(theta, np.float32)[None], (flat.size, 1))
+  flat = state.reshape(-1, state.shape[-1])
+  thetas = np.tile(np.asarray(theta, np.float32)[None], (flat.shape[0], 1))
   exact = economy.closed_form(tf.constant(flat), tf.constant(thetas))
   if exact is None:
     return None
   exact = exact.numpy()
-  return exact.reshape(state.shape + exact.shape[-1:])
+  return exact.reshape(state.shape[:-1] + exact.shape[-1:])
 
 
 def has_closed_form(economy):
-  return economy.closed_form(tf.zeros([1]),
-                             tf.constant(economy.calibration[None], tf.float32)) is not None
+  return economy.has_closed_form()
 
 
 class NoEquilibrium(UserError):
@@ -93,30 +98,31 @@ class Solution:
       raise NoEquilibrium(f"the reference ({self.kind}) finds no stable equilibrium at {where}")
 
   def __call__(self, state):
-    """Reference policies `[..., n_pol]` (NumPy) at `state` `[...]`."""
+    """Reference policies `[..., n_pol]` (NumPy) at `state` `[..., n_state]`."""
     if self.closed:
       return closed_form(self.economy, state, self.theta)
     state = np.asarray(state, np.float64)
-    out = self.reference.policies(state.reshape(1, -1))[0]
-    return out.reshape(state.shape + out.shape[-1:])
+    out = self.reference.policies(state.reshape(1, -1, state.shape[-1]))[0]
+    return out.reshape(state.shape[:-1] + out.shape[-1:])
 
 
 def extra_outputs(economy, state, theta, policies):
   """Logs of the served outputs that are not policies (rank_zlb: log R), dict name ->
-  `[...]` for `policies` `[..., n_pol]` at `state` `[...]`; empty for NK."""
+  `[...]` for `policies` `[..., n_pol]` at `state` `[..., n_state]`; empty for NK."""
   extra = [n for n in economy.output_names if n not in economy.policy_names]
   if not extra:
     return {}
-  shape = np.shape(state)
+  shape = np.shape(state)[:-1]
   flat = np.asarray(policies, np.float64).reshape(-1, len(economy.policy_names))
   thetas = np.tile(np.asarray(theta, np.float64)[None], (flat.shape[0], 1))
-  out = economy.outputs(tf.constant(np.reshape(state, -1), tf.float64), tf.constant(thetas),
-                        tf.constant(flat))
+  out = economy.outputs(tf.constant(np.reshape(state, (-1, economy.n_state)), tf.float64),
+                        tf.constant(thetas), tf.constant(flat))
   return {n: np.log(out[n].numpy()).reshape(shape) for n in extra}
 
 
 def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stream=0):
-  """`[periods, chains]` paths of the state; row 0 is the start, then one AR step per row.
+  """`[periods, chains, n_state]` paths of the states; row 0 is the start, then one step of the
+  law of motion per row.
 
   `seed` and `stream` make the stateless seeds: the same seed with different streams gives
   independent draws (the app's short path and its moment chains).
@@ -131,8 +137,8 @@ def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stre
   if start == "ergodic":
     state = economy.draw_state(thetas, tf.constant([seed, 100 * stream + 1], tf.int32))
   else:
-    state = tf.zeros([chains])
-  eps = tf.random.stateless_normal([max(periods - 1, 0), chains],
+    state = tf.zeros([chains, economy.n_state])
+  eps = tf.random.stateless_normal([max(periods - 1, 0), chains, economy.n_shock],
                                    seed=tf.constant([seed, 100 * stream + 2], tf.int32))
   rows = [state]
   for t in range(periods - 1):   # sequential by nature; each step is vectorised over chains
@@ -142,33 +148,38 @@ def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stre
 
 
 def simulate(economy, policy, theta, periods, seed=0, start="ergodic", solution=None):
-  """One simulated path: columns period, <state>, <policy>_nn and <policy>_exact (closed form)
-  or <policy>_reference (`solution`, solved here if not given), plus extra outputs."""
-  zeta = state_paths(economy, theta, periods, 1, seed, start)[:, 0]          # [periods]
-  return _columns(economy, policy, theta, zeta, solution)
+  """One simulated path: columns period, <state> per state, <policy>_nn and <policy>_exact
+  (closed form) or <policy>_reference (`solution`, solved here if not given), plus extra
+  outputs."""
+  states = state_paths(economy, theta, periods, 1, seed, start)[:, 0]        # [periods, n_state]
+  return _columns(economy, policy, theta, states, solution)
 
 
-def impulse_response(economy, policy, theta, horizon=40, solution=None):
-  """Responses to a one-standard-deviation rise of the state's innovation, over `horizon` periods.
+def impulse_response(economy, policy, theta, horizon=40, solution=None, shock=0):
+  """Responses to a one-standard-deviation innovation of shock number `shock` (of
+  `shock_names`), over `horizon` periods.
 
-  Period 0 is the impact: the state jumps from the steady state (0) by the size of one
-  innovation, |step(0, theta, 1) - step(0, theta, 0)| (for NK |s_eps|, i.e. eps = -1 since
-  s_eps < 0: a rise in the natural rate), then follows the law of motion with no further
-  shocks. Policy columns are differences from the no-shock path (state 0 throughout), so a
-  network's small offset at the steady state does not show up as a response.
+  Period 0 is the impact: the states jump from the steady state (0) by one innovation,
+  step(0, theta, e) - step(0, theta, 0), its sign chosen so that the first state it moves rises
+  (for NK |s_eps|, i.e. eps = -1 since s_eps < 0: a rise in the natural rate), then follow the
+  law of motion with no further shocks. Policy columns are differences from the no-shock path
+  (states 0 throughout), so a network's small offset at the steady state does not show up as a
+  response.
   """
   thetas = tf.constant(np.asarray(theta, np.float32)[None])
-  zero = tf.zeros([1])
-  impact = economy.step(zero, thetas, tf.ones([1])) - economy.step(zero, thetas, tf.zeros([1]))
-  state = tf.abs(impact)
+  zero, no_shock = tf.zeros([1, economy.n_state]), tf.zeros([1, economy.n_shock])
+  unit = tf.one_hot([shock], economy.n_shock)                                  # [1, n_shock]
+  impact = (economy.step(zero, thetas, unit) - economy.step(zero, thetas, no_shock)).numpy()
+  moved = np.flatnonzero(impact[0])
+  state = tf.constant(impact * (np.sign(impact[0, moved[0]]) if moved.size else 1.0))
   rows = [state]
   for _ in range(horizon - 1):
-    state = economy.step(state, thetas, tf.zeros([1]))
+    state = economy.step(state, thetas, no_shock)
     rows.append(state)
-  zeta = tf.concat(rows, axis=0).numpy()                                       # [horizon]
+  states = tf.concat(rows, axis=0).numpy()                                     # [horizon, n_state]
   solution = solution or Solution(economy, theta)
-  table = _columns(economy, policy, theta, zeta, solution)
-  base = _columns(economy, policy, theta, np.zeros(1, np.float32), solution)
+  table = _columns(economy, policy, theta, states, solution)
+  base = _columns(economy, policy, theta, np.zeros([1, economy.n_state], np.float32), solution)
   for name in value_names(economy):
     for kind in ("nn", solution.key):
       key = f"{name}_{kind}"
@@ -184,46 +195,54 @@ def value_names(economy):
 
 
 def values(economy, theta, state, policies):
-  """dict name -> `[...]`: the policies `[..., n_pol]` and the extra outputs' logs."""
+  """dict name -> `[...]`: the policies `[..., n_pol]` (at `state` `[..., n_state]`) and the
+  extra outputs' logs."""
   out = {name: policies[..., j] for j, name in enumerate(economy.policy_names)}
   out.update(extra_outputs(economy, state, theta, policies))
   return out
 
 
-def _columns(economy, policy, theta, zeta, solution=None):
+def _columns(economy, policy, theta, states, solution=None):
+  """Table of a path `states` `[T, n_state]`: period, each state, then each value for the
+  network and the reference."""
   solution = solution or Solution(economy, theta)
-  table = {"period": np.arange(zeta.size), economy.state_name: zeta}
-  for kind, pol in (("nn", evaluate(policy, zeta, theta)), (solution.key, solution(zeta))):
-    for name, v in values(economy, theta, zeta, pol).items():
+  table = {"period": np.arange(states.shape[0]),
+           **{name: states[:, i] for i, name in enumerate(economy.state_names)}}
+  for kind, pol in (("nn", evaluate(policy, states, theta)), (solution.key, solution(states))):
+    for name, v in values(economy, theta, states, pol).items():
       table[f"{name}_{kind}"] = v
   return table
 
 
 def generalized_impulse_response(economy, policy, theta, shock=-1.0, horizon=40, draws=2000,
-                                 seed=0, solution=None):
-  """Nonlinear (generalised) impulse response to an innovation of `shock` std in period 0.
+                                 seed=0, solution=None, which=0):
+  """Nonlinear (generalised) impulse response to an innovation of `shock` std in period 0 of
+  shock number `which` (of `shock_names`).
 
   Over `draws` ergodic starting states (the state of period -1) and the same future
   innovations, the mean difference between the path whose period-0 innovation is shifted by
   `shock` and the path without the shift (Koop, Pesaran and Potter 1996). Columns: period,
-  <state>, <value>_nn and <value>_<key> (network and reference on the same states, in model
-  units). Returns (table, raw): `raw` holds the paths themselves, {"state": {"shocked",
-  "baseline"} -> `[horizon, draws]`, "nn"/<key>: {"shocked", "baseline"} -> {value ->
+  <state> per state, <value>_nn and <value>_<key> (network and reference on the same states, in
+  model units). Returns (table, raw): `raw` holds the paths themselves, {"state": {"shocked",
+  "baseline"} -> `[horizon, draws, n_state]`, "nn"/<key>: {"shocked", "baseline"} -> {value ->
   `[horizon, draws]`}}, for further statistics (e.g. the share of paths at the ZLB).
   """
   solution = solution or Solution(economy, theta)
   thetas = tf.constant(np.tile(np.asarray(theta, np.float32)[None], (draws, 1)))
   start = economy.draw_state(thetas, tf.constant([seed, 301], tf.int32))
-  eps = tf.random.stateless_normal([horizon, draws], seed=tf.constant([seed, 302], tf.int32))
+  eps = tf.random.stateless_normal([horizon, draws, economy.n_shock],
+                                   seed=tf.constant([seed, 302], tf.int32))
+  unit = tf.one_hot(which, economy.n_shock)                                 # [n_shock]
   paths = {}
   for name, shift in (("shocked", shock), ("baseline", 0.0)):
     state, rows = start, []
     for t in range(horizon):
-      state = economy.step(state, thetas, eps[t] + (shift if t == 0 else 0.0))
+      state = economy.step(state, thetas, eps[t] + (shift * unit if t == 0 else 0.0))
       rows.append(state)
-    paths[name] = tf.stack(rows).numpy()                                     # [H, draws]
+    paths[name] = tf.stack(rows).numpy()                                     # [H, draws, n_state]
+  mean_change = (paths["shocked"] - paths["baseline"]).mean(axis=1)         # [H, n_state]
   table = {"period": np.arange(horizon),
-           economy.state_name: (paths["shocked"] - paths["baseline"]).mean(axis=1)}
+           **{n: mean_change[:, i] for i, n in enumerate(economy.state_names)}}
   raw = {"state": paths}
   for kind, fn in (("nn", lambda z: evaluate(policy, z, theta)), (solution.key, solution)):
     v = {name: values(economy, theta, z, fn(z)) for name, z in paths.items()}
@@ -254,21 +273,26 @@ def sample_moments(names, series):
 
 
 def analytical_moments(economy, theta):
-  """Population moments when the closed form is linear and the state an AR(1) (the NK model).
+  """Population moments when the closed form is linear and the one state an AR(1) (the NK
+  model).
 
   With X = a*zeta, Pi = b*zeta: std_X = |a|*sigma_erg, every autocorrelation is rho (that of
-  the state), corr(X, Pi) = sign(a*b). None if the economy has no closed form.
+  the state), corr(X, Pi) = sign(a*b). None if the economy has no closed form or several
+  states.
   """
+  if economy.n_state != 1:
+    return None
   thetas = tf.constant(np.asarray(theta, np.float32)[None])
-  std = economy.ergodic_std(thetas)                                            # [1]
+  std = economy.ergodic_std(thetas)                                            # [1, 1]
   exact = economy.closed_form(std, thetas)
   if exact is None:
     return None
-  slopes = (exact / std[:, None]).numpy()[0].astype(np.float64)               # [n_pol]
-  zero = tf.zeros([1])
-  rho = float(((economy.step(std, thetas, zero) - economy.step(zero, thetas, zero)) / std)[0])
-  std = float(std[0])
-  names = (economy.state_name,) + tuple(economy.policy_names)
+  slopes = (exact / std).numpy()[0].astype(np.float64)                         # [n_pol]
+  zero, no_shock = tf.zeros([1, 1]), tf.zeros([1, economy.n_shock])
+  rho = float(((economy.step(std, thetas, no_shock) - economy.step(zero, thetas, no_shock))
+               / std)[0, 0])
+  std = float(std[0, 0])
+  names = tuple(economy.state_names) + tuple(economy.policy_names)
   scales = np.concatenate([[1.0], slopes])
   out = {}
   for n, s in zip(names, scales):
@@ -289,22 +313,24 @@ def moments(economy, policy, theta, chains=1000, periods=200, seed=0, solution=N
   "analytical": ...}: the network and the reference on the same simulated states (their
   difference is the policy error alone, free of sampling error), and, with a closed form, the
   population values (the sampling error is their distance to `closed_form_simulated`). Keys
-  are std_<name>, autocorr_<name> and corr_<a>_<b> for the state and each value
+  are std_<name>, autocorr_<name> and corr_<a>_<b> for each state and each value
   (`value_names`). `units`: dict value name -> factor applied before the moments (e.g. 400
   to annualise a quarterly log rate); stds scale with it, the rest is unit-free.
   """
   solution = solution or Solution(economy, theta)
-  zeta = state_paths(economy, theta, periods, chains, seed, "ergodic", stream=1)  # [T, C]
-  names = [economy.state_name] + value_names(economy)
+  states = state_paths(economy, theta, periods, chains, seed, "ergodic", stream=1)  # [T, C, S]
+  k = economy.n_state
+  names = list(economy.state_names) + value_names(economy)
   units = units or {}
 
   def of(pol):
-    v = values(economy, theta, zeta, pol)
-    return sample_moments(names, [zeta] + [units.get(n, 1.0) * v[n] for n in names[1:]])
+    v = values(economy, theta, states, pol)
+    return sample_moments(names, [states[..., i] for i in range(k)]
+                          + [units.get(n, 1.0) * v[n] for n in names[k:]])
 
-  out = {"network": of(evaluate(policy, zeta, theta))}
+  out = {"network": of(evaluate(policy, states, theta))}
   source = "closed_form_simulated" if solution.closed else "reference_simulated"
-  out[source] = of(solution(zeta))
+  out[source] = of(solution(states))
   out["analytical"] = analytical_moments(economy, theta) if solution.closed else None
   return out
 

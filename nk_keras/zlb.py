@@ -48,7 +48,8 @@ def zlb_statistics(economy, policy, theta, solution, chains=200, periods=1000, s
   """ZLB frequency and spell statistics from `chains` ergodic paths of `periods` periods,
   network vs reference on the same states, with the reference's exact ergodic frequency."""
   from nk_keras.economies import rank_zlb
-  zeta = simulation.state_paths(economy, theta, periods, chains, seed, "ergodic", stream=2)
+  zeta = simulation.state_paths(economy, theta, periods, chains, seed, "ergodic",
+                                stream=2)                                   # [T, C, 1]
   out = {"chains": chains, "periods_per_chain": periods}
   for kind, pol in (("network", simulation.evaluate(policy, zeta, theta)),
                     ("reference", solution(zeta))):

@@ -39,7 +39,7 @@ def policies_vs_state(economy, policy, thetas=None, span=3.0, points=301):
   fig = Figure(figsize=(12, 2.8 * len(thetas) + 0.6), layout="constrained")
   rows = np.atleast_1d(fig.subfigures(len(thetas), 1))
   for i, theta in enumerate(thetas):
-    zeta = k * reference.std[i]
+    zeta = (k * reference.std[i])[:, None]                                  # [points, 1]
     nn = simulation.values(economy, theta, zeta, simulation.evaluate(policy, zeta, theta))
     ref = simulation.values(economy, theta, zeta, ref_all[i])
     axes = rows[i].subplots(1, 3)

@@ -59,7 +59,7 @@ def train_app(*args, env=None):
 def assert_exported(out):
   policy = LoadedPolicy(str(out / "saved_model"))
   theta = np.array([[0.97, 2.0, 1.125, 0.7, 1.875, 0.25, 0.875, 0.06]], np.float32)
-  assert np.isfinite(policy(np.array([0.01], np.float32), theta).numpy()).all()
+  assert np.isfinite(policy(np.array([[0.01]], np.float32), theta).numpy()).all()
   return json.loads((out / "saved_model/assets/metadata.json").read_text())
 
 

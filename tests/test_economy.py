@@ -23,13 +23,13 @@ def closed_form(state, theta):
 
 
 def test_closed_form_matches_the_seed_check_point():
-  x = NK.closed_form(tf.constant([0.01]), tf.constant(NK.calibration[None], tf.float32))
+  x = NK.closed_form(tf.constant([[0.01]]), tf.constant(NK.calibration[None], tf.float32))
   np.testing.assert_allclose(x.numpy()[0], [0.002992, 0.008504], atol=5e-7)
 
 
 def test_closed_form_has_float32_roundoff_residuals():
   theta, state, eps = draws()
-  res = NK.residuals(closed_form, state, theta, eps) / NK.ergodic_std(theta)[:, None]
+  res = NK.residuals(closed_form, state, theta, eps) / NK.ergodic_std(theta)
   # Each residual is a sum of O(1) terms (in ergodic std) computed in float32 (eps 1.2e-7).
   assert np.max(np.abs(res.numpy())) < 1e-5
 
@@ -40,16 +40,16 @@ def test_perturbed_policy_has_visible_residuals(which):
   bump = np.ones(2, np.float32)
   bump[which] = 1.01  # 1 % error in one policy
   res = NK.residuals(lambda s, t: closed_form(s, t) * bump, state, theta, eps)
-  res = res / NK.ergodic_std(theta)[:, None]
+  res = res / NK.ergodic_std(theta)
   assert np.sqrt(np.mean(res.numpy() ** 2)) > 1e-4
 
 
 def test_shapes():
   theta, state, eps = draws(batch=7, mc=6)
-  assert theta.shape == (7, 8) and state.shape == (7,) and eps.shape == (6, 7)
+  assert theta.shape == (7, 8) and state.shape == (7, 1) and eps.shape == (6, 7, 1)
   np.testing.assert_array_equal(eps[:3].numpy(), -eps[3:].numpy())  # antithetic pairs
-  assert NK.step(state, theta, eps[0]).shape == (7,)
-  assert NK.step(state, theta, eps).shape == (6, 7)
+  assert NK.step(state, theta, eps[0]).shape == (7, 1)
+  assert NK.step(state, theta, eps).shape == (6, 7, 1)
   today, tomorrow = NK.policies(closed_form, state, theta, eps)
   assert today.shape == (7, 2) and tomorrow.shape == (6, 7, 2)
   assert NK.residuals(closed_form, state, theta, eps).shape == (7, 2)
@@ -60,8 +60,8 @@ def test_step_is_the_ar1_of_model_md():
   p = dict(zip(NK.param_names, NK.calibration))
   omega = (1 + p["eta"]) / (p["sigma"] + p["eta"])
   s_eps = p["sigma_a"] * p["sigma"] * (p["rho_a"] - 1) * omega
-  out = NK.step(tf.constant([0.02]), theta, tf.constant([1.5]))
-  np.testing.assert_allclose(out.numpy(), [p["rho_a"] * 0.02 + s_eps * 1.5], rtol=1e-6)
+  out = NK.step(tf.constant([[0.02]]), theta, tf.constant([[1.5]]))
+  np.testing.assert_allclose(out.numpy(), [[p["rho_a"] * 0.02 + s_eps * 1.5]], rtol=1e-6)
 
 
 def test_prior_is_uniform_on_the_box_and_replaceable():

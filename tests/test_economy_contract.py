@@ -20,11 +20,17 @@ def economy(request):
 
 def test_shapes_and_names(economy):
   P, n_pol, b, mc = economy.n_params, len(economy.policy_names), 7, 6
+  S, K = economy.n_state, economy.n_shock
   theta = economy.draw_theta(b, SEED)
   state = economy.draw_state(theta, SEED)
-  eps = economy.draw_shocks(mc, b, SEED)
-  assert theta.shape == (b, P) and state.shape == (b,) and eps.shape == (mc, b)
-  assert economy.step(state, theta, eps).shape == (mc, b)
+  assert theta.shape == (b, P) and state.shape == (b, S)
+  assert economy.ergodic_std(theta).shape == (b, S)
+  assert economy.residual_scale(theta).shape == (b,)
+  for stratified in (False, True):
+    eps = economy.draw_shocks(mc, b, SEED, stratified)
+    assert eps.shape == (mc, b, K)
+  assert economy.step(state, theta, eps).shape == (mc, b, S)
+  assert economy.step(state, theta, eps[0]).shape == (b, S)
   assert len(economy.residual_names) == n_pol and len(economy.calibration) == P
   policy = ExtendedPolicy.create(economy)
   today, tomorrow = economy.policies(policy, state, theta, eps)
@@ -47,21 +53,21 @@ def reference_residuals(economy, reference, k, bump=None):
   """Residuals `[n, L, n_res]` in ergodic std of the reference at states `k` ergodic std, with
   quadrature expectations (float64); `bump` `[n_pol]` multiplies today's policies."""
   theta = reference.theta
-  std = economy.ergodic_std(tf.constant(theta)).numpy()
+  std = economy.ergodic_std(tf.constant(theta)).numpy()                   # [n, 1]
   n, L = len(theta), len(k)
-  state = (std[:, None] * np.asarray(k)[None]).reshape(-1)                 # [n*L]
+  state = (std[:, None, :] * np.asarray(k)[None, :, None]).reshape(n * L, 1)
   theta_b = np.repeat(theta, L, axis=0)
   x, w = time_iteration.trapezoid_normal(200)
-  eps = np.broadcast_to(x[:, None], (len(x), n * L))
+  eps = np.broadcast_to(x[:, None, None], (len(x), n * L, 1))
   nxt = economy.step(tf.constant(state), tf.constant(theta_b), tf.constant(eps)).numpy()
-  today = reference.policies(state.reshape(n, L)).reshape(n * L, -1)
-  tomorrow = np.stack([reference.policies(nxt[j].reshape(n, L)).reshape(n * L, -1)
+  today = reference.policies(state.reshape(n, L, 1)).reshape(n * L, -1)
+  tomorrow = np.stack([reference.policies(nxt[j].reshape(n, L, 1)).reshape(n * L, -1)
                        for j in range(len(x))])
   if bump is not None:
     today = today + bump * np.repeat(reference.scale(), L, axis=0)
   res = economy.equilibrium(tf.constant(state), tf.constant(theta_b), tf.constant(eps),
                             tf.constant(today), tf.constant(tomorrow), tf.constant(w))
-  return res.numpy().reshape(n, L, -1) / std[:, None, None]
+  return res.numpy().reshape(n, L, -1) / std[:, None, :]
 
 
 def test_reference_solves_the_equilibrium_and_an_error_shows(economy):
@@ -91,7 +97,8 @@ def test_export_round_trip_and_in_box(economy, tmp_path):
                              rtol=1e-5, atol=3e-7)
   in_box = tf.saved_model.load(path).signatures["in_box"]
   feeds = lambda th: {n: tf.constant(c, tf.float32) for n, c in zip(
-      economy.state_names + economy.param_names, [state.numpy()] + list(np.asarray(th).T))}
+      economy.state_names + economy.param_names,
+      list(state.numpy().T) + list(np.asarray(th).T))}
   assert in_box(**feeds(theta.numpy()))["in_box"].numpy().all()
   outside = theta.numpy().copy()
   outside[:, 0] = economy.box_high[0] + 1

@@ -34,10 +34,10 @@ def test_kalman_matches_joint_gaussian_density(observe_state):
 def test_state_space_reproduces_closed_form():
   theta = NK.draw_theta(5, tf.constant([0, 1])).numpy().astype(np.float64)
   space = NK.state_space(tf.constant(theta))
-  zeta = np.full(5, 0.01)
+  zeta = np.full((5, 1), 0.01)
   exact = NK.closed_form(tf.constant(zeta), tf.constant(theta)).numpy()
   np.testing.assert_allclose(space["loadings"].numpy()[:, :, 0] * 0.01, exact, rtol=1e-12)
-  np.testing.assert_allclose(space["initial_std"].numpy()[:, 0],
+  np.testing.assert_allclose(space["initial_std"].numpy(),
                              NK.ergodic_std(tf.constant(theta)).numpy(), rtol=1e-12)
 
 

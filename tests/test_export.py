@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
 def test_round_trip_matches_the_in_memory_policy(trained):
   model, path = trained
   theta = accuracy.draw_box(model.economy, 1000, seed=3)
-  state = model.economy.ergodic_std(theta) * tf.random.stateless_normal([1000], seed=[1, 2])
+  state = model.economy.ergodic_std(theta) * tf.random.stateless_normal([1000, 1], seed=[1, 2])
   loaded = export.LoadedPolicy(path)
   expected = model.policy(state, theta).numpy()
   # Float32 round-off: a few ulps (1.2e-7) of the largest output, as XLA-free serving and the

@@ -16,15 +16,16 @@ def grid(n, batch, seed):
 def test_grid_is_exact_for_a_smooth_integrand_at_every_shift():
   eps, w = grid(12, 500, 1)
   a = 0.5
-  value = tf.reduce_sum(w * tf.exp(a * eps), axis=0).numpy()          # [batch], one per shift
+  value = tf.reduce_sum(w * tf.exp(a * eps[..., 0]), axis=0).numpy()          # [batch], one per shift
   # exp(a^2/2), less the mass beyond the grid: +-(5 - h/2) at worst, 2.2e-5 of it at a = 0.5.
   np.testing.assert_allclose(value, np.exp(a * a / 2), rtol=3e-5)
-  assert np.ptp(eps.numpy(), axis=1).min() > 0                         # every point its own shift
+  assert eps.shape == (12, 500, 1)
+  assert np.ptp(eps.numpy()[..., 0], axis=1).min() > 0                         # every point its own shift
 
 
 def test_grid_is_unbiased_and_far_less_noisy_than_draws_at_a_kink():
   eps, w = grid(12, 20_000, 2)
-  value = tf.reduce_sum(w * tf.maximum(eps, 0.0), axis=0).numpy()      # E[max(eps, 0)]
+  value = tf.reduce_sum(w * tf.maximum(eps[..., 0], 0.0), axis=0).numpy()      # E[max(eps, 0)]
   truth = 1 / np.sqrt(2 * np.pi)
   # One shift's error has std ~0.011 (an O(h^2) corner cut), against 0.58 / sqrt(12) = 0.17 for
   # 12 Monte Carlo draws; over 20,000 shifts the mean is the integral to ~8e-5 (one std).
@@ -66,7 +67,7 @@ def test_level_term_recovers_a_persistent_inflation_error():
   d = 1e-3
   shifted = lambda s, t: economy.closed_form(s, t) + tf.constant([0.0, d])
   today, tomorrow = economy.policies(shifted, state, theta, eps)
-  std = economy.ergodic_std(theta)
+  std = economy.residual_scale(theta)                                  # [batch]
   residuals = economy.equilibrium(state, theta, eps, today, tomorrow) / std[:, None]
   level = model.level_errors(theta, state, eps, today, tomorrow, None, residuals).numpy()
   expected = np.stack([np.zeros(8), d / std.numpy()[::4]], axis=1)

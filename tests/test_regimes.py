@@ -31,7 +31,7 @@ def run_points(model, steps):
 def test_points_have_pinned_shapes(regime, options):
   model = make(regime, batch=50, mc=4, **options)
   for theta, state in run_points(model, 7):
-    assert theta.shape == (50, 8) and state.shape == (50,)
+    assert theta.shape == (50, 8) and state.shape == (50, 1)
     assert np.isfinite(state).all()
 
 
@@ -64,11 +64,11 @@ def test_stepped_states_have_the_ergodic_variance():
   n = 20_000
   model = make("stepping", fixed, batch=n, internal=1, num_steps=10, redraw_every=1)
   _, state = run_points(model, 30)[-1]                # 300 AR(1) steps: rho^300 ~ 4e-18
-  sigma_erg = float(fixed.ergodic_std(tf.constant(nk.calibration[None], tf.float32))[0])
+  sigma_erg = float(fixed.ergodic_std(tf.constant(nk.calibration[None], tf.float32))[0, 0])
   # The sample variance of n normal draws has relative std sqrt(2/(n-1)) = 1.0 %; 5 of those
   # is 5 %. The seed's [1, batch] x [batch] broadcast would give a [batch, batch] state or, with
   # a shock shared across points, a cross-section of variance ~0: both fail here.
-  assert state.shape == (n,)
+  assert state.shape == (n, 1)
   assert abs(state.var() / sigma_erg ** 2 - 1) < 5 * np.sqrt(2 / (n - 1))
   assert abs(state.mean()) < 5 * sigma_erg / np.sqrt(n)
 

@@ -29,8 +29,9 @@ def test_reproduces_the_nk_closed_form_from_zeros():
   # is the iteration's own error (measured 8.6e-12 relative).
   ref = ti.solve(nk, theta, n_grid=41, n_nodes=10, quadrature="hermite", init="zeros", tol=1e-13)
   assert ref.valid.all() and (ref.iterations > 20).all()
-  state = ref.std[:, None] * Z[None]
-  exact = nk.closed_form(tf.constant(state.reshape(-1)), tf.constant(np.repeat(theta, len(Z), 0)))
+  state = (ref.std[:, None] * Z[None])[..., None]                        # [3, len(Z), 1]
+  exact = nk.closed_form(tf.constant(state.reshape(-1, 1)),
+                         tf.constant(np.repeat(theta, len(Z), 0)))
   exact = exact.numpy().reshape(3, len(Z), 2)
   assert np.abs(ref.policies(state) - exact).max() < 1e-8 * np.abs(exact).max()
 
@@ -81,19 +82,19 @@ def test_marks_where_no_stable_equilibrium_exists():
 def test_residuals_vanish_at_the_grid_points(true_theta):
   x, w = ti.trapezoid_normal(40)        # the solver's default nodes
   grid = len(true_theta.grid)
-  state = tf.constant(true_theta.std[0] * true_theta.grid)
+  state = tf.constant(true_theta.std[0] * true_theta.grid[:, None])        # [grid, 1]
   theta = tf.constant(np.repeat(true_theta.theta, grid, 0))
-  eps = tf.constant(np.broadcast_to(x[:, None], (40, grid)).copy())
+  eps = tf.constant(np.broadcast_to(x[:, None, None], (40, grid, 1)).copy())
   today, tomorrow = ZLB.policies(true_theta.as_policy(), state, theta, eps)
   residuals = ZLB.equilibrium(state, theta, eps, today, tomorrow, tf.constant(w))
   assert np.abs(residuals.numpy()).max() < 1e-9   # measured 8e-11
 
 
 def test_euler_errors_rank_the_reference_above_the_linearised_policy(true_theta):
-  state = tf.constant(np.random.default_rng(0).normal(size=500) * true_theta.std[0])
+  state = tf.constant(np.random.default_rng(0).normal(size=(500, 1)) * true_theta.std[0])
   theta = tf.constant(np.repeat(true_theta.theta, 500, 0))
   ref = rank_zlb.euler_errors(ZLB, true_theta.as_policy(), state, theta, dtype=tf.float64)
-  linear = lambda s, t: tf.stack([a * s for a in ZLB.linearised(t)], axis=1)
+  linear = lambda s, t: tf.stack([a * s[:, 0] for a in ZLB.linearised(t)], axis=1)
   lin = rank_zlb.euler_errors(ZLB, linear, state, theta)
   # Measured: reference mean -6.2 (max -4.8), linearised mean -4.2 (max -1.9).
   assert ref.mean() < -5.5 and lin.mean() > -5 and lin.max() > -3

@@ -18,8 +18,8 @@ def serving_inputs(economy, n, seed=0):
   of float32 `[n]` arrays named as the serving signature's inputs."""
   rng = np.random.default_rng(seed)
   theta = rng.uniform(economy.box_low, economy.box_high, (n, economy.n_params))
-  std = np.asarray(economy.ergodic_std(theta)).reshape(n)
-  feeds = {economy.state_name: std * rng.standard_normal(n)}
+  std = np.asarray(economy.ergodic_std(theta))                        # [n, n_state]
+  feeds = dict(zip(economy.state_names, (std * rng.standard_normal(std.shape)).T))
   feeds.update(zip(economy.param_names, theta.T))
   return {k: v.astype(np.float32) for k, v in feeds.items()}
 
@@ -43,7 +43,7 @@ def run(s, out):
   economy = economies.get("nk")
   # The economy's closed form, compiled like the served graph: the same work without a network.
   closed_form = tf.function(economy.closed_form, jit_compile=True)
-  at = closed_form(tf.constant([0.01]), tf.constant(economy.calibration[None], tf.float32))
+  at = closed_form(tf.constant([[0.01]]), tf.constant(economy.calibration[None], tf.float32))
   check = dict(zip(economy.policy_names, at.numpy()[0].astype(float)))
   for name, value in CHECK_POINT.items():
     if abs(check[name] - value) > 5e-7:
@@ -60,7 +60,7 @@ def run(s, out):
     serve = tf.saved_model.load(path).signatures["serving_default"]
     load_s = time.perf_counter() - start
     served = median_rate(lambda: serve(**feeds), n, repeats)
-  state = feeds[economy.state_name]
+  state = tf.stack([feeds[n] for n in economy.state_names], axis=1)   # [n, n_state]
   theta = tf.stack([feeds[p] for p in economy.param_names], axis=1)
   closed_rate = median_rate(lambda: closed_form(state, theta).numpy(), n, repeats)
   out["serving"] = {"batch": n, "repeats": repeats, "network": f"{d.depth}x{d.width} "

@@ -1,10 +1,11 @@
 """The interface every economy implements, so regimes, apps and exports never see the economics.
 
-An economy has exogenous states (today one per economy: a state tensor is `[batch]`), a vector
-of structural parameters `theta` (`[batch, n_params]`, columns in `param_names` order) and a
-vector of policies (`[batch, n_policies]`, columns in `policy_names` order) in the units its
-residuals and the network work in. What a served model returns (`output_names`, e.g. levels and
-a derived interest rate) is `outputs(state, theta, policies)`.
+An economy has states (`[batch, n_state]`, columns in `state_names` order; nk and rank_zlb have
+one, the next economies several), shocks (`[..., batch, n_shock]`, columns in `shock_names`
+order), a vector of structural parameters `theta` (`[batch, n_params]`, columns in
+`param_names` order) and a vector of policies (`[batch, n_policies]`, columns in `policy_names`
+order) in the units its residuals and the network work in. What a served model returns
+(`output_names`, e.g. levels and a derived interest rate) is `outputs(state, theta, policies)`.
 
 Everything here is dtype-agnostic arithmetic, so the same residuals serve float32 training and
 a float64 reference solver (`nk_keras/reference`).
@@ -26,23 +27,25 @@ class Economy(abc.ABC):
 
   name: str
   param_names: tuple
-  state_names: tuple = ("zeta",)
-  shock_names: tuple = ("eps",)
+  state_names: tuple     # one column of a state tensor `[batch, n_state]` each
+  shock_names: tuple     # one column of an innovation tensor `[..., batch, n_shock]` each
   policy_names: tuple
   residual_names: tuple   # one equilibrium condition per policy
   box_low: np.ndarray    # [n_params]
   box_high: np.ndarray   # [n_params]
   calibration: np.ndarray  # [n_params]
   fixed = {}             # calibrated parameters that are not in theta: name -> value
-  # Sign of each policy's response to the state where it is known to hold over the whole box
-  # (an economic property, e.g. a demand shock raises output); None where it is not. It lets the
-  # network learn the log of that response ("ergodic_logslope").
+  # Sign of each policy's response to each state, `[n_state][n_policies]`, where it is known to
+  # hold over the whole box (an economic property, e.g. a demand shock raises output); None where
+  # it is not. It lets the network learn the log of that response ("ergodic_logslope").
   response_signs = None
   # How a policy error is assumed to carry over to tomorrow when residuals are mapped to the
-  # policy errors that cause them (`Regime.jacobian`): "proportional" to the state (a
-  # slope error: right for a policy linear in the state), a "level" shift, or "today" alone.
+  # policy errors that cause them (`Regime.jacobian`): "proportional" to the state (a slope
+  # error: right for a policy linear in the state; one state only), a "level" shift, or "today"
+  # alone.
   error_shape = "proportional"
-  # The accuracy metric's states, in ergodic std, and the state of the calibration check point.
+  # The accuracy metric's states, in ergodic std, and the state of the calibration check point
+  # (the metric is defined along one state: `require_one_state`).
   accuracy_levels = (-2.0, -1.0, 0.0, 1.0, 2.0)
   calibration_state = 0.01
   eval_theta = 20_000   # theta draws of the accuracy report by default
@@ -62,13 +65,24 @@ class Economy(abc.ABC):
     return len(self.param_names)
 
   @property
-  def state_name(self):
-    """The one state (every economy so far has one)."""
-    return self.state_names[0]
+  def n_state(self):
+    return len(self.state_names)
+
+  @property
+  def n_shock(self):
+    return len(self.shock_names)
+
+  def require_one_state(self, what):
+    """Raises a UserError naming `what` (a metric, a figure) unless the economy has one state:
+    for the code that is defined along one state."""
+    if self.n_state != 1:
+      raise UserError(f"{what} is defined for economies with one state; economy {self.name!r} "
+                      f"has {self.n_state} ({', '.join(self.state_names)})")
 
   @property
   def output_names(self):
-    return tuple(self.outputs(tf.zeros([1]), tf.constant(self.calibration[None], tf.float32),
+    return tuple(self.outputs(tf.zeros([1, self.n_state]),
+                              tf.constant(self.calibration[None], tf.float32),
                               tf.zeros([1, len(self.policy_names)])))
 
   def default_prior(self):
@@ -127,39 +141,56 @@ class Economy(abc.ABC):
     return tf.gather(candidates, order[:n])
 
   def draw_state(self, theta, seed):
-    """Ergodic draws of the state for each row of `theta`: `[batch]`."""
-    eps = tf.random.stateless_normal(tf.shape(theta)[:1], seed=seed)
-    return self.ergodic_std(theta) * eps
+    """Draws `[batch, n_state]` of each state from a normal law with its ergodic std, for each
+    row of `theta` (exactly ergodic for independent linear AR(1) states)."""
+    batch = tf.shape(theta)[0]
+    # Drawn and scaled flat, then reshaped: the numbers of a `[batch, n_state]` draw, and for one
+    # state exactly the graph of the `[batch]` draws states had before. XLA fuses the draw into
+    # its consumers, and a `[batch, 1]` graph compiles to code that rounds differently: short
+    # `fresh` runs would no longer give bitwise the same weights (BUILD_NOTES, "Design").
+    eps = tf.random.stateless_normal(tf.reshape(batch * self.n_state, [1]), seed=seed)
+    std = tf.reshape(self.ergodic_std(theta), [-1])
+    return tf.reshape(std * eps, tf.stack([batch, self.n_state]))
 
   def draw_shocks(self, mc, batch, seed, stratified=False):
-    """Antithetic standard-normal innovations `[mc, batch]`: rows k and k + mc/2 are negatives.
+    """Antithetic standard-normal innovations `[mc, batch, n_shock]`: rows k and k + mc/2 are
+    negatives.
 
     `stratified`: row k < mc/2 is drawn within the k-th of mc/2 equiprobable strata of the
-    normal law (one uniform per point shared by the strata), which leaves expectations unbiased
-    and cuts their noise for a nonlinear integrand far below plain draws' 1/mc.
+    normal law (one uniform per point and shock shared by the strata), which leaves
+    expectations unbiased and cuts their noise for a nonlinear integrand far below plain
+    draws' 1/mc. (With several shocks the strata are per shock: the joint draws are not
+    stratified in the product space.)
     """
+    # Drawn as `[., batch * n_shock]` and reshaped at the end (see `draw_state`).
+    flat = batch * self.n_shock
     if not stratified:
-      half = tfd.Normal(0.0, 1.0).sample([mc // 2, batch], seed=seed)
+      half = tfd.Normal(0.0, 1.0).sample([mc // 2, flat], seed=seed)
     else:
-      u = tf.random.stateless_uniform([1, batch], seed=seed, minval=1e-6, maxval=1 - 1e-6)
+      u = tf.random.stateless_uniform([1, flat], seed=seed, minval=1e-6, maxval=1 - 1e-6)
       k = tf.range(mc // 2, dtype=tf.float32)[:, None]
       half = tf.math.ndtri((k + u) / (mc // 2))
-    return tf.concat([half, -half], axis=0)
+    return tf.reshape(tf.concat([half, -half], axis=0), [mc, batch, self.n_shock])
 
   def shock_grid(self, n, batch, seed, span=5.0):
     """A randomly shifted trapezoid grid of the standard normal law, per point: innovations
-    `[n, batch]` on +-`span` spaced `h = 2 span / n`, shifted by one uniform per point, and
-    their weights `phi(eps) h` `[n, batch]`.
+    `[n, batch, 1]` on +-`span` spaced `h = 2 span / n`, shifted by one uniform per point, and
+    their weights `phi(eps) h` `[n, batch]`. One shock only (a product grid for several would
+    need n ** n_shock nodes).
 
     Over the shift, the weighted sum's mean is the expectation on +-`span` (the law's mass
     beyond is 6e-7 at 5); for a smooth integrand any one shift is already exact to
     ~exp(-2 pi^2 / h^2) and the mass beyond +-(span - h/2) (2e-6 for 12 nodes), and a kink
     leaves an O(h^2) error that the shift makes zero-mean: at 12 nodes E[max(eps, 0)] has std
     0.011 over shifts, 12 Monte Carlo draws 0.17 (tests/test_level_and_grid.py)."""
+    if self.n_shock != 1:
+      raise UserError(f"grid expectations are for one shock; economy {self.name!r} has "
+                      f"{self.n_shock}")
     h = 2.0 * span / n
     u = tf.random.stateless_uniform([1, batch], seed=seed)
-    eps = -span + (tf.range(n, dtype=tf.float32)[:, None] + u) * h
-    return eps, h * tf.exp(-0.5 * tf.square(eps)) / np.sqrt(2 * np.pi).astype(np.float32)
+    eps = -span + (tf.range(n, dtype=tf.float32)[:, None] + u) * h              # [n, batch]
+    weights = h * tf.exp(-0.5 * tf.square(eps)) / np.sqrt(2 * np.pi).astype(np.float32)
+    return eps[..., None], weights
 
   @staticmethod
   def expect(x, weights=None):
@@ -174,24 +205,36 @@ class Economy(abc.ABC):
 
   @abc.abstractmethod
   def ergodic_std(self, theta):
-    """Ergodic standard deviation of the state, `[batch]`: the state's natural scale."""
+    """Ergodic standard deviation of each state, `[batch, n_state]`: the states' natural scales
+    (the network's input normalisation, the draws of `draw_state`)."""
+
+  def residual_scale(self, theta):
+    """One natural size `[batch]` of the residuals (which are in state units): the "ergodic"
+    weightings divide residuals by it and `policy_scale` defaults to it. With one state its
+    ergodic std; an economy with several states says which scale its residuals have."""
+    if self.n_state != 1:
+      raise NotImplementedError(f"economy {self.name!r} has {self.n_state} states and must "
+                                f"define residual_scale")
+    return self.ergodic_std(theta)[:, 0]
 
   @abc.abstractmethod
   def step(self, state, theta, eps):
-    """Next period's state. `state` `[batch]`, `theta` `[batch, n_params]`, `eps` `[..., batch]`
-    -> `[..., batch]` (one next state per innovation)."""
+    """Next period's state. `state` `[batch, n_state]`, `theta` `[batch, n_params]`, `eps`
+    `[..., batch, n_shock]` -> `[..., batch, n_state]` (one next state per innovation)."""
 
   @abc.abstractmethod
   def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
     """Equilibrium-condition residuals `[batch, n_residuals]` (one per policy), in state units.
 
-    Pure arithmetic: `today` `[batch, n_policies]` are the policies at `state`, `tomorrow`
-    `[k, batch, n_policies]` those at `step(state, theta, eps)` for the `k` innovations `eps`
-    `[k, batch]`; expectations are `expect(., weights)` over the `k` axis.
+    Pure arithmetic: `state` `[batch, n_state]`, `today` `[batch, n_policies]` are the policies
+    at `state`, `tomorrow` `[k, batch, n_policies]` those at `step(state, theta, eps)` for the
+    `k` innovations `eps` `[k, batch, n_shock]`; expectations are `expect(., weights)` over the
+    `k` axis.
     """
 
   def outputs(self, state, theta, policies):
-    """What a served model returns: dict name -> `[batch]`; by default the policies."""
+    """What a served model returns: dict name -> `[batch]` for `state` `[batch, n_state]`; by
+    default the policies."""
     return {name: policies[:, j] for j, name in enumerate(self.policy_names)}
 
   def policies_from_outputs(self, outputs):
@@ -200,24 +243,29 @@ class Economy(abc.ABC):
 
   def policy_scale(self, theta):
     """Natural size of each policy's fluctuations, `[batch, n_policies]`, that the network's
-    outputs are multiplied by; by default the state's ergodic std for every policy."""
-    std = self.ergodic_std(theta)
+    outputs are multiplied by; by default `residual_scale` for every policy."""
+    std = self.residual_scale(theta)
     return tf.stack([std] * len(self.policy_names), axis=1)
 
   def relative_size(self, policy, theta, std):
-    """Size of each policy's response at one ergodic std, in ergodic std of the state
-    `[batch, n_policies]`, that the "relative" weighting divides errors by. By default the
-    network's own (no solution needed), |policy(std)| / std."""
-    return tf.abs(policy(std, theta)) / std[:, None]
+    """Size of each policy's response at one ergodic std, in units of `std` (`residual_scale`
+    `[batch]`), `[batch, n_policies]`, that the "relative" weighting divides errors by. By
+    default the network's own (no solution needed), |policy(std)| / std: one state only."""
+    if self.n_state != 1:
+      raise UserError(f"the 'relative' weighting needs economy {self.name!r} (several states) "
+                      f"to define relative_size")
+    return tf.abs(policy(std[:, None], theta)) / std[:, None]
 
   def policies(self, policy, state, theta, eps):
     """Policies today `[batch, n_pol]` and tomorrow `[mc, batch, n_pol]` from one network call.
 
-    `policy(state [n], theta [n, n_params]) -> [n, n_policies]`; `eps` is `[mc, batch]`.
+    `policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]`; `state` is
+    `[batch, n_state]`, `eps` `[mc, batch, n_shock]`.
     """
     mc, batch = tf.shape(eps)[0], tf.shape(eps)[1]
-    state_next = self.step(state, theta, eps)                                 # [mc, batch]
-    points = tf.concat([state, tf.reshape(state_next, [-1])], axis=0)         # [(1+mc)*batch]
+    state_next = self.step(state, theta, eps)                       # [mc, batch, n_state]
+    points = tf.concat([state, tf.reshape(state_next, [-1, self.n_state])],
+                       axis=0)                                      # [(1+mc)*batch, n_state]
     thetas = tf.tile(theta, tf.stack([1 + mc, 1]))                            # rows follow points
     out = policy(points, thetas)                                              # [(1+mc)*batch, n_pol]
     tomorrow = tf.reshape(out[batch:], tf.stack([mc, batch, tf.shape(out)[1]]))
@@ -229,7 +277,8 @@ class Economy(abc.ABC):
     return self.equilibrium(state, theta, eps, today, tomorrow)
 
   def closed_form(self, state, theta):
-    """Exact policies `[batch, n_policies]`, or None where the economy has no closed form."""
+    """Exact policies `[batch, n_policies]` at `state` `[batch, n_state]`, or None where the
+    economy has no closed form."""
     return None
 
   def reference(self, theta, progress=False):
@@ -237,9 +286,13 @@ class Economy(abc.ABC):
     `nk_keras.reference.Reference` (closed form or time iteration) that accuracy is measured
     against."""
     from nk_keras.reference import ClosedFormReference
-    if self.closed_form(tf.zeros([1]), tf.constant(self.calibration[None], tf.float32)) is None:
+    if not self.has_closed_form():
       raise NotImplementedError(f"economy {self.name!r} has no reference solution")
     return ClosedFormReference(self, theta)
+
+  def has_closed_form(self):
+    return self.closed_form(tf.zeros([1, self.n_state]),
+                            tf.constant(self.calibration[None], tf.float32)) is not None
 
   def accuracy_extras(self, policy):
     """Economy-specific accuracy statistics of `policy` (JSON-ready dict merged into the
@@ -249,9 +302,10 @@ class Economy(abc.ABC):
   def state_space(self, theta):
     """Linear-Gaussian state-space form of the solution, for an exact (Kalman) likelihood.
 
-    Returns a dict of tensors for `theta` `[n, n_params]`: `transition` `[n, 1, 1]`,
-    `innovation_std` `[n, 1]`, `loadings` `[n, n_policies, 1]` (policies = loadings @ state)
-    and `initial_std` `[n, 1]` (the ergodic std). Economies without a linear closed form (a
+    Returns a dict of tensors for `theta` `[n, n_params]`: `transition` `[n, n_state,
+    n_state]`, `innovation_std` `[n, n_state]`, `loadings` `[n, n_policies, n_state]`
+    (policies = loadings @ state) and `initial_std` `[n, n_state]` (the ergodic std; the
+    filters' states are independent at the start). Economies without a linear closed form (a
     zero lower bound, say) raise NotImplementedError; particle filter, surrogate and MCMC
     do not need it.
     """

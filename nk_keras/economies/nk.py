@@ -12,7 +12,8 @@ from nk_keras.economies.base import Economy
 class NewKeynesian(Economy):
   name = "nk"
   param_names = ("beta", "sigma", "eta", "phi", "phi_pi", "phi_y", "rho_a", "sigma_a")
-  state_name = "zeta"
+  state_names = ("zeta",)
+  shock_names = ("eps",)
   policy_names = ("X", "Pi")
   residual_names = ("Euler", "NKPC")
   # Box of KMR's public code (their paper's Table 1 has eta in 1-4).
@@ -21,7 +22,7 @@ class NewKeynesian(Economy):
   calibration = np.array([0.97, 2.0, 1.125, 0.7, 1.875, 0.25, 0.875, 0.06])
   # A higher natural rate raises the output gap and inflation everywhere in the box: with
   # phi_pi > 1 > rho_a the Taylor rule leans against it, never overturns it.
-  response_signs = (1.0, 1.0)
+  response_signs = ((1.0, 1.0),)
 
   def kappa(self, p):
     """Slope of the Phillips curve, from a dict of `[batch]` parameters."""
@@ -34,14 +35,14 @@ class NewKeynesian(Economy):
 
   def ergodic_std(self, theta):
     p = self.unpack(theta)
-    return tf.abs(self.innovation_scale(p)) / tf.sqrt(1 - p["rho_a"] ** 2)
+    return (tf.abs(self.innovation_scale(p)) / tf.sqrt(1 - p["rho_a"] ** 2))[:, None]
 
   def step(self, state, theta, eps):
-    p = self.unpack(theta)  # each [batch]; broadcasts against eps [..., batch]
-    return p["rho_a"] * state + self.innovation_scale(p) * eps
+    p = self.unpack(theta)  # each [batch]; [batch, 1] broadcasts against eps [..., batch, 1]
+    return p["rho_a"][:, None] * state + self.innovation_scale(p)[:, None] * eps
 
   def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
-    zeta = state                                                  # [batch]
+    zeta = state[:, 0]                                            # [batch]
     X, Pi = today[:, 0], today[:, 1]                              # [batch]
     EX = self.expect(tomorrow[..., 0], weights)                   # [batch]
     EPi = self.expect(tomorrow[..., 1], weights)
@@ -57,13 +58,13 @@ class NewKeynesian(Economy):
          + self.kappa(p) * (p["phi_pi"] - rho))
     a = (1 - beta * rho) / D
     b = self.kappa(p) / D
-    return tf.stack([a * state, b * state], axis=-1)
+    return tf.stack([a * state[:, 0], b * state[:, 0]], axis=-1)
 
   def state_space(self, theta):
     p = self.unpack(theta)
-    one = tf.ones_like(p["rho_a"])
+    one = tf.ones_like(p["rho_a"])[:, None]                       # [n, 1]
     loadings = self.closed_form(one, theta)                       # [n, 2]: policy per unit zeta
     return {"transition": p["rho_a"][:, None, None],
             "innovation_std": tf.abs(self.innovation_scale(p))[:, None],
             "loadings": loadings[:, :, None],
-            "initial_std": self.ergodic_std(theta)[:, None]}
+            "initial_std": self.ergodic_std(theta)}

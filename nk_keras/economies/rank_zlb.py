@@ -54,7 +54,7 @@ class RankZLB(Economy):
   fixed = FIXED
   # A preference shock raises demand today: hours and inflation rise with zeta everywhere, at the
   # ZLB more steeply (the rate cannot fall to lean against a fall in zeta).
-  response_signs = (1.0, 1.0)
+  response_signs = ((1.0, 1.0),)
   # Residuals are mapped to policy errors by time iteration's Newton step (tomorrow held): on a
   # trained network these implied errors correlate with the true errors (0.55 for N, 0.29 for
   # Pi) where a persistent level error's Jacobian, near-singular in places, does not (-0.28,
@@ -87,11 +87,11 @@ class RankZLB(Economy):
 
   def ergodic_std(self, theta):
     p = self.unpack(theta)
-    return p["sigma_zeta"] / tf.sqrt(1 - p["rho_zeta"] ** 2)
+    return (p["sigma_zeta"] / tf.sqrt(1 - p["rho_zeta"] ** 2))[:, None]
 
   def step(self, state, theta, eps):
-    p = self.unpack(theta)  # each [batch]; broadcasts against eps [..., batch]
-    return p["rho_zeta"] * state + p["sigma_zeta"] * eps
+    p = self.unpack(theta)  # each [batch]; [batch, 1] broadcasts against eps [..., batch, 1]
+    return p["rho_zeta"][:, None] * state + p["sigma_zeta"][:, None] * eps
 
   def notional_log_rate(self, theta, today):
     """log of the Taylor rule's rate before the ZLB `[...]`, for `theta` `[..., n_params]` and
@@ -111,7 +111,7 @@ class RankZLB(Economy):
     n1, pi1 = tomorrow[..., 0], tomorrow[..., 1]                  # [k, batch]
     log_R = self.log_rate(theta, today)
     # Euler in logs: log(beta R / Pibar) + log E[exp(zeta' - zeta - sigma (n' - n) - pi')] = 0.
-    zeta_change = self.step(state, theta, eps) - state            # [k, batch]
+    zeta_change = (self.step(state, theta, eps) - state)[..., 0]  # [k, batch]
     euler = (math.log(f["beta"]) - f["log_Pibar"] + log_R
              + tf.math.log1p(self.expect(tf.math.expm1(
                  zeta_change - f["sigma"] * (n1 - n) - pi1), weights)))
@@ -136,7 +136,7 @@ class RankZLB(Economy):
 
   def policy_scale(self, theta):
     a, b = self.linearised(theta)
-    return tf.stack([tf.abs(a), tf.abs(b)], axis=1) * self.ergodic_std(theta)[:, None]
+    return tf.stack([tf.abs(a), tf.abs(b)], axis=1) * self.ergodic_std(theta)
 
   def relative_size(self, policy, theta, std):
     # The linearised response, not the network's own: a level offset (the ZLB's deflationary
@@ -174,8 +174,8 @@ def zlb_frequency(reference):
 
 
 def euler_errors(economy, policy, state, theta, n_nodes=80, dtype=tf.float32):
-  """Unit-free Euler-equation errors log10|1 - C_implied / C| `[m]` (Judd) of
-  `policy(state [m], theta [m, P]) -> [m, n_pol]`, called with `dtype` tensors (float32 for a
+  """Unit-free Euler-equation errors log10|1 - C_implied / C| `[m]` (Judd) at `state` `[m, 1]`
+  of `policy(state [m, 1], theta [m, P]) -> [m, n_pol]`, called with `dtype` tensors (float32 for a
   network; float64 for `TimeIterationReference.as_policy()`); the expectation by quadrature in
   float64.
 
@@ -189,7 +189,7 @@ def euler_errors(economy, policy, state, theta, n_nodes=80, dtype=tf.float32):
   state = tf.cast(state, tf.float64)
   theta = tf.cast(theta, tf.float64)
   m = tf.shape(state)[0]
-  eps = tf.broadcast_to(tf.constant(x)[:, None], [n_nodes, m])
+  eps = tf.broadcast_to(tf.constant(x)[:, None, None], tf.stack([n_nodes, m, 1]))
   call = lambda s, t: tf.cast(policy(tf.cast(s, dtype), tf.cast(t, dtype)), tf.float64)
   today, tomorrow = economy.policies(call, state, theta, eps)
   r = economy.equilibrium(state, theta, eps, today, tomorrow, tf.constant(w))[:, 0]
@@ -208,8 +208,8 @@ def policy_zlb_frequency(economy, policy, theta, n_points=6001, span=6.0):
   ergodic std, linear in between (`probability_negative`)."""
   theta = np.asarray(theta, np.float64)
   z = np.linspace(-span, span, n_points)
-  std = float(economy.ergodic_std(tf.constant(theta[None]))[0])
-  values = np.asarray(policy(tf.constant(z * std, tf.float32),
+  std = float(economy.ergodic_std(tf.constant(theta[None]))[0, 0])
+  values = np.asarray(policy(tf.constant(z[:, None] * std, tf.float32),
                              tf.constant(np.repeat(theta[None], n_points, 0), tf.float32)),
                       np.float64)
   from nk_keras.reference.time_iteration import probability_negative
@@ -232,8 +232,9 @@ def zlb_accuracy(economy, policy, theta=None, reference=None, draws=EULER_DRAWS,
   frequency_ref = float(zlb_frequency(reference)[0])
   frequency_nn = policy_zlb_frequency(economy, policy, theta)
   levels = np.asarray(economy.accuracy_levels, np.float64)
-  notional = economy.notional_log_rate(theta[None], reference.policies(levels[None] * std)[0])
-  state = np.random.default_rng(seed).standard_normal(draws) * std
+  notional = economy.notional_log_rate(
+      theta[None], reference.policies(levels[None, :, None] * std)[0])
+  state = np.random.default_rng(seed).standard_normal(draws)[:, None] * std       # [draws, 1]
   thetas = np.repeat(theta[None], draws, 0)
 
   def stats(errors):

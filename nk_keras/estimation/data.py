@@ -1,7 +1,7 @@
 """Observed data for estimation: simulated from a policy, or read from a user's CSV.
 
 A dataset is `Observations(names, y [T, n_obs], me_var [n_obs])`: the observables (policy names
-such as `X`, `Pi`, optionally the state `zeta`), one row per period, in model units (log
+such as `X`, `Pi`, optionally the states such as `zeta`), one row per period, in model units (log
 deviations), and the measurement-error variance assumed for each series. KMR fix the
 measurement-error variance at a share of each series' variance (5 % in the paper, 10 % in their
 code) rather than estimate it; so do we, and the variances travel with the data.
@@ -41,16 +41,16 @@ class Observations:
 
 
 def observable_names(economy, observe_state=False):
-  return tuple(economy.policy_names) + ((economy.state_name,) if observe_state else ())
+  return tuple(economy.policy_names) + (tuple(economy.state_names) if observe_state else ())
 
 
 def observe(economy, names, state, policies):
-  """Stacks the named observables from `state` `[...]` and `policies` `[..., n_pol]`:
+  """Stacks the named observables from `state` `[..., n_state]` and `policies` `[..., n_pol]`:
   `[..., n_obs]`. Works on NumPy arrays and tensors alike."""
   columns = []
   for name in names:
-    if name == economy.state_name:
-      columns.append(state)
+    if name in economy.state_names:
+      columns.append(state[..., economy.state_names.index(name)])
     else:
       columns.append(policies[..., economy.policy_names.index(name)])
   if isinstance(state, np.ndarray):
@@ -72,9 +72,9 @@ def simulate(economy, policy, theta, periods=100, me_share=0.1, observe_state=Fa
   variance is `me_share` times each clean series' sample variance. The state starts from its
   ergodic distribution (the filters assume a stationary start)."""
   names = observable_names(economy, observe_state)
-  zeta = simulation.state_paths(economy, theta, periods, 1, seed, "ergodic")[:, 0]  # [T]
-  policies = simulation.evaluate(policy, zeta, theta).astype(np.float64)            # [T, n_pol]
-  clean = observe(economy, names, zeta.astype(np.float64), policies)                # [T, n_obs]
+  states = simulation.state_paths(economy, theta, periods, 1, seed, "ergodic")[:, 0]  # [T, S]
+  policies = simulation.evaluate(policy, states, theta).astype(np.float64)            # [T, n_pol]
+  clean = observe(economy, names, states.astype(np.float64), policies)                # [T, n_obs]
   me_var = me_share * clean.var(axis=0)
   noise = np.random.default_rng([seed, 7]).standard_normal(clean.shape)
   y = clean + np.sqrt(me_var) * noise
@@ -108,7 +108,7 @@ def read_csv(path, economy, me_share=0.1):
   if missing:
     raise DataError(f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(header)}); "
                     f"expected {', '.join(economy.policy_names)} and optionally "
-                    f"{economy.state_name}")
+                    f"{', '.join(economy.state_names)}")
   if len(set(header)) != len(header):
     raise DataError(f"{path}: repeated column names in the header")
   columns = [header.index(n) for n in names]

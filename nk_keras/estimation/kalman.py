@@ -21,18 +21,22 @@ DTYPE = tf.float64
 
 def observation_matrix(economy, names, space):
   """`[n, n_obs, n_state]` rows of the observables: policy loadings or the state itself."""
-  loadings = space["loadings"]                                          # [n, n_pol, 1]
-  eye = tf.ones_like(loadings[:, :1, :])                                # [n, 1, 1]
-  rows = [eye if n == economy.state_name else loadings[:, economy.policy_names.index(n)][:, None]
-          for n in names]
-  return tf.concat(rows, axis=1)
+  loadings = space["loadings"]                                          # [n, n_pol, n_state]
+  ones = tf.ones_like(loadings[:, :1, :])                               # [n, 1, n_state]
+
+  def row(name):
+    if name in economy.state_names:   # the state itself: a unit row
+      return ones * tf.one_hot(economy.state_names.index(name), economy.n_state,
+                               dtype=loadings.dtype)
+    return loadings[:, economy.policy_names.index(name)][:, None]
+  return tf.concat([row(n) for n in names], axis=1)
 
 
 def state_space_model(economy, observations, theta):
   """TFP `LinearGaussianStateSpaceModel` with batch shape `[n_theta]` for `theta` `[n_theta, P]`."""
   theta = tf.convert_to_tensor(theta, DTYPE)
   space = economy.state_space(theta)
-  H = observation_matrix(economy, observations.names, space)            # [n, n_obs, 1]
+  H = observation_matrix(economy, observations.names, space)            # [n, n_obs, n_state]
   n_state = space["transition"].shape[-1]
   zeros = tf.zeros_like(space["innovation_std"])                        # [n, n_state]
   me_std = tf.constant(np.sqrt(observations.me_var), DTYPE)             # [n_obs]

@@ -1,7 +1,8 @@
 """Bootstrap particle filter driven by a policy, vectorised over particles and parameter vectors.
 
 One compiled call evaluates the log-likelihood of `n_theta` parameter vectors with
-`n_particles` particles each: particles live in a `[n_theta, n_particles]` grid and the policy
+`n_particles` particles each: particles live in a `[n_theta, n_particles, n_state]` grid (flat
+`[n_theta * n_particles, n_state]` where the economy and the policy see them) and the policy
 is called once per period on all `n_theta * n_particles` points. It needs only the economy's
 state step and ergodic std and a policy (network, export or closed form), so it works for
 economies without a linear solution.
@@ -41,12 +42,13 @@ def systematic_resample(log_weights, u):
 def log_likelihood_fn(economy, policy, observations, n_particles):
   """A compiled `(theta [n_theta, P] float32, seed [2] int32) -> log-likelihood [n_theta]`.
 
-  `policy(state [m], theta [m, P]) -> [m, n_policies]`. Measurement error is Gaussian with
+  `policy(state [m, n_state], theta [m, P]) -> [m, n_policies]`. Measurement error is Gaussian with
   the variances of `observations.me_var`.
   """
   y = tf.constant(observations.y, tf.float32)                             # [T, n_obs]
   me_var = tf.constant(observations.me_var, tf.float32)                   # [n_obs]
   T, N = observations.periods, int(n_particles)
+  S = economy.n_state
   names = observations.names
   log_norm = -0.5 * tf.reduce_sum(tf.math.log(2 * math.pi * me_var))
   log_N = math.log(N)
@@ -56,10 +58,11 @@ def log_likelihood_fn(economy, policy, observations, n_particles):
     theta = tf.convert_to_tensor(theta, tf.float32)
     n = tf.shape(theta)[0]
     theta_p = tf.repeat(theta, N, axis=0)                                 # [n*N, P] theta-major
-    tile = lambda draws: tf.tile(draws, [n])                              # [N] -> [n*N]
-    eps0 = tf.random.stateless_normal([N], seed=tf.random.experimental.stateless_fold_in(seed, 0))
+    tile = lambda draws: tf.tile(draws, [n, 1])                           # [N, k] -> [n*N, k]
+    eps0 = tf.random.stateless_normal([N, S],
+                                      seed=tf.random.experimental.stateless_fold_in(seed, 0))
     # Economy.draw_state's ergodic draw, with the normals shared across thetas.
-    state = economy.ergodic_std(theta_p) * tile(eps0)                     # [n*N]
+    state = economy.ergodic_std(theta_p) * tile(eps0)                     # [n*N, S]
     loglik = tf.zeros([n], tf.float32)
     for t in tf.range(T):
       seeds = tf.random.experimental.stateless_split(
@@ -71,8 +74,9 @@ def log_likelihood_fn(economy, policy, observations, n_particles):
       loglik += tf.reduce_logsumexp(log_w, axis=1) - log_N
       u = tf.random.stateless_uniform([], seed=seeds[0])
       ancestors = systematic_resample(log_w, u)                           # [n, N]
-      state = tf.reshape(tf.gather(tf.reshape(state, [n, N]), ancestors, batch_dims=1), [-1])
-      eps = tf.random.stateless_normal([N], seed=seeds[1])
+      state = tf.reshape(tf.gather(tf.reshape(state, [n, N, S]), ancestors, batch_dims=1),
+                         [-1, S])
+      eps = tf.random.stateless_normal([N, economy.n_shock], seed=seeds[1])
       state = economy.step(state, theta_p, tile(eps))
     return loglik
   return fn

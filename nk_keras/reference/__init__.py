@@ -2,7 +2,7 @@
 
 A `Reference` holds the solution at `n` parameter vectors `theta` `[n, n_params]` (NumPy
 float64) and answers in the economy's policy units:
-  `policies(state [n, m]) -> [n, m, n_policies]`   the reference policy at any states,
+  `policies(state [n, m, n_state]) -> [n, m, n_policies]`   the reference policy at any states,
   `scale() -> [n, n_policies]`                     the denominator of the accuracy metric,
   `valid` `[n]` bool                               whether a solution exists at each theta.
 """
@@ -32,11 +32,12 @@ class ClosedFormReference(Reference):
 
   def policies(self, state):
     state = np.asarray(state, np.float64)
-    n, m = state.shape
+    n, m, k = state.shape
     theta = np.repeat(self.theta, m, axis=0)                                # [n*m, P]
-    out = self.economy.closed_form(tf.constant(state.reshape(-1)), tf.constant(theta))
+    out = self.economy.closed_form(tf.constant(state.reshape(-1, k)), tf.constant(theta))
     return out.numpy().reshape(n, m, -1)
 
   def scale(self):
-    std = self.economy.ergodic_std(tf.constant(self.theta)).numpy()
+    """|policy| `[n, n_pol]` with every state at one ergodic std (the metric is one-state)."""
+    std = self.economy.ergodic_std(tf.constant(self.theta)).numpy()         # [n, n_state]
     return np.abs(self.policies(std[:, None])[:, 0])

@@ -31,9 +31,9 @@ def solve_and_write(economy, overrides, out, points=11):
 
   def table(k):
     zeta = k * ref.std[0]
-    policies = ref.policies(zeta[None])[0]
+    policies = ref.policies(zeta[None, :, None])[0]
     levels = {n: v.numpy() for n, v in economy.outputs(
-        tf.constant(zeta), tf.constant(np.repeat(theta[None], len(k), 0)),
+        tf.constant(zeta[:, None]), tf.constant(np.repeat(theta[None], len(k), 0)),
         tf.constant(policies)).items()}
     zlb = economy.notional_log_rate(theta[None], policies) < 0
     return zeta, levels, zlb

@@ -1,5 +1,11 @@
 """Time iteration: a float64 reference solution for any economy with one standard-normal state.
 
+One-dimensional in the state by design (a grid in z): `solve` refuses economies with several
+states or shocks by name. Its interface speaks the library's shapes: the economy is called with
+states `[b, 1]` and innovations `[K, b, 1]`; `TimeIterationReference.policies` takes states
+`[n, m, 1]` and `as_policy()` is called with `[m, 1]`. Internally the grid, `std` `[n]` and
+`policies_z(z [n, m])` are one-dimensional.
+
 For each theta the policies live on a grid uniform in `z = state / ergodic_std(theta)` on
 `[-span, span]`. One iteration takes the previous iterate as tomorrow's policy (linear
 interpolation in z, linear extrapolation beyond the ends), evaluates the expectation over the
@@ -18,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
+from nk_keras.errors import UserError
 from nk_keras.reference import Reference
 
 DTYPE = tf.float64
@@ -65,12 +72,13 @@ def _solve_linear(J, F):
 
 
 def initial_policies(economy, state, theta):
-  """Warm start `[b, n_pol]`: the closed form, else the linearised slopes, else zeros."""
+  """Warm start `[b, n_pol]` at `state` `[b, 1]`: the closed form, else the linearised slopes,
+  else zeros."""
   exact = economy.closed_form(state, theta)
   if exact is not None:
     return exact
   if hasattr(economy, "linearised"):
-    return tf.stack([s * state for s in economy.linearised(theta)], axis=1)
+    return tf.stack([s * state[:, 0] for s in economy.linearised(theta)], axis=1)
   return tf.zeros([tf.shape(state)[0], len(economy.policy_names)], state.dtype)
 
 
@@ -92,9 +100,9 @@ def _chunk_function(economy, n_pol, newton_steps, tol, bound, jit_compile):
   def run_chunk(V, active, ok, iters, steps, state, theta, eps, weights, lo, frac):
     n, G = tf.shape(V)[0], tf.shape(V)[1]
     b = n * G
-    state_b = tf.reshape(state, [b])
+    state_b = tf.reshape(state, [b, 1])
     theta_b = tf.repeat(theta, G, axis=0)
-    eps_b = tf.broadcast_to(eps[:, None], tf.stack([tf.shape(eps)[0], b]))
+    eps_b = tf.broadcast_to(eps[:, None, None], tf.stack([tf.shape(eps)[0], b, 1]))
     offset = tf.cast(tf.range(n) * G, i64)[None, :, None]
     left = tf.reshape(lo + offset, [-1, b])                                 # [K, b]
     right_w = tf.reshape(frac, [-1, b])[:, :, None]
@@ -132,6 +140,7 @@ def solve(economy, theta, block=16, progress=False, **options):
   default sizes holds ~20 MB of [G, K] arrays; per-element speed is best near 1M elements);
   returns one TimeIterationReference. `options`: those of `solve_block`."""
   from tqdm import tqdm
+  one_dimensional(economy)
   started = time.perf_counter()
   theta = np.asarray(theta, np.float64).reshape(-1, economy.n_params)
   parts = []
@@ -162,22 +171,23 @@ def solve_block(economy, theta, n_grid=401, n_nodes=40, quadrature="trapezoid", 
   The loop runs `chunk` iterations per graph call; between calls the thetas that are done
   (converged or failed) are dropped from the batch.
   """
+  one_dimensional(economy)
   started = time.perf_counter()
   theta = np.asarray(theta, np.float64).reshape(-1, economy.n_params)
   n, G, n_pol = theta.shape[0], n_grid, len(economy.policy_names)
   grid = np.linspace(-span, span, G)
   x, w = QUADRATURES[quadrature](n_nodes)
-  std = economy.ergodic_std(tf.constant(theta, DTYPE)).numpy()              # [n]
+  std = economy.ergodic_std(tf.constant(theta, DTYPE)).numpy()[:, 0]        # [n]
   state = std[:, None] * grid[None, :]                                       # [n, G]
-  eps = np.broadcast_to(x[:, None], (n_nodes, n * G))
-  nxt = economy.step(tf.constant(state.reshape(-1)), tf.constant(np.repeat(theta, G, axis=0)),
+  eps = np.broadcast_to(x[:, None, None], (n_nodes, n * G, 1))
+  nxt = economy.step(tf.constant(state.reshape(-1, 1)), tf.constant(np.repeat(theta, G, axis=0)),
                      tf.constant(eps)).numpy().reshape(n_nodes, n, G)
   lo, frac = _interp_index(nxt / std[None, :, None], span, G)               # [K, n, G]
 
   if init == "zeros":
     V = np.zeros([n, G, n_pol])
   else:
-    V = initial_policies(economy, tf.constant(state.reshape(-1)),
+    V = initial_policies(economy, tf.constant(state.reshape(-1, 1)),
                          tf.constant(np.repeat(theta, G, axis=0))).numpy().reshape(n, G, n_pol)
   active, ok, iters = np.ones(n, bool), np.ones(n, bool), np.zeros(n, np.int32)
   run_chunk = _chunk_function(economy, n_pol, newton_steps, float(tol), float(bound), jit_compile)
@@ -195,6 +205,13 @@ def solve_block(economy, theta, n_grid=401, n_nodes=40, quadrature="trapezoid", 
             f"{time.perf_counter() - started:.1f} s", flush=True)
   return TimeIterationReference(economy, theta, grid, V, ok & ~active, iters,
                                 seconds=time.perf_counter() - started)
+
+
+def one_dimensional(economy):
+  """Raises a UserError unless `economy` has one state and one shock (the grid is in z)."""
+  if economy.n_state != 1 or economy.n_shock != 1:
+    raise UserError(f"time iteration is one-dimensional in the state: economy {economy.name!r} "
+                    f"has {economy.n_state} state(s) and {economy.n_shock} shock(s)")
 
 
 def probability_negative(z, g):
@@ -227,7 +244,7 @@ class TimeIterationReference(Reference):
     self.valid = valid
     self.iterations = iterations
     self.seconds = seconds
-    self.std = economy.ergodic_std(tf.constant(theta, DTYPE)).numpy()       # [n]
+    self.std = economy.ergodic_std(tf.constant(theta, DTYPE)).numpy()[:, 0]  # [n]
     self.span = grid[-1]
 
   def policies_z(self, z):
@@ -239,8 +256,8 @@ class TimeIterationReference(Reference):
     return left + (right - left) * frac[..., None]
 
   def policies(self, state):
-    """Policies `[n, m, n_pol]` (float64) at states `[n, m]`, row i at theta i."""
-    return self.policies_z(np.asarray(state, np.float64) / self.std[:, None])
+    """Policies `[n, m, n_pol]` (float64) at states `[n, m, 1]`, row i at theta i."""
+    return self.policies_z(np.asarray(state, np.float64)[..., 0] / self.std[:, None])
 
   def ergodic_weights(self, n_points=4001):
     """A fine z grid `[m]` on [-span, span] and normal weights `[m]` summing to one (Simpson's
@@ -270,7 +287,7 @@ class TimeIterationReference(Reference):
     return probability_negative(self.grid, fn(self.values))
 
   def as_policy(self):
-    """`policy(state [m], theta [m, P]) -> [m, n_pol]` (float64 tensors) for thetas among this
+    """`policy(state [m, 1], theta [m, P]) -> [m, n_pol]` (float64 tensors) for thetas among this
     reference's rows (nearest row in box units): the form networks are called in."""
     span = np.where(self.economy.box_high > self.economy.box_low,
                     self.economy.box_high - self.economy.box_low, 1.0)
@@ -278,7 +295,7 @@ class TimeIterationReference(Reference):
       state, theta = np.asarray(state, np.float64), np.asarray(theta, np.float64)
       dist = (((theta[:, None, :] - self.theta[None]) / span) ** 2).sum(-1)
       rows = np.argmin(dist, axis=1)
-      z = state / self.std[rows]
+      z = state[:, 0] / self.std[rows]
       lo, frac = _interp_index(z, self.span, len(self.grid))
       left, right = self.values[rows, lo], self.values[rows, lo + 1]
       return tf.constant(left + (right - left) * frac[:, None], DTYPE)
