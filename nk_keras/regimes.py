@@ -193,8 +193,8 @@ class Regime(keras.Model):
 
   def level_errors(self, theta, state, eps, today, tomorrow, weights, residuals):
     """Each theta group's persistent level error `[batch / level_states, n_pol]` (in
-    `residual_scale`): the group's mean residual `[n_res]` solved against its mean response to a policy
-    shifted by the same amount today and tomorrow.
+    `residual_scale`): the group's mean residual `[n_res]` solved against its mean response to a
+    policy shifted by the same amount today and tomorrow.
 
     A policy error that persists moves the residuals far less than one made today alone (the
     NKPC by 1 - beta of an inflation level error), and time iteration's Newton step sees most
@@ -212,9 +212,9 @@ class Regime(keras.Model):
     constant for the gradient.
 
     Solving `J e = r` point by point (a Newton step) maps residuals to the policy errors (in
-    `residual_scale`) that cause them, undoing the conditioning of the equilibrium conditions, which
-    varies by orders of magnitude across the box and hides some error directions from a plain
-    residual loss. Shapes: "proportional" to the (one) state, `e * state / std`, taken at one
+    `residual_scale`) that cause them, undoing the conditioning of the equilibrium conditions,
+    which varies by orders of magnitude across the box and hides some error directions from a
+    plain residual loss. Shapes: "proportional" to the (one) state, `e * state / std`, taken at one
     ergodic std (at the point's own state it would vanish with the state); a "level" shift `e`
     today and tomorrow; or an error `e` "today" alone, tomorrow's policy held (time iteration's
     Newton step). The economy's `error_shape` is the one its residuals are mapped with.

@@ -16,11 +16,11 @@ def grid(n, batch, seed):
 def test_grid_is_exact_for_a_smooth_integrand_at_every_shift():
   eps, w = grid(12, 500, 1)
   a = 0.5
-  value = tf.reduce_sum(w * tf.exp(a * eps[..., 0]), axis=0).numpy()          # [batch], one per shift
+  value = tf.reduce_sum(w * tf.exp(a * eps[..., 0]), axis=0).numpy()   # one per shift
   # exp(a^2/2), less the mass beyond the grid: +-(5 - h/2) at worst, 2.2e-5 of it at a = 0.5.
   np.testing.assert_allclose(value, np.exp(a * a / 2), rtol=3e-5)
   assert eps.shape == (12, 500, 1)
-  assert np.ptp(eps.numpy()[..., 0], axis=1).min() > 0                         # every point its own shift
+  assert np.ptp(eps.numpy()[..., 0], axis=1).min() > 0   # every point its own shift
 
 
 def test_grid_is_unbiased_and_far_less_noisy_than_draws_at_a_kink():
@@ -87,7 +87,8 @@ def test_level_term_enters_the_loss_with_its_weight():
   heavy = level_regime(G=4, level_weight=10.0)
   heavy.policy.net.set_weights(model.policy.net.get_weights())
   loss10, mse10, level10 = heavy.residual_loss(theta, state, eps)
-  np.testing.assert_allclose(float(loss10), float(tf.reduce_sum(mse10) + 10 * tf.reduce_sum(level10)),
+  np.testing.assert_allclose(float(loss10),
+                             float(tf.reduce_sum(mse10) + 10 * tf.reduce_sum(level10)),
                              rtol=1e-5)
 
 
