@@ -14,6 +14,8 @@ name (`Economy.require_one_state`).
 import numpy as np
 import tensorflow as tf
 
+from nk_keras.reference import ClosedFormReference
+
 
 def draw_box(economy, n, seed):
   """`n` thetas uniform on the box `[n, n_params]`, inside the economy's domain, whatever prior
@@ -21,30 +23,45 @@ def draw_box(economy, n, seed):
   return economy.sample_inside(economy.uniform_prior(), n, tf.constant([seed, 7], tf.int32))
 
 
+class Points:
+  """The metric's points, solved once: thetas uniform on the box where an equilibrium exists
+  (`n_theta` draws; those where the reference finds no solution, rare, are dropped and counted
+  in `n_dropped`), the states at `economy.accuracy_levels` ergodic std, and the reference's
+  policies and scales there. `errors(policy)` measures any policy on them."""
+
+  def __init__(self, economy, n_theta=None, seed=0, progress=False):
+    economy.require_one_state("the accuracy metric")
+    self.economy, self.seed = economy, seed
+    n_theta = n_theta or economy.eval_theta
+    theta = draw_box(economy, n_theta, seed).numpy().astype(np.float64)  # [n, P]
+    reference = economy.reference(theta, progress=progress)
+    valid = reference.valid
+    self.levels = tuple(economy.accuracy_levels)
+    std = economy.ergodic_std(tf.constant(theta)).numpy()[:, 0]           # [n]: the one state
+    state = (std[:, None] * np.array(self.levels)[None])[..., None]       # [n, L, 1]
+    self.exact = reference.policies(state)[valid]                         # [n, L, n_pol]
+    self.scale = reference.scale()[valid]                                 # [n, n_pol]
+    self.theta, self.std, self.state = theta[valid], std[valid], state[valid]
+    self.n_dropped = int(n_theta - self.theta.shape[0])
+    self.reference_kind = ("policy at 1 ergodic std" if isinstance(reference, ClosedFormReference)
+                           else "the reference's ergodic std")
+
+  def errors(self, policy):
+    """`[L, n, n_pol]`: |policy - reference| in percent of the reference's scale."""
+    theta32 = tf.constant(np.repeat(self.theta, len(self.levels), axis=0), tf.float32)
+    approx = np.asarray(policy(tf.constant(self.state.reshape(-1, 1), tf.float32), theta32),
+                        np.float64).reshape(self.exact.shape)
+    errors = 100 * np.abs(approx - self.exact) / self.scale[:, None, :]  # [n, L, n_pol]
+    return np.transpose(errors, (1, 0, 2))
+
+
 def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
-  """Scale-normalised errors and residual statistics as a JSON-ready dict (errors in percent).
-
-  `n_theta` draws of theta (default `economy.eval_theta`: what its reference solves in minutes).
-
-  Thetas where the reference finds no solution (inside the domain, rare) are dropped and
-  counted in `n_theta_no_reference`."""
-  economy.require_one_state("the accuracy metric")
-  n_theta = n_theta or economy.eval_theta
-  theta = draw_box(economy, n_theta, seed).numpy().astype(np.float64)   # [n, P]
-  reference = economy.reference(theta, progress=progress)
-  valid = reference.valid
-  levels = tuple(economy.accuracy_levels)
-  std = economy.ergodic_std(tf.constant(theta)).numpy()[:, 0]           # [n]: the one state
-  state = (std[:, None] * np.array(levels)[None])[..., None]            # [n, L, 1]
-  exact = reference.policies(state)[valid]                              # [n, L, n_pol]
-  scale = reference.scale()[valid]                                      # [n, n_pol]
-  theta, std, state = theta[valid], std[valid], state[valid]
-  n = theta.shape[0]
-  theta32 = tf.constant(np.repeat(theta, len(levels), axis=0), tf.float32)
-  approx = np.asarray(policy(tf.constant(state.reshape(-1, 1), tf.float32), theta32),
-                      np.float64).reshape(exact.shape)
-  errors = 100 * np.abs(approx - exact) / scale[:, None, :]             # [n, L, n_pol] in %
-  errors = np.transpose(errors, (1, 0, 2))                              # [L, n, n_pol]
+  """Scale-normalised errors and residual statistics as a JSON-ready dict (errors in percent),
+  on `Points(economy, n_theta, seed)` (`n_theta` default `economy.eval_theta`: what its
+  reference solves in minutes)."""
+  points = Points(economy, n_theta, seed, progress)
+  errors = points.errors(policy)                                         # [L, n, n_pol]
+  theta, std, levels, n = points.theta, points.std, points.levels, points.theta.shape[0]
   theta_t = tf.constant(theta, tf.float32)
   std_t = tf.constant(std, tf.float32)
   eps = economy.draw_shocks(mc, n, tf.constant([seed, 8], tf.int32))
@@ -63,12 +80,9 @@ def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
   residuals = {name: {"mean_log10": float(log10_res[..., j].mean()),
                       "max_log10": float(log10_res[..., j].max())}
                for j, name in enumerate(economy.residual_names)}
-  from nk_keras.reference import ClosedFormReference
-  scale_text = ("policy at 1 ergodic std" if isinstance(reference, ClosedFormReference)
-                else "the reference's ergodic std")
-  return {"economy": economy.name, "scale": scale_text, "n_theta": n, "n_theta_no_reference":
-          int(n_theta - n), "seed": seed, "levels": list(levels), "errors_pct": summary,
-          "errors_pct_by_level": per_level, "residuals_log10": residuals,
+  return {"economy": economy.name, "scale": points.reference_kind, "n_theta": n,
+          "n_theta_no_reference": points.n_dropped, "seed": seed, "levels": list(levels),
+          "errors_pct": summary, "errors_pct_by_level": per_level, "residuals_log10": residuals,
           "calibration": calibration_point(economy, policy),
           **economy.accuracy_extras(policy),
           "_raw": {"theta": theta, "errors_pct": errors}}

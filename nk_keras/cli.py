@@ -279,3 +279,13 @@ def options_from_flags(options_class, flag_values=None):
   flag_values = flags.FLAGS if flag_values is None else flag_values
   return options_class(**{f.name: flag_values[f.name].value
                           for f in dataclasses.fields(options_class) if f.name in flag_values})
+
+
+def options_from_args(options_class, checks, args):
+  """An `options_class` from command-line `args` (`--flagfile` included) parsed by a fresh set
+  of its flags, with their checks: how a script reads a shipped config (configs/)."""
+  from absl import flags
+  values = flags.FlagValues()
+  define_flags(options_class, checks, module="options", flag_values=values)
+  values(["options", *args])
+  return options_from_flags(options_class, values)

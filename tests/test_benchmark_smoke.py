@@ -57,15 +57,19 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert math.isclose(row["samples_per_s"], row["batch"] * row["steps_per_s"])
 
   tta = results["time_to_accuracy"]["rows"]
-  assert sorted(tta) == ["cached", "stepping"]
+  assert sorted(tta) == ["nk KMR's configuration", "nk stepping", "rank_zlb fresh (stage 1 flags)"]
+  assert tta["nk KMR's configuration"]["options"]["normalization"] == "kmr"
+  assert tta["rank_zlb fresh (stage 1 flags)"]["options"]["economy"] == "rank_zlb"
   for name, row in tta.items():
     assert row["steps_run"] > 0 and positive(row["train_s"]) and positive(row["steps_per_s"])
-    assert sorted(row["thresholds_pct"]) == ["0.2", "1"]
-    for hit in row["thresholds_pct"].values():
+    assert sorted(row["reached"]) == ["0.1", "0.3", "1", "bar"]
+    for hit in row["reached"].values():
       assert isinstance(hit["reached"], bool)
       if hit["reached"]:
         assert positive(hit["train_s"]) and hit["step"] > 0
-    assert positive(row["best"]["X"]) and positive(row["best"]["Pi"])
+    final = row["final"]
+    assert set(final["mean"]) == set(final["p95"]) and all(map(positive, final["mean"].values()))
+    assert ("cal" in final) == (row["economy"] == "nk")
     assert row["trace"] and row["trace"][-1]["step"] == row["steps_run"]
 
   serving = results["serving"]

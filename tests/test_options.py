@@ -27,9 +27,7 @@ def train_flags():
 
 
 def parse(*args):
-  values = train_flags()
-  values(["train", *args])
-  return cli.options_from_flags(training.TrainOptions, values)
+  return cli.options_from_args(training.TrainOptions, training.CHECKS, args)
 
 
 def test_every_option_with_help_is_a_flag_with_its_default_and_help():

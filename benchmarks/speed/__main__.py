@@ -4,12 +4,13 @@
                       5 x 64 CELU), against KMR's PyTorch code on the same machine
   2 flops             achieved matmul FLOP/s of a gradient step against the measured matmul peak
   3 scaling           steps/s and samples/s over batch x mc (fresh regime, default network)
-  4 time_to_accuracy  wall time until the mean scale-normalised error of X and Pi is below 1 %
-                      and 0.2 % (the shipped schedules of `stepping` and `cached`, stopped early)
+  4 time_to_accuracy  wall time until the mean scale-normalised error of every policy is below
+                      1, 0.3 and 0.1 % and until the bar is met: nk's regimes at the train app's
+                      defaults, KMR's configuration to its end, rank_zlb's first stage
   5 serving           evaluations/s of an exported SavedModel against the economy's closed form
                       (compiled TensorFlow)
 
-  python -m benchmarks.speed                     # all sections, under 10 min on 2 cores
+  python -m benchmarks.speed                     # all sections, about 50 min on 2 cores
   python -m benchmarks.speed --sections=1,2      # a subset
   python -m benchmarks.speed --smoke             # every section at tiny sizes, about a minute (CI)
 
@@ -47,30 +48,36 @@ flags.DEFINE_integer("repeats", 3, "Timed repeats per configuration in sections 
 flags.DEFINE_integer("scaling_points", 1_000_000, "Network points, batch * (1 + mc), per timed "
                      "repeat in section 3: fewer steps for the larger configurations.",
                      lower_bound=1)
-flags.DEFINE_float("max_minutes", 3.0, "Wall-time budget per regime in section 4, evaluations "
-                   "included (so it bounds the section); reported times exclude evaluations.",
+flags.DEFINE_list("tta_regimes", ["stepping", "fresh", "internal", "cached"], "Regimes of "
+                  "section 4's nk rows (each at the train app's defaults otherwise).")
+flags.DEFINE_bool("tta_rank_zlb", True, "Section 4 also trains rank_zlb (its shipped first "
+                  "stage's flags) for --zlb_minutes.")
+flags.DEFINE_float("max_minutes", 5.0, "Wall-time budget per nk row in section 4, evaluations "
+                   "included (KMR's configuration gets --kmr_minutes).", lower_bound=0.0)
+flags.DEFINE_float("kmr_minutes", 20.0, "Wall-time budget of KMR's configuration in section 4 "
+                   "(it runs its whole schedule well within it on 2 cores).", lower_bound=0.0)
+flags.DEFINE_float("zlb_minutes", 15.0, "Wall-time budget of the rank_zlb row in section 4.",
                    lower_bound=0.0)
-flags.DEFINE_integer("schedule_steps", 30_000, "Gradient steps of the learning-rate schedule in "
-                     "section 4: the shipped models' cosine schedule, compressed to a run that "
-                     "fits the budget (a multiple of 100).", lower_bound=100)
 flags.DEFINE_integer("eval_every", 1000, "Gradient steps between accuracy evaluations in "
                      "section 4 (below 100 or a multiple of 100).", lower_bound=1)
-flags.DEFINE_integer("eval_theta", 2000, "Theta draws per accuracy evaluation in section 4.",
-                     lower_bound=100)
+flags.DEFINE_integer("eval_theta", 2000, "Theta draws per nk accuracy evaluation in section 4.",
+                     lower_bound=1)
+flags.DEFINE_integer("zlb_eval_theta", 100, "Theta draws of the rank_zlb accuracy evaluations "
+                     "in section 4 (solved once by time iteration).", lower_bound=1)
 flags.DEFINE_integer("serve_batch", 100_000, "Points per served-policy call in section 5.",
                      lower_bound=1)
 flags.DEFINE_integer("matmul_size", 2048, "Side of the large square matmul that measures the "
                      "peak in section 2.", lower_bound=1)
 
 flags.register_validator("steps", lambda v: v % 100 == 0, "--steps must be a multiple of 100")
-flags.register_validator("schedule_steps", lambda v: v % 100 == 0,
-                         "--schedule_steps must be a multiple of 100")
 flags.register_validator("eval_every", lambda v: v < 100 or v % 100 == 0,
                          "--eval_every must be below 100 or a multiple of 100")
 
 # `--smoke`: seconds per section (most of it compilation), every code path still taken.
-SMOKE = dict(steps=200, repeats=2, scaling_points=100_000, max_minutes=5 / 60, eval_every=100,
-             eval_theta=500, serve_batch=10_000, matmul_size=512, schedule_steps=1000)
+SMOKE = dict(steps=200, repeats=2, scaling_points=100_000, max_minutes=5 / 60,
+             kmr_minutes=5 / 60, zlb_minutes=5 / 60, eval_every=100, eval_theta=500,
+             zlb_eval_theta=4, tta_regimes=["stepping"], tta_rank_zlb=True,
+             serve_batch=10_000, matmul_size=512)
 
 
 def settings():
@@ -78,6 +85,9 @@ def settings():
   s = {name: FLAGS[name].value for name in SMOKE}
   if FLAGS.smoke:
     s.update({k: v for k, v in SMOKE.items() if not FLAGS[k].present})
+  s["max_minutes"] = {"nk": s["max_minutes"], "kmr": s.pop("kmr_minutes"),
+                      "rank_zlb": s.pop("zlb_minutes")}
+  s["eval_theta"] = {"nk": s["eval_theta"], "rank_zlb": s.pop("zlb_eval_theta")}
   s["grid"] = ((100, 1000), (2,)) if FLAGS.smoke else ((100, 1000, 10_000), (2, 10, 50))
   s["scaling_repeats"] = 1            # after a warm-up: keeps section 3 near a minute
   s["chain"] = 100 if FLAGS.smoke else 500      # network-shaped matmuls per compiled call
