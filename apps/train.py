@@ -1,6 +1,6 @@
 """Train an extended policy network, export it, and report its accuracy.
 
-  python -m apps.train --regime=stepping --iterations=2000 --out=runs/stepping
+  python -m apps.train --regime=stepping --iterations=10000 --out=runs/stepping
   python -m apps.train --flagfile=configs/nk_stepping.flags --out=runs/nk_stepping
 
 A run that is interrupted (Ctrl-C, kill) resumes from its last checkpoint when the same command
