@@ -2,17 +2,20 @@
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from nk_keras import training
+from nk_keras import callbacks, training
 from nk_keras.network import ExtendedPolicy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -132,3 +135,37 @@ def test_a_fit_ruined_without_a_blow_up_is_stopped(tmp_path):
     training.run(options, str(tmp_path / "run"), log_every=100, verbose=False)
   assert "--lr" in str(e.value)
   assert not (tmp_path / "run" / "policy.keras").exists()
+
+
+class ScriptedProbe:
+  """Stands in for a regime: `probe_loss` returns the scripted values in turn."""
+
+  def __init__(self, values):
+    self.values = iter(values)
+    self.optimizer = types.SimpleNamespace(iterations=tf.Variable(0), learning_rate=1e-3)
+
+  def probe_loss(self):
+    return next(self.values)
+
+
+@pytest.mark.parametrize("values, stops_at", [
+    # start 1, best 1e-4: a 20x spike (2e-3) keeps most of the fall and passes; 0.05 does not.
+    ([1.0, 1e-3, 1e-4, 2e-3, 3e-4, 0.05], 5),
+    # 15x its best but below the geometric mean of best and start (0.01): never stops.
+    ([1.0, 1e-4, 1.5e-3, 1e-4], None),
+    # Early in a fit (best 0.1): back above that geometric mean but only 5x its best: passes.
+    ([1.0, 0.1, 0.5, 0.1], None),
+    # NaN stops at once.
+    ([1.0, 1e-2, math.nan], 2),
+])
+def test_probe_guard_stops_an_undone_fit_not_a_spike(values, stops_at):
+  guard = callbacks.StopOnDivergence()
+  guard.set_model(ScriptedProbe(values))
+  guard.on_train_begin()
+  for check in range(1, len(values)):
+    if check == stops_at:
+      with pytest.raises(callbacks.Diverged, match="probe batch"):
+        guard.check_probe()
+      return
+    guard.check_probe()
+  assert stops_at is None
