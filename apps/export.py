@@ -47,9 +47,10 @@ def main(argv):
   if FLAGS.format == "onnx":
     from nk_keras import onnx_export
     check = onnx_export.convert(FLAGS.model, FLAGS.out, overwrite=FLAGS.overwrite)
-    print("largest difference from the SavedModel on 1,000 random points: " + ", ".join(
-        f"{name} {c['max_abs_diff']:.2g} (|{name}| up to {c['max_abs']:.2g})"
-        for name, c in check.items()))
+    print(f"largest difference from the SavedModel on {check['in_box']['points']:,} random "
+          f"points: " + ", ".join(f"{name} {c['max_abs_diff']:.2g} (|{name}| up to "
+                                  f"{c['max_abs']:.2g})" for name, c in check["outputs"].items())
+          + f"; in_box the same at every point ({check['in_box']['inside']:,} inside)")
     print(f"ONNX model at {FLAGS.out}")
     return
   from nk_keras import accuracy, export

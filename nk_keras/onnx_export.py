@@ -3,7 +3,9 @@ Python, C++ or the browser, Julia's ONNXRunTime.jl, MATLAB).
 
 The graph keeps the contract of `serving_default` (nk_keras/export.py): one float32 `[batch]`
 input per name in `state_names + param_names` and one float32 `[batch]` output per name in
-`output_names`, `batch` one symbolic dimension shared by all. The SavedModel's
+`output_names`, `batch` one symbolic dimension shared by all; and it adds the SavedModel's
+second signature as one more output, bool `[batch]` `in_box` (false outside the box or where
+the economy has no equilibrium: such a point's policies mean nothing). The SavedModel's
 `assets/metadata.json` travels in the model's metadata (`metadata_props["nk_keras"]`). The
 converter is tf2onnx (BUILD_NOTES.md, "ONNX"); every conversion is checked against the SavedModel
 with onnxruntime before it is written.
@@ -33,9 +35,13 @@ class ConversionError(RuntimeError):
 
 def check_inputs(economy, n, seed=0):
   """`n` random points as a dict name -> float32 `[n]`: theta uniform on the box (the domain
-  ignored: the graph must agree everywhere it may be fed), the state at -3..3 ergodic std."""
+  ignored: the graph must agree everywhere it may be fed) but for every tenth point, which has
+  one parameter just below the box (so `in_box` is checked on both sides), the state at -3..3
+  ergodic std."""
   rng = np.random.default_rng(seed)
   theta = rng.uniform(economy.box_low, economy.box_high, (n, economy.n_params))
+  outside, which = np.arange(0, n, 10), rng.integers(0, economy.n_params, -(-n // 10))
+  theta[outside, which] = (economy.box_low - 0.01 * (economy.box_high - economy.box_low))[which]
   std = np.asarray(economy.ergodic_std(theta.astype(np.float32))).reshape(n, -1)
   feeds = {name: std[:, min(j, std.shape[1] - 1)] * rng.uniform(-3, 3, n)
            for j, name in enumerate(economy.state_names)}
@@ -45,16 +51,17 @@ def check_inputs(economy, n, seed=0):
 
 def convert(model, out, overwrite=False, check_points=1000, seed=0):
   """Converts the policy SavedModel at `model` to an ONNX file `out` (an existing file replaced,
-  with `overwrite`, only once the new graph is written and checked). Returns the check: per
-  output the largest absolute difference from the SavedModel on `check_points` random points,
-  and that output's largest magnitude."""
+  with `overwrite`, only once the new graph is written and checked). Returns the check on
+  `check_points` random points (`compare`)."""
   import onnx
   policy = export.LoadedPolicy(model)   # refuses what is not a policy of the contract
   if os.path.isdir(out):
     raise UserError(f"{out!r} is a directory; --out names the .onnx file to write")
   if os.path.exists(out) and not overwrite:
     raise UserError(f"{out!r} exists; pass --overwrite to replace it")
-  proto = _convert(model)
+  with tempfile.TemporaryDirectory() as combined:
+    _with_in_box(policy, combined)
+    proto = _convert(combined, name=os.path.basename(os.path.normpath(model)))
   _check_contract(proto, policy)
   entry = proto.metadata_props.add()
   entry.key, entry.value = METADATA_KEY, json.dumps(policy.metadata)
@@ -73,7 +80,25 @@ def convert(model, out, overwrite=False, check_points=1000, seed=0):
   return check
 
 
-def _convert(model):
+def _with_in_box(policy, path):
+  """Saves at `path` a SavedModel whose one signature returns `serving_default`'s outputs and
+  `in_box`'s: tf2onnx converts one signature of a TF2 SavedModel, and variables only from one."""
+  import tensorflow as tf
+  serve, in_box = policy.fn, policy.in_box_fn
+  names = policy.input_names
+
+  def both(*inputs):
+    feeds = dict(zip(names, inputs))
+    return {**serve(**feeds), **in_box(**feeds)}
+
+  module = tf.Module()
+  module.loaded = policy.loaded   # tracked, so its variables are saved with the new graph
+  module.both = tf.function(both, input_signature=[tf.TensorSpec([None], tf.float32, name=n)
+                                                   for n in names], autograph=False)
+  tf.saved_model.save(module, path, signatures={"serving_default": module.both})
+
+
+def _convert(model, name):
   """tf2onnx on `serving_default`: an `onnx.ModelProto` with the signature's names."""
   import logging
   import tensorflow as tf
@@ -89,7 +114,7 @@ def _convert(model):
         model, None, None, tag="serve", signatures=["serving_default"],
         return_tensors_to_rename=True)
     proto, _ = tf2onnx.convert.from_graph_def(
-        graph_def, name=os.path.basename(os.path.normpath(model)), input_names=inputs,
+        graph_def, name=name, input_names=inputs,
         output_names=outputs, opset=OPSET, tensors_to_rename=renames)
   finally:
     tf.get_logger().setLevel(level)
@@ -103,15 +128,17 @@ def _convert(model):
 
 def _check_contract(proto, policy):
   """ConversionError unless `proto`'s inputs and outputs are the signature's, float32 `[batch]`,
-  and every node is a standard ONNX operator (tf2onnx leaves an op it cannot convert in place)."""
+  and `in_box`, bool `[batch]`, and every node is a standard ONNX operator (tf2onnx leaves an op
+  it cannot convert in place)."""
   import onnx
-  float32 = onnx.TensorProto.FLOAT
-  for kind, values, names in (("inputs", proto.graph.input, policy.input_names),
-                              ("outputs", proto.graph.output, policy.output_names)):
+  float32, boolean = onnx.TensorProto.FLOAT, onnx.TensorProto.BOOL
+  for kind, values, want in (
+      ("inputs", proto.graph.input, {n: (float32, ["batch"]) for n in policy.input_names}),
+      ("outputs", proto.graph.output, {**{n: (float32, ["batch"]) for n in policy.output_names},
+                                       "in_box": (boolean, ["batch"])})):
     got = {v.name: (v.type.tensor_type.elem_type,
                     [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim])
            for v in values}
-    want = {n: (float32, ["batch"]) for n in names}
     if got != want:
       raise ConversionError(f"the ONNX graph's {kind} {got} are not the signature's {want}")
   foreign = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node
@@ -122,15 +149,20 @@ def _check_contract(proto, policy):
 
 def compare(policy, path, n, seed=0):
   """Runs the ONNX file at `path` and `policy`'s `serving_default` on the same `n` random
-  points; ConversionError if they differ beyond float32 round-off. Returns per output
-  {"max_abs_diff", "max_abs"}."""
+  points (and `in_box` against the SavedModel's `in_box`); ConversionError if they differ beyond
+  float32 round-off (`in_box`: at all). Returns {"outputs": per float output {"max_abs_diff",
+  "max_abs"}, "in_box": {"points", "inside"}}."""
   import onnxruntime
   import tensorflow as tf
   feeds = check_inputs(policy.economy, n, seed)
   session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
   got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
-  want = {k: v.numpy() for k, v in policy.fn(**{k: tf.constant(v) for k, v in feeds.items()})
-          .items()}
+  tensors = {k: tf.constant(v) for k, v in feeds.items()}
+  want = {k: v.numpy() for k, v in policy.fn(**tensors).items()}
+  inside = policy.in_box_fn(**tensors)["in_box"].numpy()
+  if not np.array_equal(got["in_box"], inside):
+    raise ConversionError(f"the ONNX graph's in_box differs from the SavedModel's at "
+                          f"{int(np.sum(got['in_box'] != inside))} of {n} points")
   check = {}
   for name, w in want.items():
     g = got[name]
@@ -140,4 +172,4 @@ def compare(policy, path, n, seed=0):
       raise ConversionError(f"the ONNX graph's {name} differs from the SavedModel's by up to "
                             f"{np.max(diff):.3g} (largest |{name}| {scale:.3g})")
     check[name] = {"max_abs_diff": float(np.max(diff)), "max_abs": scale}
-  return check
+  return {"outputs": check, "in_box": {"points": n, "inside": int(inside.sum())}}

@@ -57,9 +57,10 @@ def served(tmp_path_factory):
       economy = ECONOMIES[json.load(f)["economy"]]()
     feeds = onnx_export.check_inputs(economy, POINTS, seed=1)
     np.savez(work / f"{name}_in.npz", **feeds)
-    serve = tf.saved_model.load(model).signatures["serving_default"]
-    expected[name] = (feeds, {k: v.numpy() for k, v in
-                              serve(**{k: tf.constant(v) for k, v in feeds.items()}).items()})
+    signatures = tf.saved_model.load(model).signatures
+    tensors = {k: tf.constant(v) for k, v in feeds.items()}
+    expected[name] = (feeds, {k: v.numpy() for signature in ("serving_default", "in_box")
+                              for k, v in signatures[signature](**tensors).items()})
   proc = subprocess.run([sys.executable, "-I", "serve.py", *SHIPPED], cwd=work,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0 and f"served {len(SHIPPED)}" in proc.stdout, proc.stderr[-3000:]
@@ -74,6 +75,10 @@ def test_every_economy_ships_a_model():
 def test_onnxruntime_without_tensorflow_reproduces_the_saved_model(served, name):
   feeds, want, got = served[name]
   assert sorted(got) == sorted(want)
+  # The in_box signature as one more output: the same verdict at every point, both kinds met.
+  inside = want.pop("in_box")
+  assert got["in_box"].dtype == bool and np.array_equal(got["in_box"], inside)
+  assert 0.5 < inside.mean() < 1.0, inside.mean()
   for output, w in want.items():
     g = got[output]
     assert g.dtype == np.float32 and g.shape == w.shape == (POINTS,), (output, g.dtype, g.shape)
@@ -94,10 +99,10 @@ def test_the_graph_keeps_the_contract(served, tmp_path):
   proto = onnx.load(str(path))
   for value in list(proto.graph.input) + list(proto.graph.output):
     tensor = value.type.tensor_type
-    assert tensor.elem_type == onnx.TensorProto.FLOAT
+    want = onnx.TensorProto.BOOL if value.name == "in_box" else onnx.TensorProto.FLOAT
+    assert tensor.elem_type == want, value.name
     assert [d.dim_param for d in tensor.shape.dim] == ["batch"], value.name
-  assert [v.name for v in proto.graph.output] == ["N", "Pi", "R"] or \
-      sorted(v.name for v in proto.graph.output) == ["N", "Pi", "R"]
+  assert sorted(v.name for v in proto.graph.output) == ["N", "Pi", "R", "in_box"]
   meta = json.loads({p.key: p.value for p in proto.metadata_props}["nk_keras"])
   assert meta["economy"] == "rank_zlb" and meta["signature"]["outputs"] == ["N", "Pi", "R"]
 
