@@ -208,9 +208,10 @@ class LoadedPolicy:
       loaded = tf.saved_model.load(path)
     except Exception as e:  # TF raises many types for a corrupt file; all mean the same here
       raise ModelError(f"cannot load the SavedModel at {path!r}: {str(e).splitlines()[0]}")
-    for signature in ("serving_default", "in_box"):
-      if signature not in loaded.signatures:
-        raise ModelError(f"{path!r} has no {signature} signature")
+    if "serving_default" not in loaded.signatures:
+      raise ModelError(f"{path!r} has no serving_default signature")
+    if "in_box" not in loaded.signatures:
+      raise ModelError(f"{path!r} is not a policy export of this project (no in_box signature)")
     self.loaded = loaded
     self.fn = loaded.signatures["serving_default"]
     self.in_box_fn = loaded.signatures["in_box"]

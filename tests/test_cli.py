@@ -104,19 +104,23 @@ def test_an_app_on_bad_input_prints_exactly_one_line(tmp_path):
 
 
 class _NotAPolicy(tf.Module):
-  """A SavedModel with one serving signature that is not a policy: `inputs` named like the
-  estimation's likelihood surrogate, one output."""
+  """A SavedModel with the two signatures of a policy export that is not a policy: `inputs`
+  named like the estimation's likelihood surrogate, one output (so only the metadata and the
+  signature's names can tell)."""
 
   def __init__(self, inputs):
     super().__init__()
     spec = [tf.TensorSpec([None], tf.float32, name=n) for n in inputs]
     self.serve = tf.function(lambda *x: {"log_likelihood": tf.add_n(list(x))},
                              input_signature=spec)
+    self.in_box = tf.function(lambda *x: {"in_box": tf.math.is_finite(tf.add_n(list(x)))},
+                              input_signature=spec)
 
 
 def save_not_a_policy(path, inputs, metadata):
   module = _NotAPolicy(inputs)
-  tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+  tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve,
+                                                     "in_box": module.in_box})
   if metadata is not None:
     os.makedirs(path / "assets", exist_ok=True)
     (path / export.METADATA).write_text(json.dumps(metadata))
@@ -139,6 +143,13 @@ def foreign_models(tmp_path_factory):
 def test_loading_a_saved_model_that_is_not_a_policy_is_a_model_error(foreign_models, kind):
   with pytest.raises(export.ModelError, match="not a policy export"):
     export.LoadedPolicy(foreign_models[kind])
+
+
+def test_a_saved_model_without_in_box_is_not_a_policy(tmp_path):
+  module = _NotAPolicy(["x"])
+  tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
+  with pytest.raises(export.ModelError, match="not a policy export .*no in_box signature"):
+    export.LoadedPolicy(str(tmp_path))
 
 
 def test_apps_refuse_a_saved_model_that_is_not_a_policy(foreign_models, tmp_path):
