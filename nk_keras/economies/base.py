@@ -241,6 +241,35 @@ class Economy(abc.ABC):
     """Inverse of `outputs`: dict name -> `[batch]` -> policies `[batch, n_policies]`."""
     return tf.stack([outputs[name] for name in self.policy_names], axis=1)
 
+  # What an estimation observes (`observe`): the economy's own series (by default its policies),
+  # whether they need last period's policies (a growth rate does), and the units a data file
+  # holds them in (for error messages).
+  observables = None
+  observes_previous = False
+  observable_units = "model units (log deviations: 0.01 is 1 %)"
+
+  def observable_names(self, observe_state=False):
+    """The series of an estimation's data, in `observe`'s order: the economy's `observables`,
+    then, if `observe_state`, the states (KMR's NK code observes zeta)."""
+    own = tuple(self.observables or self.policy_names)
+    return own + (tuple(self.state_names) if observe_state else ())
+
+  def measure(self, theta, policies, previous):
+    """The economy's own observables without measurement error: dict name -> `[...]` from
+    `theta` `[..., n_params]`, this period's `policies` `[..., n_pol]` and last period's
+    `previous` (same shape; used only if `observes_previous`). By default the policies."""
+    return {name: policies[..., j] for j, name in enumerate(self.policy_names)}
+
+  def observe(self, names, state, theta, policies, previous=None):
+    """The observables `names` (of `observable_names(True)`) `[..., n_obs]` at `state`
+    `[..., n_state]`: the states themselves or `measure`'s series. Tensors or NumPy arrays
+    (returns a tensor)."""
+    if self.observes_previous and previous is None:
+      raise ValueError(f"economy {self.name!r} observes a change: last period's policies needed")
+    series = self.measure(theta, policies, previous)
+    return tf.stack([state[..., self.state_names.index(n)] if n in self.state_names
+                     else series[n] for n in names], axis=-1)
+
   def policy_scale(self, theta):
     """Natural size of each policy's fluctuations, `[batch, n_policies]`, that the network's
     outputs are multiplied by; by default `residual_scale` for every policy."""
