@@ -1,6 +1,8 @@
 """Estimation library: data files, the Kalman likelihood, the particle filter, the surrogate and
 the MCMC posterior, each held against an exact answer (this model is linear-Gaussian)."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -261,3 +263,17 @@ def test_data_whose_likelihood_is_not_finite_are_refused_before_the_long_stages(
 def test_a_split_without_validation_draws_is_refused(n, validation):
   with pytest.raises(UserError, match="at least one validation draw"):
     surrogate.check_split(n, validation)
+
+
+def test_a_result_exists_only_once_its_stage_finished(tmp_path):
+  from nk_keras.estimation import resume
+  path = str(tmp_path / "dataset.npz")
+  with pytest.raises(KeyboardInterrupt):
+    with resume.finished(path) as tmp:
+      np.savez(tmp, x=np.arange(3))
+      raise KeyboardInterrupt   # interrupted after writing part of its output
+  assert not os.path.exists(path)
+  with resume.finished(path) as tmp:
+    np.savez(tmp, x=np.arange(3))
+  np.testing.assert_array_equal(np.load(path)["x"], np.arange(3))
+  assert os.listdir(tmp_path) == ["dataset.npz"]
