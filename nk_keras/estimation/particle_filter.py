@@ -4,8 +4,9 @@ One compiled call evaluates the log-likelihood of `n_theta` parameter vectors wi
 `n_particles` particles each: particles live in a `[n_theta, n_particles, n_state]` grid (flat
 `[n_theta * n_particles, n_state]` where the economy and the policy see them) and the policy
 is called once per period on all `n_theta * n_particles` points. It needs only the economy's
-state step and ergodic std and a policy (network, export or closed form), so it works for
-economies without a linear solution.
+state step, ergodic std and measurement (`Economy.observe`; each particle carries its last
+policies where the measurement needs them, e.g. output growth) and a policy (network, export,
+closed form or `SolvedPolicy`), so it works for economies without a linear solution.
 
 Common random numbers: the standard-normal draws (start, innovations) and the systematic-
 resampling uniform depend on `(seed, period, particle)` only, never on a theta's position in
