@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from nk_keras import economies
 from nk_keras.estimation import data
@@ -78,7 +77,8 @@ def test_csv_round_trip_with_kmrs_columns(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("X,Pi\n" + "1,2\n" * 20, "missing column(s) output_growth, inflation, interest_rate"),
     ("output_growth,inflation\n" + "1,2\n" * 20, "missing column(s) interest_rate"),
-    (HEADER + GOOD_ROW * 19 + "19,1.5,two,3.0\n", "line 21, column inflation: 'two' is not a number"),
+    (HEADER + GOOD_ROW * 19 + "19,1.5,two,3.0\n",
+     "line 21, column inflation: 'two' is not a number"),
     (HEADER + GOOD_ROW * 19 + "19,1.5,2.0,inf\n", "column interest_rate: inf is not finite"),
     (HEADER + GOOD_ROW * 5, "5 periods; at least 10"),
 ])

@@ -13,7 +13,6 @@ import dataclasses
 import math
 
 import numpy as np
-import tensorflow as tf
 
 from nk_keras import simulation
 from nk_keras.errors import UserError
@@ -60,8 +59,8 @@ def simulate(economy, policy, theta, periods=100, me_share=0.1, observe_state=Fa
   names = economy.observable_names(observe_state)
   lag = int(economy.observes_previous)
   states = simulation.state_paths(economy, theta, periods + lag, 1, seed, "ergodic")[:, 0]
-  states = states.astype(np.float64)                                                   # [T+lag, S]
-  policies = simulation.evaluate(policy, states, theta).astype(np.float64)             # [T+lag, n_pol]
+  states = states.astype(np.float64)                                        # [T+lag, S]
+  policies = simulation.evaluate(policy, states, theta).astype(np.float64)  # [T+lag, n_pol]
   thetas = np.tile(np.asarray(theta, np.float64), (periods, 1))
   clean = np.asarray(economy.observe(names, states[lag:], thetas, policies[lag:],
                                      policies[:periods]))                            # [T, n_obs]
