@@ -2,19 +2,24 @@
 
   python -m apps.estimate --policy=saved_models/nk_cached --data=data.csv --out=runs/estimate
   python -m apps.estimate --policy=saved_models/nk_cached --out=runs/estimate   # synthetic data
+  python -m apps.estimate --policy=saved_models/rank_zlb --out=runs/estimate_zlb
 
-Stages: data (a CSV with columns X, Pi and optionally zeta, one row per period, in model units;
-or, without --data, a simulation from the policy at --theta with measurement error), a particle
-filter over --draws Sobol points of the box of the estimated parameters, a surrogate network
-fitted to those log-likelihoods, MCMC on the surrogate, and, when the economy has a linear
-state-space form, the same MCMC on the exact Kalman likelihood as the reference.
+Stages: data (a CSV with a header naming the economy's observables, one row per period: nk's X,
+Pi (optionally zeta) in log deviations, rank_zlb's output_growth, inflation, interest_rate in
+annualised percent; or, without --data, a simulation of the reference solution at --theta with
+measurement error), a particle filter over --draws Sobol points of the box of the estimated
+parameters, a surrogate network fitted to those log-likelihoods, MCMC on the surrogate, and a
+reference posterior: the same MCMC on the exact Kalman likelihood where the economy has a linear
+state-space form, else the same pipeline with the time-iteration policy in place of the network.
 
 Writes to --out: posterior.json (per estimated parameter mean, std, q05, q95, rhat, ess; the
-settings, the measurement-error variances assumed, the Kalman reference, the surrogate's and the
-particle filter's errors, wall times), data.csv, dataset.npz, samples.npz, surrogate/ (Keras file
-and SavedModel), and figures likelihood_slices.png, posterior_densities.png, trace.png,
-pf_convergence.png. The stages are nk_keras.estimation.pipeline's, callable from Python too; the
-flags are made from its EstimateOptions.
+settings, the measurement-error variances assumed, the reference posterior, the surrogate's and
+the particle filter's errors, wall times), run.json, data.csv, dataset.npz, chains_*.npz,
+samples.npz, surrogate/ (Keras file and SavedModel), exact_policy/, and figures
+likelihood_slices.png, posterior_densities.png, trace.png, pf_convergence.png. Rerun with the
+same flags, an interrupted run continues from its finished stages. The stages are
+nk_keras.estimation.pipeline's, callable from Python too; the flags are made from its
+EstimateOptions.
 """
 
 import os

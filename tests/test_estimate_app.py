@@ -117,3 +117,74 @@ def test_the_pipeline_runs_stage_by_stage_from_python(tmp_path):
   assert est.names == ["rho_a"] and est.observations.periods == 30
   assert est.theta_true[est.economy.param_names.index("rho_a")] == pytest.approx(0.9)
   assert (tmp_path / "data.csv").read_text().count("\n") == 31
+
+
+# --- rank_zlb: the exact-policy reference, resume ------------------------------------------------
+
+ZLB_POLICY = os.path.join(ROOT, "saved_models", "rank_zlb")
+# Tiny: the point is the plumbing (KMR's observables, data from time iteration, the exact-policy
+# pipeline on the same draws and seeds), not the posterior.
+ZLB_TINY = dict(periods=30, draws=48, particles=40, width=16, depth=2, steps=200, batch=16,
+                chains=2, samples=100, burnin=20, pilot_steps=20, slice_points=3, exact_grid=51,
+                exact_nodes=20)
+
+
+def test_rank_zlb_app_runs_the_network_and_the_exact_policy_pipelines(tmp_path):
+  flags = [f"--{k}={v}" for k, v in ZLB_TINY.items()]
+  r = estimate(f"--policy={ZLB_POLICY}", f"--out={tmp_path}", *flags, "--pf_study=10,40",
+               "--pf_replications=2")
+  assert r.returncode == 0, r.stderr[-3000:]
+  with open(tmp_path / "posterior.json") as f:
+    report = json.load(f)
+  s = report["settings"]
+  assert s["observables"] == ["output_growth", "inflation", "interest_rate"]
+  assert s["data"].startswith("simulated from the reference solution") and s["periods"] == 30
+  assert s["reference"] == "exact policy" and report["kalman_reference"] is None
+  names = ["theta_pi", "theta_y", "phi", "rho_zeta", "sigma_zeta"]
+  assert list(report["parameters"]) == names == list(report["exact_policy_reference"])
+  assert open(tmp_path / "data.csv").readline().strip() == \
+      "period,output_growth,inflation,interest_rate"
+  # The same Sobol thetas and filter seeds on both policies: the network's filter ranks the
+  # draws as the exact policy's does (a filter reading another theta's table would not).
+  net = np.load(tmp_path / "dataset.npz")
+  exact = np.load(tmp_path / "exact_policy" / "dataset.npz")
+  np.testing.assert_array_equal(net["theta"], exact["theta"])
+  assert np.corrcoef(net["log_likelihood"], exact["log_likelihood"])[0, 1] > 0.99
+  assert set(report["particle_filter_vs_reference"]) == {"network policy", "exact policy"}
+  for fig in ("likelihood_slices", "posterior_densities", "trace", "pf_convergence"):
+    assert_png(os.path.join(tmp_path, f"{fig}.png"))
+
+
+def test_an_interrupted_run_resumes_from_its_finished_stages(tmp_path, monkeypatch):
+  import dataclasses
+  from nk_keras.errors import UserError
+  from nk_keras.estimation import pipeline, posterior
+  options = pipeline.EstimateOptions(policy=ZLB_POLICY, estimate="rho_zeta,sigma_zeta",
+                                     pf_study="", **ZLB_TINY)
+  sample, calls = posterior.sample, []
+
+  def interrupted_at_the_last_chains(target, desc="MCMC", **kwargs):
+    calls.append(desc)
+    if desc == "MCMC, exact policy" and len(calls) == 2:
+      raise KeyboardInterrupt
+    return sample(target, desc=desc, **kwargs)
+
+  monkeypatch.setattr(posterior, "sample", interrupted_at_the_last_chains)
+  with pytest.raises(KeyboardInterrupt):
+    pipeline.run(options, str(tmp_path))
+  assert not os.path.exists(tmp_path / "exact_policy" / "chains.npz")
+  before = {p: np.load(tmp_path / p)["log_likelihood"]
+            for p in ("dataset.npz", "exact_policy/dataset.npz")}
+  surrogate_chains = np.load(tmp_path / "chains_surrogate.npz")["samples"]
+  report = pipeline.run(options, str(tmp_path))   # the same command again
+  assert calls == ["MCMC, surrogate", "MCMC, exact policy", "MCMC, exact policy"]
+  done = {"particle filter on Sobol draws", "surrogate fit", "MCMC on the surrogate (rwmh)",
+          "exact policy: particle filter on the same Sobol draws", "exact policy: surrogate fit"}
+  assert not done & set(report["timings_s"]), report["timings_s"]
+  assert "exact policy: MCMC on its surrogate (rwmh)" in report["timings_s"]
+  assert report["settings"]["resumed"] and report["exact_policy_reference"] is not None
+  for p, values in before.items():
+    np.testing.assert_array_equal(np.load(tmp_path / p)["log_likelihood"], values)
+  np.testing.assert_array_equal(np.load(tmp_path / "samples.npz")["surrogate"], surrogate_chains)
+  with pytest.raises(UserError, match=r"options\.samples: 100 -> 101.*same options to resume"):
+    pipeline.run(dataclasses.replace(options, samples=101), str(tmp_path))

@@ -1,6 +1,8 @@
 """Estimation library: data files, the Kalman likelihood, the particle filter, the surrogate and
 the MCMC posterior, each held against an exact answer (this model is linear-Gaussian)."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -64,6 +66,47 @@ def test_particle_filter_vectorised_equals_one_at_a_time(sample):
   exact = kalman.log_likelihood(NK, sample, thetas).numpy()
   # Far-off thetas have log-likelihoods hundreds below the mode; the PF must rank like Kalman.
   assert np.corrcoef(together, exact)[0, 1] > 0.99
+
+
+class GrowthNK(economies.ECONOMIES["nk"]):
+  """nk observed as the change of the output gap and the level of inflation: a measurement that
+  needs last period's policies, on a linear model whose exact likelihood is a Gaussian density."""
+  observables = ("X_growth", "Pi")
+  observes_previous = True
+
+  def measure(self, theta, policies, previous):
+    return {"X_growth": policies[..., 0] - previous[..., 0], "Pi": policies[..., 1]}
+
+
+def growth_log_density(economy, observations, theta):
+  """The exact log-likelihood of `GrowthNK` data: y = H zeta + e with zeta_0..zeta_T a stationary
+  AR(1) (zeta_0 the period before the first observation), one multivariate normal."""
+  space = {k: v.numpy()[0] for k, v in economy.state_space(tf.constant(theta[None], tf.float64)).items()}
+  rho, var0 = space["transition"][0, 0], space["initial_std"][0] ** 2
+  a, b = space["loadings"][:, 0]
+  T = observations.periods
+  state_cov = var0 * rho ** np.abs(np.subtract.outer(np.arange(T + 1), np.arange(T + 1)))
+  H = np.zeros((T, 2, T + 1))
+  H[np.arange(T), 0, np.arange(T) + 1], H[np.arange(T), 0, np.arange(T)] = a, -a
+  H[np.arange(T), 1, np.arange(T) + 1] = b
+  H = H.reshape(2 * T, T + 1)
+  cov = H @ state_cov @ H.T + np.diag(np.tile(observations.me_var, T))
+  y = observations.y.reshape(-1)
+  return -0.5 * (y.size * np.log(2 * np.pi) + np.linalg.slogdet(cov)[1]
+                 + y @ np.linalg.solve(cov, y))
+
+
+def test_particle_filter_carries_what_a_growth_rate_needs():
+  """A measurement of a change needs each particle's own last policies, resampled with it: the
+  filter with the exact policy converges to the exact Gaussian likelihood."""
+  growth = GrowthNK()
+  d = data.simulate(growth, EXACT, CAL, periods=30, me_share=0.1, seed=4)
+  assert d.names == ("X_growth", "Pi")
+  exact = growth_log_density(growth, d, NK.calibration.astype(np.float64))
+  filt = pf.ParticleFilter(growth, EXACT, d, 2000)
+  runs = np.array([filt(CAL[None], seed=s)[0] for s in range(8)])
+  stderr = runs.std(ddof=1) / np.sqrt(runs.size)
+  assert abs(runs.mean() - exact) < 4 * stderr + runs.var() / 2, (runs.mean(), exact, stderr)
 
 
 def test_systematic_resampling_counts():
@@ -220,3 +263,17 @@ def test_data_whose_likelihood_is_not_finite_are_refused_before_the_long_stages(
 def test_a_split_without_validation_draws_is_refused(n, validation):
   with pytest.raises(UserError, match="at least one validation draw"):
     surrogate.check_split(n, validation)
+
+
+def test_a_result_exists_only_once_its_stage_finished(tmp_path):
+  from nk_keras.estimation import resume
+  path = str(tmp_path / "dataset.npz")
+  with pytest.raises(KeyboardInterrupt):
+    with resume.finished(path) as tmp:
+      np.savez(tmp, x=np.arange(3))
+      raise KeyboardInterrupt   # interrupted after writing part of its output
+  assert not os.path.exists(path)
+  with resume.finished(path) as tmp:
+    np.savez(tmp, x=np.arange(3))
+  np.testing.assert_array_equal(np.load(path)["x"], np.arange(3))
+  assert os.listdir(tmp_path) == ["dataset.npz"]

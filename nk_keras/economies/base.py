@@ -49,6 +49,9 @@ class Economy(abc.ABC):
   accuracy_levels = (-2.0, -1.0, 0.0, 1.0, 2.0)
   calibration_state = 0.01
   eval_theta = 20_000   # theta draws of the accuracy report by default
+  # An estimation's sizes by default: KMR's for their NK model (100 periods of synthetic data,
+  # 10,000 likelihood draws for the surrogate).
+  estimation_sizes = {"periods": 100, "draws": 10_000}
   # Names from `network.NORMALIZATIONS` and `regimes.WEIGHTINGS` this economy supports.
   normalizations = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
   weightings = ("none", "ergodic", "newton", "relative")
@@ -240,6 +243,35 @@ class Economy(abc.ABC):
   def policies_from_outputs(self, outputs):
     """Inverse of `outputs`: dict name -> `[batch]` -> policies `[batch, n_policies]`."""
     return tf.stack([outputs[name] for name in self.policy_names], axis=1)
+
+  # What an estimation observes (`observe`): the economy's own series (by default its policies),
+  # whether they need last period's policies (a growth rate does), and the units a data file
+  # holds them in (for error messages).
+  observables = None
+  observes_previous = False
+  observable_units = "model units (log deviations: 0.01 is 1 %)"
+
+  def observable_names(self, observe_state=False):
+    """The series of an estimation's data, in `observe`'s order: the economy's `observables`,
+    then, if `observe_state`, the states (KMR's NK code observes zeta)."""
+    own = tuple(self.observables or self.policy_names)
+    return own + (tuple(self.state_names) if observe_state else ())
+
+  def measure(self, theta, policies, previous):
+    """The economy's own observables without measurement error: dict name -> `[...]` from
+    `theta` `[..., n_params]`, this period's `policies` `[..., n_pol]` and last period's
+    `previous` (same shape; used only if `observes_previous`). By default the policies."""
+    return {name: policies[..., j] for j, name in enumerate(self.policy_names)}
+
+  def observe(self, names, state, theta, policies, previous=None):
+    """The observables `names` (of `observable_names(True)`) `[..., n_obs]` at `state`
+    `[..., n_state]`: the states themselves or `measure`'s series. Tensors or NumPy arrays
+    (returns a tensor)."""
+    if self.observes_previous and previous is None:
+      raise ValueError(f"economy {self.name!r} observes a change: last period's policies needed")
+    series = self.measure(theta, policies, previous)
+    return tf.stack([state[..., self.state_names.index(n)] if n in self.state_names
+                     else series[n] for n in names], axis=-1)
 
   def policy_scale(self, theta):
     """Natural size of each policy's fluctuations, `[batch, n_policies]`, that the network's

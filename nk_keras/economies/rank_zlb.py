@@ -63,6 +63,10 @@ class RankZLB(Economy):
   accuracy_levels = tuple(np.arange(-2.5, 2.51, 0.5))
   calibration_state = 0.0
   eval_theta = 500       # time iteration: 0.2-1 s per theta
+  estimation_sizes = {"periods": 500, "draws": 15_000}   # KMR's Table 5 estimation
+  observables = ("output_growth", "inflation", "interest_rate")
+  observes_previous = True
+  observable_units = "annualised percent (2.0 is 2 % a year)"
   reference_options = dict(n_grid=1001, n_nodes=80, quadrature="trapezoid", tol=1e-11)
 
   def default_prior(self):
@@ -154,6 +158,14 @@ class RankZLB(Economy):
   def outputs(self, state, theta, policies):
     return {"N": tf.exp(policies[:, 0]), "Pi": tf.exp(policies[:, 1] + FIXED["log_Pibar"]),
             "R": tf.exp(self.log_rate(theta, policies))}
+
+  def measure(self, theta, policies, previous):
+    """KMR's observables (their eq. 43) in annualised percent: output growth 400 (Y / Y_-1 - 1)
+    (Y = N), inflation 400 (Pi - 1) and the rate 400 (R - 1), the ZLB applied."""
+    n, pi = policies[..., 0], policies[..., 1]
+    return {"output_growth": 400 * tf.math.expm1(n - previous[..., 0]),
+            "inflation": 400 * tf.math.expm1(pi + FIXED["log_Pibar"]),
+            "interest_rate": 400 * tf.math.expm1(self.log_rate(theta, policies))}
 
   def policies_from_outputs(self, outputs):
     return tf.stack([tf.math.log(outputs["N"]),

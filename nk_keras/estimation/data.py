@@ -1,8 +1,9 @@
 """Observed data for estimation: simulated from a policy, or read from a user's CSV.
 
-A dataset is `Observations(names, y [T, n_obs], me_var [n_obs])`: the observables (policy names
-such as `X`, `Pi`, optionally the states such as `zeta`), one row per period, in model units (log
-deviations), and the measurement-error variance assumed for each series. KMR fix the
+A dataset is `Observations(names, y [T, n_obs], me_var [n_obs])`: the observables (the
+economy's `observable_names`, e.g. nk's `X`, `Pi` in log deviations or rank_zlb's output growth,
+inflation and interest rate in annualised percent; optionally the states such as `zeta`), one
+row per period, and the measurement-error variance assumed for each series. KMR fix the
 measurement-error variance at a share of each series' variance (5 % in the paper, 10 % in their
 code) rather than estimate it; so do we, and the variances travel with the data.
 """
@@ -12,7 +13,6 @@ import dataclasses
 import math
 
 import numpy as np
-import tensorflow as tf
 
 from nk_keras import simulation
 from nk_keras.errors import UserError
@@ -32,6 +32,7 @@ class Observations:
   me_var: np.ndarray      # [n_obs] measurement-error variances assumed by the likelihood
   me_share: float         # me_var / variance of each series
   source: str = ""
+  units: str = ""                 # what the numbers are in (`Economy.observable_units`)
   theta_true: np.ndarray = None   # [n_params] when simulated
   clean: np.ndarray = None        # [T, n_obs] the series before measurement error, if simulated
 
@@ -40,26 +41,8 @@ class Observations:
     return self.y.shape[0]
 
 
-def observable_names(economy, observe_state=False):
-  return tuple(economy.policy_names) + (tuple(economy.state_names) if observe_state else ())
-
-
-def observe(economy, names, state, policies):
-  """Stacks the named observables from `state` `[..., n_state]` and `policies` `[..., n_pol]`:
-  `[..., n_obs]`. Works on NumPy arrays and tensors alike."""
-  columns = []
-  for name in names:
-    if name in economy.state_names:
-      columns.append(state[..., economy.state_names.index(name)])
-    else:
-      columns.append(policies[..., economy.policy_names.index(name)])
-  if isinstance(state, np.ndarray):
-    return np.stack(columns, axis=-1)
-  return tf.stack(columns, axis=-1)
-
-
 def check_names(economy, names):
-  known = observable_names(economy, observe_state=True)
+  known = economy.observable_names(observe_state=True)
   unknown = [n for n in names if n not in known]
   if unknown:
     raise DataError(f"unknown observable(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -68,32 +51,40 @@ def check_names(economy, names):
 
 
 def simulate(economy, policy, theta, periods=100, me_share=0.1, observe_state=False, seed=0):
-  """Observables from `policy` at `theta` `[n_params]`, plus Gaussian measurement error whose
-  variance is `me_share` times each clean series' sample variance. The state starts from its
-  ergodic distribution (the filters assume a stationary start)."""
-  names = observable_names(economy, observe_state)
-  states = simulation.state_paths(economy, theta, periods, 1, seed, "ergodic")[:, 0]  # [T, S]
-  policies = simulation.evaluate(policy, states, theta).astype(np.float64)            # [T, n_pol]
-  clean = observe(economy, names, states.astype(np.float64), policies)                # [T, n_obs]
+  """Observables (`economy.observable_names`) from `policy` at `theta` `[n_params]`, plus
+  Gaussian measurement error whose variance is `me_share` times each clean series' sample
+  variance. The state starts from its ergodic distribution (the filters assume a stationary
+  start), a period before the first observation where the measurement needs last period's
+  policies (`economy.observes_previous`)."""
+  names = economy.observable_names(observe_state)
+  lag = int(economy.observes_previous)
+  states = simulation.state_paths(economy, theta, periods + lag, 1, seed, "ergodic")[:, 0]
+  states = states.astype(np.float64)                                        # [T+lag, S]
+  policies = simulation.evaluate(policy, states, theta).astype(np.float64)  # [T+lag, n_pol]
+  thetas = np.tile(np.asarray(theta, np.float64), (periods, 1))
+  clean = np.asarray(economy.observe(names, states[lag:], thetas, policies[lag:],
+                                     policies[:periods]))                            # [T, n_obs]
   me_var = me_share * clean.var(axis=0)
   noise = np.random.default_rng([seed, 7]).standard_normal(clean.shape)
   y = clean + np.sqrt(me_var) * noise
   return Observations(names, y, me_var, me_share, f"simulated (seed {seed})",
-                      np.asarray(theta, np.float64), clean)
+                      economy.observable_units, np.asarray(theta, np.float64), clean)
 
 
-def with_assumed_error(names, y, me_share, source=""):
+def with_assumed_error(names, y, me_share, source="", units=""):
   """Observations for data whose measurement error is unknown: the assumed variance is
   `me_share / (1 + me_share)` of each observed series' variance, i.e. `me_share` times the
   variance of the signal if the data are signal plus such error."""
   y = np.asarray(y, np.float64)
   me_var = me_share / (1 + me_share) * y.var(axis=0)
-  return Observations(tuple(names), y, me_var, me_share, source)
+  return Observations(tuple(names), y, me_var, me_share, source, units)
 
 
 def read_csv(path, economy, me_share=0.1):
-  """A user's CSV: a header naming one column per observable (`X`, `Pi`, optionally `zeta`),
-  one row per period, in model units. Other columns (e.g. `period`) are ignored."""
+  """A user's CSV: a header naming one column per observable (`economy.observable_names`: nk's
+  `X`, `Pi`, rank_zlb's `output_growth`, `inflation`, `interest_rate`; optionally the states
+  such as `zeta`), one row per period, in `economy.observable_units`. Other columns (e.g.
+  `period`) are ignored."""
   try:
     with open(path, newline="") as f:
       rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
@@ -102,12 +93,12 @@ def read_csv(path, economy, me_share=0.1):
   if not rows:
     raise DataError(f"{path}: empty file")
   header = [c.strip() for c in rows[0]]
-  known = observable_names(economy, observe_state=True)
-  names = [n for n in known if n in header]
-  missing = [n for n in economy.policy_names if n not in header]
+  required = economy.observable_names()
+  names = [n for n in economy.observable_names(observe_state=True) if n in header]
+  missing = [n for n in required if n not in header]
   if missing:
     raise DataError(f"{path}: missing column(s) {', '.join(missing)} (header: {', '.join(header)}); "
-                    f"expected {', '.join(economy.policy_names)} and optionally "
+                    f"expected {', '.join(required)} and optionally "
                     f"{', '.join(economy.state_names)}")
   if len(set(header)) != len(header):
     raise DataError(f"{path}: repeated column names in the header")
@@ -133,12 +124,12 @@ def read_csv(path, economy, me_share=0.1):
                 if not (np.isfinite(v) and m < FLOAT32_SQRT_MAX)]
   if overflow:
     raise DataError(f"{path}: column(s) {', '.join(overflow)} too large for the likelihood to be "
-                    f"computed (largest |value| {np.abs(y).max():.3g}); the data must be in model "
-                    f"units (log deviations: 0.01 is 1 %)")
+                    f"computed (largest |value| {np.abs(y).max():.3g}); the data must be in "
+                    f"{economy.observable_units}")
   if np.any(y.std(axis=0) == 0):
     constant = [n for n, s in zip(names, y.std(axis=0)) if s == 0]
     raise DataError(f"{path}: column(s) {', '.join(constant)} are constant")
-  return with_assumed_error(names, y, me_share, source=path)
+  return with_assumed_error(names, y, me_share, path, economy.observable_units)
 
 
 def check_likelihood(particle_filter, theta, data, seed=0):
@@ -150,8 +141,8 @@ def check_likelihood(particle_filter, theta, data, seed=0):
     largest = np.abs(data.y).max(axis=0)
     sizes = ", ".join(f"{n} {v:.3g}" for n, v in zip(data.names, largest))
     raise DataError(f"{data.source}: the log-likelihood of these data is {value} (not finite); "
-                    f"the largest |values| ({sizes}) are far outside model units (log "
-                    f"deviations: 0.01 is 1 %)")
+                    f"the largest |values| ({sizes}) are far outside "
+                    f"{data.units}")
 
 
 def write_csv(path, data):

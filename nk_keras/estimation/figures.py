@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 from nk_keras.plots import label
 
 SOURCES = {"surrogate": ("tab:blue", "-"), "particle filter": ("tab:orange", "."),
-           "Kalman": ("black", "--")}
+           "Kalman": ("black", "--"), "particle filter, exact policy": ("black", "x")}
 
 
 def _grid(n):
@@ -24,8 +24,8 @@ def likelihood_slices(names, grids, curves, center, title):
     ax = axes[i]
     for source, values in curves.items():
       color, style = SOURCES.get(source, ("tab:green", "-"))
-      if style == ".":
-        ax.plot(grids[i], values[i], ".", color=color, ms=4, label=source)
+      if style in (".", "x"):
+        ax.plot(grids[i], values[i], style, color=color, ms=4, label=source)
       else:
         ax.plot(grids[i], values[i], style, color=color, lw=1.4, label=source)
     ax.axvline(center[i], color="grey", lw=0.8, ls=":")
@@ -42,20 +42,28 @@ def likelihood_slices(names, grids, curves, center, title):
   return fig
 
 
-def posterior_densities(names, samples, box, truth=None, title="Posterior densities"):
-  """Histograms of the pooled draws per parameter, one colour per posterior. `samples`
-  {name: `[n, chains, k]`}; `box` `[k, 2]`; `truth` `[k]` or None."""
+def posterior_densities(names, samples, box, prior, truth=None, title="Posterior densities"):
+  """Histograms of the pooled draws per parameter, one colour per posterior, and the prior's
+  marginal density. `samples` {name: `[n, chains, k]`}; `box` `[k, 2]`; `prior` per parameter
+  `(grid [m], density [m])`; `truth` `[k]` or None."""
   rows, cols = _grid(len(names))
   fig = Figure(figsize=(3.3 * cols, 2.6 * rows + 0.6), layout="constrained")
   axes = fig.subplots(rows, cols, squeeze=False).ravel()
   colors = ("tab:blue", "black", "tab:green")
   for i, name in enumerate(names):
     ax = axes[i]
-    bins = np.linspace(box[i][0], box[i][1], 41)
+    # Over where the draws are, not the whole box: a posterior much narrower than the prior
+    # (rank_zlb's) would fill one bin of the box.
+    draws_i = np.concatenate([d[..., i].ravel() for d in samples.values()])
+    lo, hi = np.quantile(draws_i, [0.0005, 0.9995])
+    lo, hi = max(box[i][0], lo - 0.2 * (hi - lo)), min(box[i][1], hi + 0.2 * (hi - lo))
+    bins = np.linspace(lo, hi, 41)
     for (source, draws), color in zip(samples.items(), colors):
       ax.hist(draws[..., i].ravel(), bins=bins, density=True, histtype="step", color=color,
               lw=1.4, label=source)
-    ax.axhline(1 / (box[i][1] - box[i][0]), color="grey", lw=0.8, ls=":", label="prior")
+    grid, density = prior[i]
+    shown = (grid >= lo) & (grid <= hi)
+    ax.plot(grid[shown], density[shown], color="grey", lw=0.8, ls=":", label="prior")
     if truth is not None:
       ax.axvline(truth[i], color="tab:red", lw=1.0, label="true")
     ax.set_xlabel(label(name), fontsize=8)

@@ -4,8 +4,9 @@ One compiled call evaluates the log-likelihood of `n_theta` parameter vectors wi
 `n_particles` particles each: particles live in a `[n_theta, n_particles, n_state]` grid (flat
 `[n_theta * n_particles, n_state]` where the economy and the policy see them) and the policy
 is called once per period on all `n_theta * n_particles` points. It needs only the economy's
-state step and ergodic std and a policy (network, export or closed form), so it works for
-economies without a linear solution.
+state step, ergodic std and measurement (`Economy.observe`; each particle carries its last
+policies where the measurement needs them, e.g. output growth) and a policy (network, export,
+closed form or `SolvedPolicy`), so it works for economies without a linear solution.
 
 Common random numbers: the standard-normal draws (start, innovations) and the systematic-
 resampling uniform depend on `(seed, period, particle)` only, never on a theta's position in
@@ -22,7 +23,6 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from nk_keras.estimation import data as data_lib
 
 CHUNK = 1000   # thetas per compiled call: 1000 x 100 particles = 1e5 policy points per period
 
@@ -63,19 +63,28 @@ def log_likelihood_fn(economy, policy, observations, n_particles):
                                       seed=tf.random.experimental.stateless_fold_in(seed, 0))
     # Economy.draw_state's ergodic draw, with the normals shared across thetas.
     state = economy.ergodic_std(theta_p) * tile(eps0)                     # [n*N, S]
+    previous = tf.zeros([n * N, len(economy.policy_names)])               # [n*N, n_pol]
+    if economy.observes_previous:
+      # A growth rate needs last period's policies: the particles start a period before the
+      # first observation (still ergodic), with a stream of their own.
+      previous = policy(state, theta_p)
+      eps = tf.random.stateless_normal(
+          [N, economy.n_shock], seed=tf.random.experimental.stateless_fold_in(seed, T + 1))
+      state = economy.step(state, theta_p, tile(eps))
+    resample = lambda x, ancestors: tf.reshape(                           # [n*N, k] by ancestor
+        tf.gather(tf.reshape(x, [n, N, -1]), ancestors, batch_dims=1), tf.shape(x))
     loglik = tf.zeros([n], tf.float32)
     for t in tf.range(T):
       seeds = tf.random.experimental.stateless_split(
           tf.random.experimental.stateless_fold_in(seed, t + 1), 2)
       policies = policy(state, theta_p)                                   # [n*N, n_pol]
-      predicted = data_lib.observe(economy, names, state, policies)       # [n*N, n_obs]
+      predicted = economy.observe(names, state, theta_p, policies, previous)   # [n*N, n_obs]
       log_w = log_norm - 0.5 * tf.reduce_sum((y[t] - predicted) ** 2 / me_var, axis=1)
       log_w = tf.reshape(log_w, [n, N])                                   # [n, N]
       loglik += tf.reduce_logsumexp(log_w, axis=1) - log_N
       u = tf.random.stateless_uniform([], seed=seeds[0])
       ancestors = systematic_resample(log_w, u)                           # [n, N]
-      state = tf.reshape(tf.gather(tf.reshape(state, [n, N, S]), ancestors, batch_dims=1),
-                         [-1, S])
+      state, previous = resample(state, ancestors), resample(policies, ancestors)
       eps = tf.random.stateless_normal([N, economy.n_shock], seed=seeds[1])
       state = economy.step(state, theta_p, tile(eps))
     return loglik
@@ -84,10 +93,15 @@ def log_likelihood_fn(economy, policy, observations, n_particles):
 
 class ParticleFilter:
   """`pf(theta [n_theta, P], seed=0) -> log-likelihood [n_theta]` (NumPy float64), evaluated in
-  chunks of `chunk` thetas through one compiled function, all with the same random numbers."""
+  chunks of `chunk` thetas through one compiled function, all with the same random numbers.
+
+  A policy that must be solved before it is evaluated (`reference.solved_policy.SolvedPolicy`)
+  has `solve_at(theta [n, P]) -> valid [n]`: it is called on each chunk first, and where it
+  finds no equilibrium the log-likelihood is -inf (data cannot come from a model without one)."""
 
   def __init__(self, economy, policy, observations, n_particles=100, chunk=CHUNK):
     self.economy, self.n_particles, self.chunk = economy, int(n_particles), int(chunk)
+    self.solve_at = getattr(policy, "solve_at", None)
     self.fn = log_likelihood_fn(economy, policy, observations, n_particles)
 
   def __call__(self, theta, seed=0, progress=False, desc="particle filter"):
@@ -97,8 +111,10 @@ class ParticleFilter:
     with tqdm(total=theta.shape[0], desc=desc, unit="theta", disable=not progress,
               mininterval=2.0) as bar:
       for i in range(0, theta.shape[0], self.chunk):
-        out.append(self.fn(tf.constant(theta[i:i + self.chunk]), seed).numpy())
-        bar.update(min(self.chunk, theta.shape[0] - i))
+        part = theta[i:i + self.chunk]
+        valid = self.solve_at(part.astype(np.float64)) if self.solve_at else True
+        out.append(np.where(valid, self.fn(tf.constant(part), seed).numpy(), -np.inf))
+        bar.update(len(part))
     return np.concatenate(out).astype(np.float64)
 
 

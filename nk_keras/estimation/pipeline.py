@@ -1,6 +1,11 @@
 """KMR's estimation, stage by stage: data, the particle-filter likelihood on Sobol draws, the
-surrogate fitted to it, MCMC on the surrogate (and on the exact Kalman likelihood where the
-economy has a linear state-space form), the particle filter against Kalman, figures, report.
+surrogate fitted to it, MCMC on the surrogate, a reference posterior, the particle filter's
+convergence, figures, report.
+
+The reference: where the economy has a linear state-space form, MCMC on the exact Kalman
+likelihood; otherwise (a zero lower bound) the same pipeline with the network policy swapped
+for the time-iteration policy (`reference.solved_policy`), on the same Sobol thetas with the
+same filter, fit and MCMC seeds, so the two posteriors differ by the network's error only.
 
   from nk_keras.estimation import pipeline
   report = pipeline.run(pipeline.EstimateOptions(policy="saved_models/nk_cached"), "runs/e")
@@ -9,11 +14,17 @@ or stage by stage, each reading and adding to one `Estimation`:
 
   est = pipeline.start(options, out)
   pipeline.data(est); pipeline.likelihood_dataset(est); pipeline.fit_surrogate(est)
-  pipeline.chains(est); pipeline.pf_study(est); pipeline.figures(est); pipeline.report(est)
+  pipeline.chains(est); pipeline.exact_policy_reference(est); pipeline.pf_study(est)
+  pipeline.figures(est); pipeline.report(est)
 
-Files written to `out`: data.csv, dataset.npz, surrogate/, samples.npz, pf_convergence.png,
-likelihood_slices.png, posterior_densities.png, trace.png, posterior.json (README,
-"Estimation"). The estimate app's flags are made from `EstimateOptions`.
+Files written to `out`: run.json (the run's options), data.csv, dataset.npz, surrogate/,
+chains_surrogate.npz, chains_kalman.npz or exact_policy/ (dataset.npz, surrogate/, chains.npz),
+samples.npz, pf_convergence.png, likelihood_slices.png, posterior_densities.png, trace.png,
+posterior.json (README, "Estimation"). The estimate app's flags are made from `EstimateOptions`.
+
+Resume: rerun with the same options into the same `out`, a run takes the likelihood datasets,
+surrogates and chains it finds there as done (each is written under a temporary name and
+renamed when complete); with other options it refuses (`resume.py`).
 """
 
 import dataclasses
@@ -33,19 +44,23 @@ class EstimateOptions:
   """Every option of an estimation, and the definition of the estimate app's flag of the same
   name. Defaults: KMR's sizes."""
   policy: str = option(None, "Policy SavedModel directory (the export contract).")
-  data: str = option(None, "CSV of observables (X, Pi, optionally zeta); default: simulate.")
+  data: str = option(None, "CSV of observables (the economy's: nk X, Pi in log deviations; "
+                     "rank_zlb output_growth, inflation, interest_rate in annualised percent; "
+                     "optionally zeta); default: simulate from the reference solution.")
   estimate: str = option("", "Parameters to estimate, comma-separated; default all but "
                          "--fixed.")
   fixed: str = option("", "Fixed parameters, name=value,...; others not estimated sit at the "
                       "true theta (simulated data) or the calibration.")
   theta: str = option("", "Simulated data: the true parameters, name=value,...; others at the "
                       "calibration.")
-  periods: int = option(100, "Simulated data: periods.", lower=10)
+  periods: int = option(None, "Simulated data: periods (default the economy's, KMR's: nk 100, "
+                        "rank_zlb 500).", lower=10)
   observe_zeta: bool = option(False, "Simulated data: observe zeta too (KMR's code does).")
   me_share: float = option(0.1, "Measurement-error variance as a share of each series' "
                            "variance (KMR: 0.05 paper, 0.1 code).", lower=1e-4, upper=10.0)
   data_seed: int = option(0, "Simulated data: seed.", lower=0)
-  draws: int = option(10000, "Sobol draws of theta for the surrogate.", lower=20)
+  draws: int = option(None, "Sobol draws of theta for the surrogate (default the economy's, "
+                      "KMR's: nk 10,000, rank_zlb 15,000).", lower=20)
   particles: int = option(100, "Particles of the filter.", lower=2)
   validation: float = option(0.1, "Share of draws held out.", lower=0.01, upper=0.5)
   width: int = option(128, "Surrogate: units per hidden layer.", lower=1)
@@ -63,9 +78,14 @@ class EstimateOptions:
   pilot_steps: int = option(2000, "RWMH: steps of each of 4 proposal-tuning runs.", lower=10)
   kalman: bool = option(True, "Also sample the exact (Kalman) posterior, if the economy has a "
                         "state-space form.")
+  exact_policy: bool = option(True, "Where there is no Kalman likelihood: the reference "
+                              "posterior from the same pipeline on the time-iteration policy.")
+  exact_grid: int = option(301, "Exact-policy reference: time-iteration grid points (on +-5 "
+                           "ergodic std).", lower=11)
+  exact_nodes: int = option(60, "Exact-policy reference: quadrature nodes.", lower=5)
   slice_points: int = option(25, "Points per likelihood slice.", lower=3)
-  pf_study: str = option("10,100,1000,10000", "Particle counts of the PF-vs-Kalman study ('' "
-                         "to skip).")
+  pf_study: str = option("10,100,1000,10000", "Particle counts of the study of the filter "
+                         "against the reference ('' to skip).")
   pf_replications: int = option(20, "Seeds per particle count in the study.", lower=2)
   seed: int = option(0, "Seed of the filter, the fit and the MCMC.", lower=0)
 
@@ -76,7 +96,12 @@ class EstimateOptions:
 
 def _holds_out_one(o):
   from nk_keras.estimation import surrogate
+  if o["draws"] is None:   # the economy's, checked once it is known
+    return True
   return 1 <= surrogate.validation_count(o["draws"], o["validation"]) < o["draws"]
+
+
+EXACT_TOL = 1e-10   # time iteration's tolerance for the exact-policy reference
 
 
 # Conditions beyond one option's bounds: the estimate app's flag validators, and `check`.
@@ -131,9 +156,13 @@ def timed(timings, name, log=True):
 
 
 def start(options, out):
-  """Checks the options' syntax, loads the policy, chooses the estimated parameters and accepts
-  `out`. Sets `fixed_values`, `true_values`, `pf_counts`, `policy`, `economy`, `names`."""
+  """Checks the options' syntax, loads the policy, sets the sizes left to the economy, chooses
+  the estimated parameters, accepts `out` and claims it for this run (or resumes the run there).
+  Sets `options` (resolved), `fixed_values`, `true_values`, `pf_counts`, `policy`, `economy`,
+  `names`, `resumed`."""
   from nk_keras import cli, export
+  from nk_keras.estimation import resume
+  from nk_keras.estimation import surrogate as sg
   options.check()
   o = options
   fixed_values = cli.parse_assignments("--fixed", o.fixed)
@@ -141,6 +170,8 @@ def start(options, out):
   estimate = parse_names(o.estimate)
   if o.data and o.theta:
     raise UserError("--theta sets the truth of simulated data; it has no use with --data")
+  if o.data and not os.path.isfile(o.data):
+    raise UserError(f"--data: no file at {o.data!r}")
   try:
     pf_counts = [int(s) for s in parse_names(o.pf_study)]
   except ValueError:
@@ -153,33 +184,47 @@ def start(options, out):
   import tensorflow as tf
   # TFP's ESS casts its FFT's complex result to real and TF warns about it on every call.
   tf.get_logger().setLevel("ERROR")
-  est = Estimation(options, out)
+  policy = export.LoadedPolicy(o.policy)
+  o = dataclasses.replace(o, **{k: v for k, v in policy.economy.estimation_sizes.items()
+                                if getattr(o, k) is None})
+  sg.check_split(o.draws, o.validation)
+  est = Estimation(o, out)
   est.fixed_values, est.true_values, est.pf_counts = fixed_values, true_values, pf_counts
-  est.policy = export.LoadedPolicy(o.policy)
-  est.economy = est.policy.economy
+  est.policy, est.economy = policy, policy.economy
   est.names = choose_parameters(est.economy, estimate, fixed_values)
   cli.writable_dir(out)
+  est.resumed = resume.claim(out, {
+      "options": dataclasses.asdict(o), "policy_sha256": resume.digest(o.policy),
+      "data_sha256": resume.digest(o.data) if o.data else None},
+      results=("dataset.npz", os.path.join("exact_policy", "dataset.npz")))
+  if est.resumed:
+    print(f"resuming the run in {out}: finished stages are taken from there")
   return est
 
 
 def data(est):
-  """Reads --data or simulates it; writes data.csv. Sets `observations`, `theta_true` (None for
-  read data), `fixed` (the full theta `[n_params]` float64 the estimated ones vary around),
-  `use_kalman`, `idx` (the estimated parameters' indices)."""
+  """Reads --data or simulates it from the reference solution (the true model, not the
+  network); writes data.csv. Sets `observations`, `theta_true` (None for read data), `fixed`
+  (the full theta `[n_params]` float64 the estimated ones vary around), `reference_kind`
+  ("Kalman", "exact policy" or None), `use_kalman`, `idx` (the estimated parameters' indices)."""
   from nk_keras import cli
   from nk_keras.estimation import data as data_lib
   o, economy = est.options, est.economy
   with timed(est.timings, "data"):
     if o.data:
-      if not os.path.isfile(o.data):
-        raise UserError(f"--data: no file at {o.data!r}")
       observations = data_lib.read_csv(o.data, economy, o.me_share)
       theta_true = None
       base = economy.theta_from({})
     else:
       theta_true = cli.theta_with(economy, "--theta", est.true_values)
-      observations = data_lib.simulate(economy, est.policy, theta_true, o.periods,
-                                       o.me_share, o.observe_zeta, o.data_seed)
+      truth = economy.reference(theta_true[None].astype(np.float64))
+      if not truth.valid[0]:
+        raise UserError(f"--theta: the reference solution finds no stable equilibrium at "
+                        f"{dict(zip(economy.param_names, theta_true.tolist()))}")
+      observations = dataclasses.replace(
+          data_lib.simulate(economy, truth.as_policy(), theta_true, o.periods, o.me_share,
+                            o.observe_zeta, o.data_seed),
+          source=f"simulated from the reference solution (seed {o.data_seed})")
       base = theta_true
     est.fixed = economy.theta_from({**{n: float(v) for n, v in zip(economy.param_names, base)},
                                     **est.fixed_values}).astype(np.float64)
@@ -189,12 +234,75 @@ def data(est):
   est.observations, est.theta_true = observations, theta_true
   try:
     economy.state_space(economy.theta_from({})[None].astype(np.float64))
-    exact_available = True
+    linear = True
   except NotImplementedError:
-    exact_available = False
-  est.use_kalman = o.kalman and exact_available
+    linear = False
+  est.reference_kind = ("Kalman" if linear and o.kalman else
+                        "exact policy" if not linear and o.exact_policy else None)
+  est.use_kalman = est.reference_kind == "Kalman"
   est.idx = [economy.param_names.index(n) for n in est.names]
   return est
+
+
+def _dataset(est, particle_filter, directory, label):
+  """The particle filter on the Sobol draws, or the dataset a previous run of this one finished
+  in `directory`; writes `directory`/dataset.npz."""
+  from nk_keras.estimation import resume
+  from nk_keras.estimation import surrogate as sg
+  o = est.options
+  path = os.path.join(directory, "dataset.npz")
+  if est.resumed and os.path.exists(path):
+    print(f"[{label}] finished before: {path}")
+    return sg.load_dataset(path)
+  with timed(est.timings, label):
+    dataset = sg.make_dataset(est.economy, particle_filter, est.names, est.fixed, o.draws,
+                              seed=o.seed, validation=o.validation, progress=True)
+  est.timings[f"{label}, thetas per second"] = round(o.draws / dataset["seconds"], 1)
+  with resume.finished(path) as tmp:
+    sg.save_dataset(tmp, dataset, est.names)
+  return dataset
+
+
+def _surrogate(est, dataset, directory, label):
+  """The surrogate fitted to `dataset`, or the one a previous run finished; writes
+  `directory`/surrogate/. Returns `(Surrogate, history)`."""
+  from nk_keras.estimation import resume
+  from nk_keras.estimation import surrogate as sg
+  o = est.options
+  path = os.path.join(directory, "surrogate")
+  if est.resumed and os.path.isdir(path):
+    print(f"[{label}] finished before: {path}")
+    with open(os.path.join(path, "surrogate.json")) as f:
+      history = json.load(f)["history"]
+    return sg.Surrogate.load(est.economy, path), history
+  with timed(est.timings, label):
+    surrogate, history = sg.fit(est.economy, dataset, est.names, est.fixed, o.width, o.depth,
+                                o.activation, o.steps, o.batch, o.lr, o.seed, progress=True)
+  history = {k: [float(v) for v in values] for k, values in history.items()}
+  with resume.finished(path) as tmp:
+    surrogate.save(tmp, metadata={"policy": os.path.abspath(o.policy), "draws": o.draws,
+                                  "particles": o.particles, "steps": o.steps,
+                                  "history": history})
+  return surrogate, history
+
+
+def _chains(est, target, path, label, desc):
+  """MCMC on `target` with the run's settings, or the chains a previous run finished at `path`
+  (samples and the sampler's report in one .npz)."""
+  from nk_keras.estimation import posterior, resume
+  o = est.options
+  if est.resumed and os.path.exists(path):
+    print(f"[{label}] finished before: {path}")
+    with np.load(path) as f:
+      return {**json.loads(str(f["info"])), "samples": f["samples"]}
+  with timed(est.timings, label):
+    run = posterior.sample(target, n_chains=o.chains, n_samples=o.samples, n_burnin=o.burnin,
+                           sampler=o.sampler, seed=o.seed, pilot_steps=o.pilot_steps,
+                           progress=True, desc=desc)
+  with resume.finished(path) as tmp:
+    np.savez(tmp, samples=run["samples"],
+             info=json.dumps({k: v for k, v in run.items() if k != "samples"}))
+  return run
 
 
 def likelihood_dataset(est):
@@ -202,15 +310,10 @@ def likelihood_dataset(est):
   and `dataset`."""
   from nk_keras.estimation import data as data_lib
   from nk_keras.estimation import particle_filter as pf_lib
-  from nk_keras.estimation import surrogate as sg
   o = est.options
   est.filt = pf_lib.ParticleFilter(est.economy, est.policy, est.observations, o.particles)
   data_lib.check_likelihood(est.filt, est.fixed, est.observations, o.seed)
-  with timed(est.timings, "particle filter on Sobol draws"):
-    est.dataset = sg.make_dataset(est.economy, est.filt, est.names, est.fixed, o.draws,
-                                  seed=o.seed, validation=o.validation, progress=True)
-  sg.save_dataset(os.path.join(est.out, "dataset.npz"), est.dataset, est.names)
-  est.timings["particle filter, thetas per second"] = round(o.draws / est.dataset["seconds"], 1)
+  est.dataset = _dataset(est, est.filt, est.out, "particle filter on Sobol draws")
   return est
 
 
@@ -219,54 +322,89 @@ def fit_surrogate(est):
   surrogate/. Sets `surrogate`, `history`, `accuracy`."""
   from nk_keras.estimation import kalman
   from nk_keras.estimation import surrogate as sg
-  o, dataset = est.options, est.dataset
-  with timed(est.timings, "surrogate fit"):
-    surrogate, est.history = sg.fit(est.economy, dataset, est.names, est.fixed, o.width,
-                                    o.depth, o.activation, o.steps, o.batch, o.lr, o.seed,
-                                    progress=True)
+  dataset = est.dataset
+  est.surrogate, est.history = _surrogate(est, dataset, est.out, "surrogate fit")
   val = dataset["is_validation"]
-  predicted = surrogate.predict(dataset["theta"])
+  predicted = est.surrogate.predict(dataset["theta"])
   accuracy = {"surrogate_vs_pf_validation": sg.errors(predicted[val],
                                                       dataset["log_likelihood"][val])}
   if est.use_kalman:
     with timed(est.timings, "Kalman on the Sobol draws", log=False):
       exact = kalman.log_likelihood(est.economy, est.observations, dataset["theta"]).numpy()
-    top = val & (exact >= np.quantile(exact, 0.9))
+    top = exact >= np.quantile(exact, 0.9)
     accuracy["surrogate_vs_kalman_validation"] = sg.errors(predicted[val], exact[val])
-    accuracy["surrogate_vs_kalman_validation_top10pct"] = sg.errors(predicted[top], exact[top])
+    accuracy["surrogate_vs_kalman_validation_top10pct"] = sg.errors(predicted[val & top],
+                                                                    exact[val & top])
     accuracy["pf_vs_kalman_all_draws"] = sg.errors(dataset["log_likelihood"], exact)
-    accuracy["pf_vs_kalman_top10pct"] = sg.errors(dataset["log_likelihood"][exact >= np.quantile(
-        exact, 0.9)], exact[exact >= np.quantile(exact, 0.9)])
-  surrogate.save(os.path.join(est.out, "surrogate"), metadata={
-      "policy": os.path.abspath(o.policy), "draws": o.draws,
-      "particles": o.particles, "steps": o.steps, "accuracy": accuracy})
-  est.surrogate, est.accuracy = surrogate, accuracy
+    accuracy["pf_vs_kalman_top10pct"] = sg.errors(dataset["log_likelihood"][top], exact[top])
+  est.accuracy = accuracy
   return est
 
 
 def chains(est):
-  """MCMC on the surrogate, and on the Kalman likelihood where there is one; writes samples.npz.
-  Sets `target`, `mcmc` and `result` (the surrogate's), `kalman_mcmc` and `reference`
-  (Kalman's, or None), `samples` (name -> draws)."""
+  """MCMC on the surrogate, and on the Kalman likelihood where it is the reference; writes
+  chains_surrogate.npz (chains_kalman.npz). Sets `target`, `mcmc` and `result` (the
+  surrogate's), `reference_mcmc` and `reference` (None until a reference is sampled),
+  `samples` (name -> draws)."""
   from nk_keras.estimation import kalman, posterior
   o, economy, names = est.options, est.economy, est.names
-  settings = dict(n_chains=o.chains, n_samples=o.samples, n_burnin=o.burnin,
-                  sampler=o.sampler, seed=o.seed, pilot_steps=o.pilot_steps, progress=True)
-  with timed(est.timings, f"MCMC on the surrogate ({o.sampler})"):
-    est.target = posterior.Target(economy, est.surrogate, names, est.fixed)
-    est.mcmc = posterior.sample(est.target, desc="MCMC, surrogate", **settings)
+  est.target = posterior.Target(economy, est.surrogate, names, est.fixed)
+  est.mcmc = _chains(est, est.target, os.path.join(est.out, "chains_surrogate.npz"),
+                     f"MCMC on the surrogate ({o.sampler})", "MCMC, surrogate")
   est.result = posterior.summary(names, est.mcmc["samples"])
   est.samples = {"surrogate": est.mcmc["samples"]}
-  est.reference = est.kalman_mcmc = None
+  est.reference = est.reference_mcmc = None
   if est.use_kalman:
-    with timed(est.timings, f"MCMC on the Kalman likelihood ({o.sampler})"):
-      exact_ll = kalman.log_likelihood_fn(economy, est.observations)
-      ktarget = posterior.Target(economy, lambda t: exact_ll(est.target.full(t)), names,
-                                 est.fixed)
-      est.kalman_mcmc = posterior.sample(ktarget, desc="MCMC, Kalman", **settings)
-    est.reference = posterior.summary(names, est.kalman_mcmc["samples"])
-    est.samples["Kalman"] = est.kalman_mcmc["samples"]
-  np.savez(os.path.join(est.out, "samples.npz"), names=np.array(names), **est.samples)
+    exact_ll = kalman.log_likelihood_fn(economy, est.observations)
+    ktarget = posterior.Target(economy, lambda t: exact_ll(est.target.full(t)), names, est.fixed)
+    est.reference_mcmc = _chains(est, ktarget, os.path.join(est.out, "chains_kalman.npz"),
+                                 f"MCMC on the Kalman likelihood ({o.sampler})", "MCMC, Kalman")
+    est.reference = posterior.summary(names, est.reference_mcmc["samples"])
+    est.samples["Kalman"] = est.reference_mcmc["samples"]
+  return est
+
+
+def exact_policy_reference(est):
+  """Where the reference is the exact policy: the filter on the time-iteration policy at the
+  same Sobol thetas with the same seed, its surrogate and its chains, as for the network;
+  writes exact_policy/. Sets `exact_policy`, `exact_filt`, `exact_dataset`, `exact_surrogate`,
+  `exact_accuracy` (its surrogate against its filter, and the network's filter against it on
+  the draws both have), `reference_mcmc`, `reference`."""
+  from nk_keras.estimation import particle_filter as pf_lib
+  from nk_keras.estimation import posterior
+  from nk_keras.estimation import surrogate as sg
+  from nk_keras.reference.solved_policy import SolvedPolicy
+  est.exact_policy = est.exact_filt = est.exact_accuracy = None
+  if est.reference_kind != "exact policy":
+    return est
+  o, economy, names = est.options, est.economy, est.names
+  where = os.path.join(est.out, "exact_policy")
+  os.makedirs(where, exist_ok=True)
+  est.exact_policy = SolvedPolicy(economy, n_grid=o.exact_grid, n_nodes=o.exact_nodes,
+                                  quadrature="trapezoid", tol=EXACT_TOL)
+  est.exact_filt = pf_lib.ParticleFilter(economy, est.exact_policy, est.observations,
+                                         o.particles)
+  dataset = est.exact_dataset = _dataset(
+      est, est.exact_filt, where, "exact policy: particle filter on the same Sobol draws")
+  est.exact_surrogate, _ = _surrogate(est, dataset, where, "exact policy: surrogate fit")
+  val = dataset["is_validation"]
+  both_net = np.isin(est.dataset["index"], dataset["index"])
+  both_exact = np.isin(dataset["index"], est.dataset["index"])
+  exact_ll = dataset["log_likelihood"][both_exact]
+  top = exact_ll >= np.quantile(exact_ll, 0.9)
+  network_ll = est.dataset["log_likelihood"][both_net]
+  est.exact_accuracy = {
+      "surrogate_vs_pf_validation": sg.errors(
+          est.exact_surrogate.predict(dataset["theta"][val]), dataset["log_likelihood"][val]),
+      "pf_network_vs_exact_policy_all_draws": sg.errors(network_ll, exact_ll),
+      "pf_network_vs_exact_policy_top10pct": sg.errors(network_ll[top], exact_ll[top]),
+      "draws_without_equilibrium": int(dataset["dropped"])}
+  target = posterior.Target(economy, est.exact_surrogate, names, est.fixed)
+  est.reference_mcmc = _chains(est, target, os.path.join(where, "chains.npz"),
+                               f"exact policy: MCMC on its surrogate ({o.sampler})",
+                               "MCMC, exact policy")
+  est.reference = posterior.summary(names, est.reference_mcmc["samples"])
+  est.samples["exact policy"] = est.reference_mcmc["samples"]
   return est
 
 
@@ -278,36 +416,45 @@ def _center(est):
 
 
 def pf_study(est):
-  """The particle filter against Kalman (bias and spread per particle count, network and
-  closed-form policies) at the true or estimated theta; writes pf_convergence.png. Sets
-  `pf_results` and `exact_at` (Kalman there), empty and None without Kalman or counts."""
+  """The particle filter against the reference at the true or estimated theta (bias and spread
+  per particle count, the network and the exact policy); writes pf_convergence.png. The
+  reference value is Kalman's, or the mean of the exact-policy filter at the largest count over
+  as many other seeds. Sets `pf_results` and `exact_at` (the reference value), empty and None
+  without a reference or counts."""
   from nk_keras import plots
   from nk_keras.estimation import figures as figures_lib
   from nk_keras.estimation import kalman
   from nk_keras.estimation import particle_filter as pf_lib
   o, economy = est.options, est.economy
   est.pf_results, est.exact_at = {}, None
-  if not (est.use_kalman and est.pf_counts):
+  if not (est.reference_kind and est.pf_counts):
     return est
   at = _center(est)
-  est.exact_at = float(kalman.log_likelihood(economy, est.observations, at[None]).numpy()[0])
-  with timed(est.timings, "PF vs Kalman study"):
-    for label, pol in (("network policy", est.policy),
-                       ("closed-form policy", pf_lib.closed_form_policy(economy))):
+  with timed(est.timings, f"PF vs {est.reference_kind} study"):
+    if est.use_kalman:
+      est.exact_at = float(kalman.log_likelihood(economy, est.observations, at[None]).numpy()[0])
+      exact_policy, against = pf_lib.closed_form_policy(economy), "Kalman"
+    else:
+      exact_policy, most = est.exact_policy, max(est.pf_counts)
+      filt = pf_lib.ParticleFilter(economy, exact_policy, est.observations, most)
+      est.exact_at = float(np.mean([filt(at[None], seed=1000 + s)[0]
+                                    for s in range(o.pf_replications)]))
+      against = f"the exact-policy filter at {most} particles"
+    for label, pol in (("network policy", est.policy), ("exact policy", exact_policy)):
       est.pf_results[label] = pf_lib.bias_and_spread(
           economy, pol, est.observations, at[None], est.exact_at, est.pf_counts,
           o.pf_replications)
   plots.save(figures_lib.pf_convergence(
-      est.pf_results, f"Particle filter vs Kalman at "
+      est.pf_results, f"Particle filter vs {against} at "
       f"{'the true' if est.theta_true is not None else 'the estimated'}"
       f" theta ({o.pf_replications} seeds each)"), os.path.join(est.out, "pf_convergence.png"))
   return est
 
 
 def figures(est):
-  """Likelihood slices through the true or estimated theta (surrogate, filter, Kalman),
-  posterior densities and trace plots: likelihood_slices.png, posterior_densities.png,
-  trace.png."""
+  """Likelihood slices through the true or estimated theta (surrogate, filter, and Kalman or
+  the exact-policy filter), posterior densities against the prior and trace plots:
+  likelihood_slices.png, posterior_densities.png, trace.png."""
   from nk_keras import plots
   from nk_keras.estimation import figures as figures_lib
   from nk_keras.estimation import kalman
@@ -321,33 +468,50 @@ def figures(est):
       thetas[j, :, i] = grids[j]
     flat = thetas.reshape(-1, economy.n_params)
     shape = grids.shape
+    # Outside the domain there is no equilibrium: no likelihood to draw.
+    inside = economy.in_domain(flat.astype(np.float32)).numpy().reshape(shape)
     curves = {"surrogate": est.surrogate.predict(flat).reshape(shape),
               "particle filter": est.filt(flat, seed=o.seed).reshape(shape)}
     if est.use_kalman:
       curves["Kalman"] = kalman.log_likelihood(economy, est.observations,
                                                flat).numpy().reshape(shape)
+    if est.exact_filt is not None:
+      curves["particle filter, exact policy"] = est.exact_filt(flat, seed=o.seed).reshape(shape)
+    curves = {k: np.where(inside & np.isfinite(v), v, np.nan) for k, v in curves.items()}
   plots.save(figures_lib.likelihood_slices(
       names, grids, curves, center[idx],
       f"Log-likelihood through the {'true' if est.theta_true is not None else 'estimated'} "
       f"theta ({o.particles} particles)"), os.path.join(est.out, "likelihood_slices.png"))
   box = [[economy.box_low[i], economy.box_high[i]] for i in idx]
   plots.save(figures_lib.posterior_densities(
-      names, est.samples, box, None if est.theta_true is None else est.theta_true[idx],
-      f"Posterior: surrogate vs exact likelihood ({o.sampler}, {o.chains} chains)"),
-      os.path.join(est.out, "posterior_densities.png"))
+      names, est.samples, box, prior_marginals(economy, idx),
+      None if est.theta_true is None else est.theta_true[idx],
+      f"Posterior: surrogate vs {est.reference_kind or 'prior'} ({o.sampler}, {o.chains} "
+      f"chains)"), os.path.join(est.out, "posterior_densities.png"))
   plots.save(figures_lib.traces(names, est.mcmc["samples"], "MCMC on the surrogate"),
              os.path.join(est.out, "trace.png"))
   return est
 
 
+def prior_marginals(economy, idx, points=201):
+  """Per estimated parameter, its grid over the box `[points]` and the prior's marginal density
+  there `[points]` (the economy's prior is a product of independent marginals)."""
+  import tensorflow as tf
+  grid = np.linspace(economy.box_low, economy.box_high, points)                 # [points, P]
+  density = np.exp(economy.prior.distribution.log_prob(tf.constant(grid, tf.float32)).numpy())
+  return [(grid[:, i], density[:, i]) for i in idx]
+
+
 def report(est):
-  """Writes posterior.json (README, "Estimation") and prints the posterior table. Returns the
-  report."""
+  """Writes posterior.json (README, "Estimation") and samples.npz, and prints the posterior
+  table. Returns the report."""
   o, economy, observations, fixed = est.options, est.economy, est.observations, est.fixed
+  np.savez(os.path.join(est.out, "samples.npz"), names=np.array(est.names), **est.samples)
   settings = {
       "policy": os.path.abspath(o.policy), "economy": economy.name,
       "data": os.path.abspath(o.data) if o.data else observations.source,
-      "observables": list(observations.names), "periods": observations.periods,
+      "observables": list(observations.names), "units": observations.units,
+      "periods": observations.periods,
       "measurement_error": {"share": o.me_share,
                             "variance": dict(zip(observations.names,
                                                  map(float, observations.me_var))),
@@ -359,33 +523,52 @@ def report(est):
                 if n not in est.names},
       "true_theta": None if est.theta_true is None else
       {n: float(str(v)) for n, v in zip(economy.param_names, est.theta_true)},
-      "draws": o.draws, "particles": o.particles, "validation": o.validation,
+      "draws": o.draws, "draws_kept": int(len(est.dataset["theta"])),
+      "particles": o.particles, "validation": o.validation,
       "surrogate": {"width": o.width, "depth": o.depth, "activation": o.activation,
                     "steps": o.steps, "batch": o.batch, "lr": o.lr,
                     "best_val_loss": float(min(est.history["val_loss"]))},
-      "mcmc": {k: v for k, v in est.mcmc.items() if k not in ("samples", "proposal_cov")},
+      "mcmc": _mcmc_report(est.mcmc),
       "seed": o.seed,
-      "prior": "economy prior (uniform on the box) at the full theta with fixed values inserted",
+      "prior": (f"the economy's prior ({type(economy.prior.distribution).__name__} per "
+                f"parameter on the box) at the full theta with fixed values inserted, zero "
+                f"outside the domain where an equilibrium exists"),
+      "reference": est.reference_kind,
+      "exact_policy": None if est.exact_policy is None else {
+          "solver": "time iteration", "grid": o.exact_grid, "nodes": o.exact_nodes,
+          "tolerance": EXACT_TOL},
+      "resumed": est.resumed,
   }
-  result = {"parameters": est.result, "settings": settings, "kalman_reference": est.reference,
-            "kalman_mcmc": None if est.reference is None else
-            {k: v for k, v in est.kalman_mcmc.items() if k not in ("samples", "proposal_cov")},
-            "accuracy": est.accuracy, "particle_filter_vs_kalman": est.pf_results,
-            "kalman_log_likelihood_at_study_theta": est.exact_at, "timings_s": est.timings}
+  kalman = est.reference_kind == "Kalman"
+  exact = est.reference_kind == "exact policy"
+  result = {"parameters": est.result, "settings": settings,
+            "kalman_reference": est.reference if kalman else None,
+            "kalman_mcmc": _mcmc_report(est.reference_mcmc) if kalman else None,
+            "exact_policy_reference": est.reference if exact else None,
+            "exact_policy_mcmc": _mcmc_report(est.reference_mcmc) if exact else None,
+            "accuracy": est.accuracy, "exact_policy_accuracy": est.exact_accuracy,
+            "particle_filter_vs_reference": est.pf_results,
+            "reference_log_likelihood_at_study_theta": est.exact_at, "timings_s": est.timings}
   with open(os.path.join(est.out, "posterior.json"), "w") as f:
     json.dump(result, f, indent=2)
   print()
-  print(table(est.names, est.result, est.reference, est.theta_true, economy))
+  print(table(est.names, est.result, est.reference, est.theta_true, economy,
+              est.reference_kind))
   print(f"wrote posterior.json, figures and files to {est.out}")
   return result
 
 
-def table(names, result, reference, theta_true, economy):
+def _mcmc_report(run):
+  return None if run is None else {k: v for k, v in run.items()
+                                   if k not in ("samples", "proposal_cov")}
+
+
+def table(names, result, reference, theta_true, economy, reference_kind=None):
   """The posterior as a Markdown table: per parameter the truth (if known), the surrogate's and
-  Kalman's (if any) means and 90 % intervals, R-hat and ESS."""
+  the reference's (if any) means and 90 % intervals, R-hat and ESS."""
   head = "| parameter | " + ("true | " if theta_true is not None else "") + \
-      "surrogate mean [q05, q95] | " + ("Kalman mean [q05, q95] | " if reference else "") + \
-      "R-hat | ESS |"
+      "surrogate mean [q05, q95] | " + \
+      (f"{reference_kind} mean [q05, q95] | " if reference else "") + "R-hat | ESS |"
   lines = [head, "|" + "---|" * (head.count("|") - 1)]
   for n in names:
     r = result[n]
@@ -401,9 +584,13 @@ def table(names, result, reference, theta_true, economy):
   return "\n".join(lines)
 
 
+STAGES = (data, likelihood_dataset, fit_surrogate, chains, exact_policy_reference, pf_study,
+          figures)
+
+
 def run(options, out):
   """Every stage in order; returns the report written to `<out>/posterior.json`."""
   est = start(options, out)
-  for stage in (data, likelihood_dataset, fit_surrogate, chains, pf_study, figures):
+  for stage in STAGES:
     stage(est)
   return report(est)

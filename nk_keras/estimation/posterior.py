@@ -48,8 +48,12 @@ class Target:
     return self.fixed * (1 - self.mask) + tf.matmul(theta_est, self.S)
 
   def log_prior(self, theta_est):
+    """The economy's prior at the full theta; -inf outside the domain where an equilibrium
+    exists (`Economy.in_domain`: the policy, the likelihood draws and the surrogate are not
+    defined there)."""
     full = tf.cast(self.full(theta_est), self.economy.prior.dtype)
-    return tf.cast(self.economy.prior.log_prob(full), tf.float64)
+    lp = tf.cast(self.economy.prior.log_prob(full), tf.float64)
+    return tf.where(self.economy.in_domain(full), lp, tf.constant(-np.inf, tf.float64))
 
   def __call__(self, theta_est):
     theta_est = tf.convert_to_tensor(theta_est, tf.float64)

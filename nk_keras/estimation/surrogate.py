@@ -26,14 +26,24 @@ from nk_keras.estimation.data import DataError
 
 
 def sobol_thetas(economy, names, fixed, n, skip=0):
-  """`n` full parameter vectors `[n, P]` (float64): Sobol points over the box of `names`, the
-  other parameters at `fixed` `[P]`. `skip` skips the start of the sequence (its first point,
-  the box's corner, is kept at skip=0 as KMR do)."""
+  """`n` full parameter vectors `[n, P]` (float64): the first `n` points of a Sobol sequence over
+  the box of `names` that lie in the economy's domain (`in_domain`: outside it there is no
+  equilibrium and the policy was not trained), the other parameters at `fixed` `[P]`. `skip`
+  skips the start of the sequence (its first point, the box's corner, is kept at skip=0 as
+  KMR do)."""
   idx = [economy.param_names.index(n_) for n_ in names]
-  unit = tf.math.sobol_sample(len(idx), n, skip=skip, dtype=tf.float64).numpy()   # [n, k]
-  theta = np.tile(np.asarray(fixed, np.float64), (n, 1))
-  theta[:, idx] = economy.box_low[idx] + unit * (economy.box_high[idx] - economy.box_low[idx])
-  return theta
+  size = n
+  while True:
+    unit = tf.math.sobol_sample(len(idx), size, skip=skip, dtype=tf.float64).numpy()   # [size, k]
+    theta = np.tile(np.asarray(fixed, np.float64), (size, 1))
+    theta[:, idx] = economy.box_low[idx] + unit * (economy.box_high[idx] - economy.box_low[idx])
+    inside = economy.in_domain(tf.constant(theta, tf.float32)).numpy()
+    if inside.sum() >= n:
+      return theta[inside][:n]
+    if size >= 64 * n:
+      raise UserError(f"fewer than {n} of {size} Sobol points of the box of {', '.join(names)} "
+                      f"lie where {economy.name} has an equilibrium: {economy.domain_reason()}")
+    size *= 2
 
 
 def validation_count(n, validation):
@@ -51,34 +61,44 @@ def check_split(n, validation):
 
 def make_dataset(economy, particle_filter, names, fixed, n, seed=0, validation=0.1,
                  progress=False):
-  """(theta, PF log-likelihood) on `n` Sobol draws, split at random into train and validation.
+  """(theta, PF log-likelihood) on `n` Sobol draws (`sobol_thetas`), split at random into train
+  and validation.
 
-  Returns a dict of NumPy arrays: `theta` `[n, P]`, `log_likelihood` `[n]`, `is_validation`
-  `[n]` bool, and `seconds` (PF wall time). A DataError if any log-likelihood is not finite:
-  a surrogate fitted to them would be NaN everywhere."""
+  Returns a dict of NumPy arrays: `theta` `[m, P]`, `log_likelihood` `[m]`, `is_validation`
+  `[m]` bool, `index` `[m]` (each row's position among the `n` draws), and `seconds` (PF wall
+  time) and `dropped` (n - m: draws whose log-likelihood is -inf, where a solved policy finds no
+  equilibrium). A DataError if any log-likelihood is NaN or +inf: a surrogate fitted to them
+  would be NaN everywhere."""
   check_split(n, validation)
   theta = sobol_thetas(economy, names, fixed, n)
   start = time.perf_counter()
   loglik = particle_filter(theta, seed=seed, progress=progress, desc="PF on Sobol draws")
   seconds = time.perf_counter() - start
-  bad = ~np.isfinite(loglik)
+  bad = np.isnan(loglik) | (loglik == np.inf)
   if bad.any():
     i = int(np.argmax(bad))
     where = ", ".join(f"{m}={theta[i, j]:.4g}" for j, m in enumerate(economy.param_names)
                       if m in names)
     raise DataError(f"the particle filter's log-likelihood is not finite at {int(bad.sum())} of "
-                    f"{n} draws (e.g. {loglik[i]} at {where}); check that the data are in model "
-                    f"units")
-  order = np.random.default_rng([seed, 11]).permutation(n)
-  is_validation = np.zeros(n, bool)
-  is_validation[order[:validation_count(n, validation)]] = True
-  return {"theta": theta, "log_likelihood": loglik, "is_validation": is_validation,
-          "seconds": seconds}
+                    f"{n} draws (e.g. {loglik[i]} at {where}); check that the data are in "
+                    f"{economy.observable_units}")
+  index = np.flatnonzero(np.isfinite(loglik))
+  check_split(len(index), validation)
+  order = np.random.default_rng([seed, 11]).permutation(len(index))
+  is_validation = np.zeros(len(index), bool)
+  is_validation[order[:validation_count(len(index), validation)]] = True
+  return {"theta": theta[index], "log_likelihood": loglik[index], "is_validation": is_validation,
+          "index": index, "seconds": seconds, "dropped": n - len(index)}
 
 
 def save_dataset(path, dataset, names):
-  np.savez(path, theta=dataset["theta"], log_likelihood=dataset["log_likelihood"],
-           is_validation=dataset["is_validation"], estimated=np.array(names))
+  np.savez(path, estimated=np.array(names), **dataset)
+
+
+def load_dataset(path):
+  """`save_dataset`'s dict back (scalars as Python numbers)."""
+  with np.load(path) as f:
+    return {k: (f[k].item() if f[k].ndim == 0 else f[k]) for k in f.files if k != "estimated"}
 
 
 class Surrogate:

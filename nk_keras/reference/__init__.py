@@ -37,6 +37,10 @@ class ClosedFormReference(Reference):
     out = self.economy.closed_form(tf.constant(state.reshape(-1, k)), tf.constant(theta))
     return out.numpy().reshape(n, m, -1)
 
+  def as_policy(self):
+    """`policy(state [m, n_state], theta [m, P]) -> [m, n_pol]`: the closed form, at any theta."""
+    return self.economy.closed_form
+
   def scale(self):
     """|policy| `[n, n_pol]` with every state at one ergodic std (the metric is one-state)."""
     std = self.economy.ergodic_std(tf.constant(self.theta)).numpy()         # [n, n_state]
