@@ -16,23 +16,12 @@ from matplotlib.figure import Figure
 from nk_keras import simulation
 
 PCT = 100.0   # model units (log deviations) -> percent
-LABELS = {"beta": "β, discount factor", "sigma": "σ, relative risk aversion",
-          "eta": "η, inverse Frisch elasticity", "phi": "φ, Calvo price stickiness",
-          "phi_pi": "φ_π, response to inflation", "phi_y": "φ_y, response to output gap",
-          "rho_a": "ρ_a, shock persistence", "sigma_a": "σ_a, shock std",
-          "zeta": "ζ, natural rate", "X": "X, output gap", "Pi": "Π, inflation"}
-# Names an economy uses differently from NK (economy name -> overrides of LABELS).
-ECONOMY_LABELS = {"rank_zlb": {
-    "theta_pi": "θ_π, response to inflation", "theta_y": "θ_y, response to output",
-    "phi": "φ, Rotemberg adjustment cost", "rho_zeta": "ρ_ζ, shock persistence",
-    "sigma_zeta": "σ_ζ, shock std", "zeta": "ζ, preference shock", "N": "N, hours",
-    "Pi": "Π, inflation", "R": "R, policy rate"}}
 COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple")
 
 
-def label(name, economy=None):
-  overrides = ECONOMY_LABELS.get(getattr(economy, "name", None), {})
-  return overrides.get(name, LABELS.get(name, name))
+def label(name, economy):
+  """`name`'s label in `economy`'s figures (`Economy.labels`), or the name itself."""
+  return economy.labels.get(name, name)
 
 
 def reference_label(reference):
@@ -116,12 +105,12 @@ def policy_vs_params(economy, policy, n_grid=41, level=-1.0):
   return figures
 
 
-def error_histograms(report, policy_names, scale_text="|{name}| at 1 ergodic std"):
+def error_histograms(report, economy, scale_text="|{name}| at 1 ergodic std"):
   """Histograms of log10 scale-normalised error (docs/models.md, "Accuracy metric"), one panel per policy and
   one line per state level, from `accuracy.evaluate`'s report. `scale_text`: what the error
   is a percentage of (`{name}` is the policy), e.g. "the reference's ergodic std of {name}"."""
   errors = report["_raw"]["errors_pct"]                                        # [L, n, n_pol]
-  levels = report["levels"]
+  levels, policy_names = report["levels"], economy.policy_names
   # Errors are in percent; exact zeros (a policy equal to the closed form) get the floor.
   logs = np.log10(np.maximum(errors, 1e-8))
   bins = np.linspace(np.floor(logs.min()), np.ceil(logs.max()) + 1e-9, 61)
@@ -141,7 +130,7 @@ def error_histograms(report, policy_names, scale_text="|{name}| at 1 ergodic std
                label=f"95th pct, all levels ({p95:.3g} %)")
     ax.set_xlabel(f"log10 error of {name} (% of {scale_text.format(name=name)})")
     ax.set_ylabel("theta draws")
-    ax.set_title(f"{label(name)}: mean {report['errors_pct'][name]['mean']:.3g} %, "
+    ax.set_title(f"{label(name, economy)}: mean {report['errors_pct'][name]['mean']:.3g} %, "
                  f"max {report['errors_pct'][name]['max']:.3g} %")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -76,7 +76,7 @@ def evaluate(options):
   for name, fig in plots.policy_vs_params(economy, policy, n_grid=points).items():
     written.append(os.path.basename(plots.save(fig, os.path.join(out, f"policy_{name}.png"))))
   scale = "|{name}| at 1 ergodic std" if closed else "the reference's ergodic std of {name}"
-  plots.save(plots.error_histograms(report, economy.policy_names, scale),
+  plots.save(plots.error_histograms(report, economy, scale),
              os.path.join(out, "errors.png"))
   written.append("errors.png")
   if hasattr(economy, "notional_log_rate"):   # an economy with a ZLB

@@ -41,6 +41,9 @@ def test_shapes_and_names(economy):
   assert tuple(outputs) == economy.output_names
   np.testing.assert_allclose(economy.policies_from_outputs(outputs).numpy(), today.numpy(),
                              atol=1e-6)
+  # Figures label every parameter and policy, and nothing the economy does not have.
+  named = set(economy.param_names + economy.state_names + economy.output_names)
+  assert set(economy.param_names + economy.policy_names) <= set(economy.labels) <= named
 
 
 def test_training_draws_stay_in_the_box_and_the_domain(economy):

@@ -35,6 +35,7 @@ class Economy(abc.ABC):
   box_high: np.ndarray   # [n_params]
   calibration: np.ndarray  # [n_params]
   fixed = {}             # calibrated parameters that are not in theta: name -> value
+  labels = {}            # figure labels of names (parameters, states, policies); else the name
   # Sign of each policy's response to each state, `[n_state][n_policies]`, where it is known to
   # hold over the whole box (an economic property, e.g. a demand shock raises output); None where
   # it is not. It lets the network learn the log of that response ("ergodic_logslope").

@@ -23,6 +23,11 @@ class NewKeynesian(Economy):
   # A higher natural rate raises the output gap and inflation everywhere in the box: with
   # phi_pi > 1 > rho_a the Taylor rule leans against it, never overturns it.
   response_signs = ((1.0, 1.0),)
+  labels = {"beta": "β, discount factor", "sigma": "σ, relative risk aversion",
+            "eta": "η, inverse Frisch elasticity", "phi": "φ, Calvo price stickiness",
+            "phi_pi": "φ_π, response to inflation", "phi_y": "φ_y, response to output gap",
+            "rho_a": "ρ_a, shock persistence", "sigma_a": "σ_a, shock std",
+            "zeta": "ζ, natural rate", "X": "X, output gap", "Pi": "Π, inflation"}
 
   def kappa(self, p):
     """Slope of the Phillips curve, from a dict of `[batch]` parameters."""

@@ -55,6 +55,10 @@ class RankZLB(Economy):
   # A preference shock raises demand today: hours and inflation rise with zeta everywhere, at the
   # ZLB more steeply (the rate cannot fall to lean against a fall in zeta).
   response_signs = ((1.0, 1.0),)
+  labels = {"theta_pi": "θ_π, response to inflation", "theta_y": "θ_y, response to output",
+            "phi": "φ, Rotemberg adjustment cost", "rho_zeta": "ρ_ζ, shock persistence",
+            "sigma_zeta": "σ_ζ, shock std", "zeta": "ζ, preference shock", "N": "N, hours",
+            "Pi": "Π, inflation", "R": "R, policy rate"}
   # Residuals are mapped to policy errors by time iteration's Newton step (tomorrow held): on a
   # trained network these implied errors correlate with the true errors (0.55 for N, 0.29 for
   # Pi) where a persistent level error's Jacobian, near-singular in places, does not (-0.28,

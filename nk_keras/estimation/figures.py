@@ -14,7 +14,7 @@ def _grid(n):
   return -(-n // cols), cols
 
 
-def likelihood_slices(names, grids, curves, center, title):
+def likelihood_slices(economy, names, grids, curves, center, title):
   """One panel per parameter: log-likelihood along its box with the others at `center`
   (KMR's Figures 5 and 10). `grids` `[k, G]`; `curves` {source: `[k, G]`}; `center` `[k]`."""
   rows, cols = _grid(len(names))
@@ -29,7 +29,7 @@ def likelihood_slices(names, grids, curves, center, title):
       else:
         ax.plot(grids[i], values[i], style, color=color, lw=1.4, label=source)
     ax.axvline(center[i], color="grey", lw=0.8, ls=":")
-    ax.set_xlabel(label(name), fontsize=8)
+    ax.set_xlabel(label(name, economy), fontsize=8)
     ax.tick_params(labelsize=7)
     # The interesting part is near the maximum; far values (thousands below) would flatten it.
     top = max(np.nanmax(v[i]) for v in curves.values())
@@ -42,7 +42,8 @@ def likelihood_slices(names, grids, curves, center, title):
   return fig
 
 
-def posterior_densities(names, samples, box, prior, truth=None, title="Posterior densities"):
+def posterior_densities(economy, names, samples, box, prior, truth=None,
+                        title="Posterior densities"):
   """Histograms of the pooled draws per parameter, one colour per posterior, and the prior's
   marginal density. `samples` {name: `[n, chains, k]`}; `box` `[k, 2]`; `prior` per parameter
   `(grid [m], density [m])`; `truth` `[k]` or None."""
@@ -66,7 +67,7 @@ def posterior_densities(names, samples, box, prior, truth=None, title="Posterior
     ax.plot(grid[shown], density[shown], color="grey", lw=0.8, ls=":", label="prior")
     if truth is not None:
       ax.axvline(truth[i], color="tab:red", lw=1.0, label="true")
-    ax.set_xlabel(label(name), fontsize=8)
+    ax.set_xlabel(label(name, economy), fontsize=8)
     ax.tick_params(labelsize=7)
   for ax in axes[len(names):]:
     ax.set_visible(False)
@@ -75,7 +76,7 @@ def posterior_densities(names, samples, box, prior, truth=None, title="Posterior
   return fig
 
 
-def traces(names, samples, title="Trace plots", max_points=2000):
+def traces(economy, names, samples, title="Trace plots", max_points=2000):
   """Chains against iteration, per parameter, `samples` `[n, chains, k]` (thinned to plot)."""
   n, chains, k = samples.shape
   thin = max(1, n // max_points)
@@ -86,7 +87,7 @@ def traces(names, samples, title="Trace plots", max_points=2000):
   for i, name in enumerate(names):
     for c in range(chains):
       axes[i].plot(steps, samples[::thin, c, i], lw=0.5, alpha=0.7)
-    axes[i].set_title(label(name), fontsize=8)
+    axes[i].set_title(label(name, economy), fontsize=8)
     axes[i].tick_params(labelsize=7)
   for ax in axes[k:]:
     ax.set_visible(False)
@@ -95,7 +96,9 @@ def traces(names, samples, title="Trace plots", max_points=2000):
 
 
 def pf_convergence(rows_by_policy, title):
-  """Bias and std of (PF - Kalman) log-likelihood against particles, one line per policy."""
+  """Bias and std of the PF log-likelihood against particles, the bias measured from the
+  reference (Kalman's, or the exact-policy filter's at many particles; `title` says which),
+  one line per policy."""
   fig = Figure(figsize=(9, 3.4), layout="constrained")
   ax1, ax2 = fig.subplots(1, 2)
   for name, rows in rows_by_policy.items():
@@ -106,7 +109,7 @@ def pf_convergence(rows_by_policy, title):
   ax1.axhline(0, color="grey", lw=0.8)
   ax1.set_xscale("log")
   ax1.set_xlabel("particles")
-  ax1.set_ylabel("mean of PF - Kalman (±2 se)")
+  ax1.set_ylabel("mean of PF - reference (±2 se)")
   ax2.set_xlabel("particles")
   ax2.set_ylabel("std of PF log-likelihood")
   ax1.legend(fontsize=8)

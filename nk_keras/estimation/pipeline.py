@@ -479,16 +479,16 @@ def figures(est):
       curves["particle filter, exact policy"] = est.exact_filt(flat, seed=o.seed).reshape(shape)
     curves = {k: np.where(inside & np.isfinite(v), v, np.nan) for k, v in curves.items()}
   plots.save(figures_lib.likelihood_slices(
-      names, grids, curves, center[idx],
+      economy, names, grids, curves, center[idx],
       f"Log-likelihood through the {'true' if est.theta_true is not None else 'estimated'} "
       f"theta ({o.particles} particles)"), os.path.join(est.out, "likelihood_slices.png"))
   box = [[economy.box_low[i], economy.box_high[i]] for i in idx]
   plots.save(figures_lib.posterior_densities(
-      names, est.samples, box, prior_marginals(economy, idx),
+      economy, names, est.samples, box, prior_marginals(economy, idx),
       None if est.theta_true is None else est.theta_true[idx],
       f"Posterior: surrogate vs {est.reference_kind or 'prior'} ({o.sampler}, {o.chains} "
       f"chains)"), os.path.join(est.out, "posterior_densities.png"))
-  plots.save(figures_lib.traces(names, est.mcmc["samples"], "MCMC on the surrogate"),
+  plots.save(figures_lib.traces(economy, names, est.mcmc["samples"], "MCMC on the surrogate"),
              os.path.join(est.out, "trace.png"))
   return est
 
