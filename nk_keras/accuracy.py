@@ -31,7 +31,6 @@ class Points:
 
   def __init__(self, economy, n_theta=None, seed=0, progress=False):
     economy.require_one_state("the accuracy metric")
-    self.economy, self.seed = economy, seed
     n_theta = n_theta or economy.eval_theta
     theta = draw_box(economy, n_theta, seed).numpy().astype(np.float64)  # [n, P]
     reference = economy.reference(theta, progress=progress)
