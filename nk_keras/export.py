@@ -16,11 +16,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from nk_keras import files
 from nk_keras.errors import UserError
 
 METADATA = os.path.join("assets", "metadata.json")
@@ -159,37 +159,9 @@ def export_run_again(run, out=None, n_theta=None, overwrite=False, progress=Fals
     raise UserError(f"cannot write to {parent!r}: {e.strerror}") from None
   # The new export is written beside `out` and replaces it only once complete: a run that cannot
   # be exported (no run.json, a failed evaluation) leaves the old SavedModel as it was.
-  report = write_replacing(out, lambda tmp: export_run(policy, run, tmp, n_theta=n_theta,
-                                                       progress=progress))
+  with files.replacing(out) as tmp:
+    report = export_run(policy, run, tmp, n_theta=n_theta, progress=progress)
   return report, out
-
-
-def write_replacing(path, write):
-  """Calls `write(tmp)` on a new directory beside `path`, then puts it at `path`, replacing what
-  was there only once `write` has succeeded: a failure leaves `path` as it was.
-
-  The swap is two renames on one filesystem (POSIX cannot rename over a non-empty directory);
-  between them `path` is missing for an instant, never half written.
-  """
-  path = os.path.normpath(os.path.abspath(path))
-  parent, name = os.path.split(path)
-  tmp = tempfile.mkdtemp(prefix=f".{name}.new-", dir=parent)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)   # mkdtemp's 0700 would hide the model from a server's user
-  try:
-    result = write(tmp)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  if os.path.isdir(path) and os.listdir(path):
-    old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
-    os.replace(path, os.path.join(old, name))
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
-  else:
-    os.replace(tmp, path)   # an empty directory, or none
-  return result
 
 
 class ModelError(UserError):

@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from nk_keras import export
+from nk_keras import export, files
 from nk_keras.errors import UserError
 
 # tf2onnx's default, inside the range it tests (14-18); every runtime of the last years reads it.
@@ -66,17 +66,9 @@ def convert(model, out, overwrite=False, check_points=1000, seed=0):
   entry = proto.metadata_props.add()
   entry.key, entry.value = METADATA_KEY, json.dumps(policy.metadata)
   onnx.checker.check_model(proto, full_check=True)
-  out = os.path.abspath(out)
-  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", dir=os.path.dirname(out))
-  os.close(fd)
-  try:
+  with files.replacing(out) as tmp:
     onnx.save(proto, tmp)
     check = compare(policy, tmp, check_points, seed)
-    os.chmod(tmp, 0o644)   # mkstemp's 0600 would hide the model from a server's user
-    os.replace(tmp, out)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return check
 
 

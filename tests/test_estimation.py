@@ -265,15 +265,3 @@ def test_a_split_without_validation_draws_is_refused(n, validation):
     surrogate.check_split(n, validation)
 
 
-def test_a_result_exists_only_once_its_stage_finished(tmp_path):
-  from nk_keras.estimation import resume
-  path = str(tmp_path / "dataset.npz")
-  with pytest.raises(KeyboardInterrupt):
-    with resume.finished(path) as tmp:
-      np.savez(tmp, x=np.arange(3))
-      raise KeyboardInterrupt   # interrupted after writing part of its output
-  assert not os.path.exists(path)
-  with resume.finished(path) as tmp:
-    np.savez(tmp, x=np.arange(3))
-  np.testing.assert_array_equal(np.load(path)["x"], np.arange(3))
-  assert os.listdir(tmp_path) == ["dataset.npz"]

@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+from nk_keras import files
 from nk_keras import options as options_lib
 from nk_keras.errors import UserError
 from nk_keras.options import option
@@ -247,7 +248,6 @@ def data(est):
 def _dataset(est, particle_filter, directory, label):
   """The particle filter on the Sobol draws, or the dataset a previous run of this one finished
   in `directory`; writes `directory`/dataset.npz."""
-  from nk_keras.estimation import resume
   from nk_keras.estimation import surrogate as sg
   o = est.options
   path = os.path.join(directory, "dataset.npz")
@@ -258,7 +258,7 @@ def _dataset(est, particle_filter, directory, label):
     dataset = sg.make_dataset(est.economy, particle_filter, est.names, est.fixed, o.draws,
                               seed=o.seed, validation=o.validation, progress=True)
   est.timings[f"{label}, thetas per second"] = round(o.draws / dataset["seconds"], 1)
-  with resume.finished(path) as tmp:
+  with files.replacing(path) as tmp:
     sg.save_dataset(tmp, dataset, est.names)
   return dataset
 
@@ -266,7 +266,6 @@ def _dataset(est, particle_filter, directory, label):
 def _surrogate(est, dataset, directory, label):
   """The surrogate fitted to `dataset`, or the one a previous run finished; writes
   `directory`/surrogate/. Returns `(Surrogate, history)`."""
-  from nk_keras.estimation import resume
   from nk_keras.estimation import surrogate as sg
   o = est.options
   path = os.path.join(directory, "surrogate")
@@ -279,7 +278,7 @@ def _surrogate(est, dataset, directory, label):
     surrogate, history = sg.fit(est.economy, dataset, est.names, est.fixed, o.width, o.depth,
                                 o.activation, o.steps, o.batch, o.lr, o.seed, progress=True)
   history = {k: [float(v) for v in values] for k, values in history.items()}
-  with resume.finished(path) as tmp:
+  with files.replacing(path) as tmp:
     surrogate.save(tmp, metadata={"policy": os.path.abspath(o.policy), "draws": o.draws,
                                   "particles": o.particles, "steps": o.steps,
                                   "history": history})
@@ -289,7 +288,7 @@ def _surrogate(est, dataset, directory, label):
 def _chains(est, target, path, label, desc):
   """MCMC on `target` with the run's settings, or the chains a previous run finished at `path`
   (samples and the sampler's report in one .npz)."""
-  from nk_keras.estimation import posterior, resume
+  from nk_keras.estimation import posterior
   o = est.options
   if est.resumed and os.path.exists(path):
     print(f"[{label}] finished before: {path}")
@@ -299,7 +298,7 @@ def _chains(est, target, path, label, desc):
     run = posterior.sample(target, n_chains=o.chains, n_samples=o.samples, n_burnin=o.burnin,
                            sampler=o.sampler, seed=o.seed, pilot_steps=o.pilot_steps,
                            progress=True, desc=desc)
-  with resume.finished(path) as tmp:
+  with files.replacing(path) as tmp:
     np.savez(tmp, samples=run["samples"],
              info=json.dumps({k: v for k, v in run.items() if k != "samples"}))
   return run

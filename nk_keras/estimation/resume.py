@@ -6,17 +6,15 @@ of the files they name: policy, data) on the first run and refuses a rerun into 
 identity differs while it holds finished results, naming what changed; an equal rerun may then
 take each stage's outputs as done. (A run that stopped before finishing anything, on a bad data
 file say, is simply replaced: the fixed rerun has nothing to be inconsistent with.)
-`finished(path)` is a context whose block writes to a temporary name that is renamed to `path`
-only if the block completes, so an interrupted stage leaves nothing a rerun would mistake for
-its result.
+Each stage writes its result through `files.replacing`, so an interrupted stage leaves nothing
+a rerun would mistake for its result.
 """
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
 
+from nk_keras import files
 from nk_keras.errors import UserError
 
 RUN_FILE = "run.json"
@@ -49,7 +47,7 @@ def claim(out, identity, results):
       raise UserError(f"{out} holds an estimation run with other settings ({'; '.join(changed)}); "
                       f"rerun with the same options to resume it, or choose another --out")
     return True
-  with finished(path) as tmp, open(tmp, "w") as f:
+  with files.replacing(path) as tmp, open(tmp, "w") as f:
     json.dump(identity, f, indent=2)
   return False
 
@@ -64,24 +62,3 @@ def differences(old, new, prefix=""):
     elif a != b:
       out.append(f"{prefix}{key}: {a!r} -> {b!r}")
   return out
-
-
-@contextlib.contextmanager
-def finished(path):
-  """Yields a temporary name next to `path` (a file or a directory the block creates) and
-  renames it to `path` when the block completes; an exception leaves `path` untouched."""
-  root, ext = os.path.splitext(path)
-  # Per process (runs started together into one directory must not share it); the extension
-  # kept: np.savez appends .npz to any other name.
-  tmp = f"{root}.partial-{os.getpid()}{ext}"
-  remove(tmp)
-  yield tmp
-  remove(path)
-  os.replace(tmp, path)
-
-
-def remove(path):
-  if os.path.isdir(path):
-    shutil.rmtree(path)
-  elif os.path.exists(path):
-    os.remove(path)
