@@ -11,9 +11,9 @@ import pytest
 from test_apps_eval_sim import ROOT, TF_NOISE, app_lines, assert_png
 
 POLICY = os.path.join(ROOT, "saved_models", "nk_cached")
-# Small but complete: two parameters, 512 Sobol draws, a 3 x 64 surrogate, 4 chains.
+# Small but complete: two parameters, 256 Sobol draws, a 3 x 64 surrogate, 4 chains.
 SMALL = ["--estimate=rho_a,sigma_a", "--theta=rho_a=0.9,sigma_a=0.05", "--periods=50",
-         "--draws=256", "--particles=500", "--width=64", "--depth=3", "--steps=2400", "--batch=32",
+         "--draws=256", "--particles=1000", "--width=64", "--depth=3", "--steps=10000", "--batch=32",
          "--chains=4", "--samples=2000", "--burnin=500", "--pilot_steps=500",
          "--pf_study=10,100", "--pf_replications=3", "--slice_points=7"]
 
@@ -41,11 +41,11 @@ def test_posterior_covers_truth_and_agrees_with_kalman(small_run):
     assert s["q05"] <= truth[name] <= s["q95"], (name, s, truth[name])
     assert s["rhat"] < 1.1 and s["ess"] > 100, (name, s)
     exact = report["kalman_reference"][name]
-    # Tolerance: half a posterior std of the exact posterior. The surrogate carries the
-    # particle filter's noise (~2 log points at 100 particles), the policy's error and its own
-    # fit error; a mean shift below half the posterior's width leaves the inference unchanged.
-    assert abs(s["mean"] - exact["mean"]) < 0.5 * exact["std"], (name, s, exact)
-    assert 0.5 < s["std"] / exact["std"] < 2.0, (name, s, exact)
+    # The agreement bar: a quarter of the exact posterior's std, stds within 0.8-1.25.
+    # The surrogate carries the filter's noise and bias, the policy's error and its own fit
+    # error; with 2,400 fit steps here (underfitted) the means were 0.36-0.39 std off.
+    assert abs(s["mean"] - exact["mean"]) < 0.25 * exact["std"], (name, s, exact)
+    assert 0.8 < s["std"] / exact["std"] < 1.25, (name, s, exact)
   me = report["settings"]["measurement_error"]
   assert set(me["variance"]) == {"X", "Pi"} and me["share"] == 0.1
   for fig in ("likelihood_slices", "posterior_densities", "trace", "pf_convergence"):

@@ -62,7 +62,8 @@ class EstimateOptions:
   data_seed: int = option(0, "Simulated data: seed.", lower=0)
   draws: int = option(None, "Sobol draws of theta for the surrogate (default the economy's, "
                       "KMR's: nk 10,000, rank_zlb 15,000).", lower=20)
-  particles: int = option(100, "Particles of the filter.", lower=2)
+  particles: int = option(1000, "Particles of the filter (KMR: 100, whose bias moves the "
+                          "posterior; BUILD_NOTES.md, \"A better surrogate\").", lower=2)
   validation: float = option(0.1, "Share of draws held out.", lower=0.01, upper=0.5)
   width: int = option(128, "Surrogate: units per hidden layer.", lower=1)
   depth: int = option(4, "Surrogate: hidden layers.", lower=1)
