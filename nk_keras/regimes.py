@@ -35,7 +35,7 @@ class Regime(keras.Model):
 
   def __init__(self, policy, *, batch=100, mc=10, loss_weights=None, weighting="ergodic",
                stratified=False, grid=False, unbiased=False, state_scale=1.0, level_states=1,
-               level_weight=1.0, hold_tomorrow=False, seed=0, **kwargs):
+               level_weight=1.0, seed=0, **kwargs):
     """`loss_weights`: dict residual name -> weight (1 for those not named); `stratified`:
     shocks drawn in strata of the normal law (`Economy.draw_shocks`); `grid`: expectations on
     a randomly shifted grid of `mc` nodes (`Economy.shock_grid`); `unbiased`: the loss
@@ -43,8 +43,7 @@ class Regime(keras.Model):
     `state_scale` times their ergodic std (> 1 puts more points in the tails, which the accuracy
     metric weighs as much as the centre); `level_states` > 1: the batch holds each theta at that
     many states and the loss adds, with `level_weight`, each theta's persistent level error
-    (`level_errors`); `hold_tomorrow`: no gradient through tomorrow's policies
-    (`residual_loss`)."""
+    (`level_errors`)."""
     super().__init__(**kwargs)
     if mc < 2 or mc % 2:
       raise UserError(f"mc must be an even number >= 2 (antithetic pairs), got {mc}")
@@ -76,7 +75,6 @@ class Regime(keras.Model):
     self.stratified, self.unbiased, self.state_scale = stratified, unbiased, state_scale
     self.grid = grid
     self.level_states, self.level_weight = level_states, level_weight
-    self.hold_tomorrow = hold_tomorrow
     # Fixed by the strategy the regime is built under (1 without one); `batch` is per replica.
     strategy = tf.distribute.get_strategy()
     self.replicas = strategy.num_replicas_in_sync
@@ -149,17 +147,9 @@ class Regime(keras.Model):
     With `unbiased`, the square is the product of the residuals of two independent sets of
     shocks: its expectation is the squared residual itself, where the square of one noisy
     residual adds the noise's variance, which depends on the network and so biases the fit.
-
-    With `hold_tomorrow` the gradient flows through today's policies only: each step pulls them
-    toward what the equilibrium conditions ask given tomorrow's, as time iteration does. A
-    persistent error, the same today and tomorrow, then meets a restoring force proportional
-    to how far time iteration's contraction factor is from one, where the full gradient of the
-    squared residual has the square of that distance.
     """
     std = self.economy.residual_scale(theta)                           # [batch]
     today, tomorrow = self.economy.policies(self.policy, state, theta, eps)
-    if self.hold_tomorrow:
-      tomorrow = tf.stop_gradient(tomorrow)
     if self.unbiased if unbiased is None else unbiased:
       halves = lambda x: [None, None] if x is None else tf.split(x, 2)
       (a, level_a), (b, level_b) = [

@@ -46,9 +46,6 @@ class TrainOptions:
   level_states: int = option(1, "States per theta in a batch; above 1 the loss also measures "
                              "each theta's persistent level error.", lower=1)
   level_weight: float = option(1.0, "Weight of the level term (--level_states).", lower=0.0)
-  hold_tomorrow: bool = option(False, "No gradient through tomorrow's policies: each step pulls "
-                               "today's toward the equilibrium conditions given tomorrow's, as "
-                               "time iteration does.")
   lr: float = option(3e-3, "Initial learning rate (cosine decay to --eta_min).", lower=0.0)
   eta_min: float = option(3e-6, "Final learning rate.", lower=0.0)
   weight_decay: float = option(1e-4, "AdamW weight decay.", lower=0.0)
@@ -151,8 +148,7 @@ def _build_regime(options, replicas):
                         weighting=options.weighting, stratified=options.stratified,
                         grid=options.grid,
                         unbiased=options.unbiased, state_scale=options.state_scale,
-                        level_states=options.level_states, level_weight=options.level_weight,
-                        hold_tomorrow=options.hold_tomorrow)
+                        level_states=options.level_states, level_weight=options.level_weight)
   if options.regime == "cached":
     regime_options["pool"] = options.pool
   if options.regime in ("internal", "stepping"):
