@@ -1,9 +1,12 @@
-"""Training regimes: one residual loss and one gradient step, four ways to choose the points.
+"""Training regimes: one gradient step; one residual loss with four ways to choose the points,
+and one regression on the economy's reference solution (distillation).
 
 Each regime is a `keras.Model` whose `train_step` performs exactly one gradient step, so `fit`
 with `steps_per_execution` runs many steps per compiled call and the optimiser's `iterations`
-counts gradient steps. Regimes differ only in `points(step, seed)`, which returns this step's
-`theta [batch, n_params]` and `state [batch, n_state]`.
+counts gradient steps. The residual regimes differ only in `points(step, seed)`, which returns
+this step's `theta [batch, n_params]` and `state [batch, n_state]`. `Distill` replaces the loss
+(`loss_terms`): it fits the reference, so it needs one (a closed form or a solver) and is the
+only regime through which a reference enters training.
 
 All randomness is stateless, keyed by (seed, gradient step, replica): a run is reproducible on
 CPU and a run restored from a checkpoint continues the same random stream.
@@ -15,11 +18,12 @@ replica every number is that of a run without a strategy.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from nk_keras.errors import UserError
 
-REGIMES = ("fresh", "cached", "internal", "stepping")
+REGIMES = ("fresh", "cached", "internal", "stepping", "distill")
 # How residuals enter the loss: raw (state units); in the economy's natural scale of them
 # (`Economy.residual_scale`: with one state its ergodic std); mapped to the policy errors that
 # cause them (`Regime.jacobian`); or those errors relative to the policy's own size at one
@@ -248,13 +252,18 @@ class Regime(keras.Model):
     eps, weights = self.shocks(seeds[2], unbiased=False)
     return float(self.residual_loss(theta, state, eps, weights, unbiased=False)[0])
 
+  def loss_terms(self, step, seeds):
+    """This step's loss, its `[n_policies]` (or `[n_residuals]`) mean squares and the level
+    term (or None), from four stateless `seeds`."""
+    theta, state = self.points(step, seeds[:3])
+    eps, weights = self.shocks(seeds[3])                                # [mc, batch, n_shock]
+    return self.residual_loss(theta, state, eps, weights)
+
   def train_step(self, data):
     step = tf.convert_to_tensor(self.optimizer.iterations)
     seeds = self.step_seeds(step, 4)
-    theta, state = self.points(step, seeds[:3])
-    eps, weights = self.shocks(seeds[3])                                # [mc, batch, n_shock]
     with tf.GradientTape() as tape:
-      loss, mse, level = self.residual_loss(theta, state, eps, weights)
+      loss, mse, level = self.loss_terms(step, seeds)
       if self.replicas > 1:
         # Equal per-replica batches: the global mean loss is the replicas' mean loss.
         share = loss / self.replicas
@@ -418,9 +427,78 @@ class Stepping(Persistent):
     return new_theta, self.state_rows(state)                           # [batch, n_state]
 
 
+class Distill(Regime):
+  """Regression on the economy's reference solution (`Economy.training_reference`) at a pool
+  of `thetas` draws of the training prior: each step takes `batch` (theta, z) points, theta
+  from the pool and the state at z ergodic std, z uniform on +-`DISTILL_SPAN`, and the loss is
+  the squared error in the accuracy metric's units (% of the reference's own scale at that
+  theta: `Reference.scale`).
+
+  Where the residual loss mis-ranks approximate policies (rank_zlb: it trades errors the
+  metric counts for ones it does not see; BUILD_NOTES.md, "rank_zlb"), fitting the reference
+  reaches the bar; an economy without a reference cannot use it. The reference is solved once,
+  when the regime is built (again on a restart), and held as a table on a fine z grid.
+  """
+
+  def __init__(self, policy, *, thetas=4000, **kwargs):
+    super().__init__(policy, **kwargs)
+    economy = self.economy
+    economy.require_one_state("the distill regime")
+    if thetas < 1:
+      raise UserError(f"the distill regime needs at least one theta, got {thetas}")
+    seed = tf.constant([self.seed, 4], tf.int32)
+    theta = economy.draw_theta(thetas, seed).numpy().astype(np.float64)     # [n, P]
+    solved = economy.training_reference(theta, progress=True)
+    keep = solved.valid
+    if not keep.any():
+      raise UserError(f"the reference found no solution at any of the {thetas} thetas")
+    z = np.linspace(-DISTILL_SPAN, DISTILL_SPAN, DISTILL_TABLE)              # [M]
+    std = economy.ergodic_std(tf.constant(theta)).numpy()                    # [n, 1]
+    table = solved.policies(std[:, None, :] * z[None, :, None])[keep]       # [n, M, n_pol]
+    self.n_pool = int(keep.sum())
+    # Variables, not graph constants: the table is tens of MB.
+    self.pool_theta = self.held(theta[keep], "pool_theta")                   # [n, P]
+    self.table = self.held(table.reshape(-1, table.shape[-1]), "table")      # [n * M, n_pol]
+    self.table_scale = self.held(solved.scale()[keep], "table_scale")       # [n, n_pol]
+
+  def held(self, value, name):
+    variable = self.add_weight(shape=value.shape, initializer="zeros", trainable=False,
+                               name=name)
+    variable.assign(value.astype(np.float32))
+    return variable
+
+  def loss_terms(self, step, seeds):
+    idx = tf.random.stateless_uniform([self.batch], seeds[0], 0, self.n_pool, tf.int32)
+    z = tf.random.stateless_uniform([self.batch], seeds[1], -DISTILL_SPAN, DISTILL_SPAN)
+    theta = tf.gather(self.pool_theta, idx)                            # [batch, P]
+    state = z[:, None] * self.economy.ergodic_std(theta)               # [batch, 1]
+    # Linear interpolation in the table's uniform z grid.
+    position = (z + DISTILL_SPAN) / (2 * DISTILL_SPAN) * (DISTILL_TABLE - 1)
+    low = tf.clip_by_value(tf.cast(tf.floor(position), tf.int32), 0, DISTILL_TABLE - 2)
+    frac = (position - tf.cast(low, tf.float32))[:, None]
+    row = idx * DISTILL_TABLE + low
+    left, right = tf.gather(self.table, row), tf.gather(self.table, row + 1)
+    target = left + frac * (right - left)                              # [batch, n_pol]
+    error = 100.0 * (self.policy(state, theta) - target) / tf.gather(self.table_scale, idx)
+    mse = tf.reduce_mean(tf.square(error), axis=0)                     # [n_pol]
+    return tf.reduce_sum(mse), mse, None
+
+  def probe_loss(self):
+    seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 3], tf.int32), 4)
+    return float(self.loss_terms(0, seeds)[0])
+
+
+# The distill regime's states: z uniform on +-3 ergodic std (the metric's levels span +-2.5),
+# its targets interpolated in a table of 1,201 points (spacing 0.005, finer than the time
+# iteration grid it is read from).
+DISTILL_SPAN = 3.0
+DISTILL_TABLE = 1201
+
+
 def build(regime, policy, **options):
   """A regime by name; `options` are the constructor arguments (unused ones are an error)."""
-  classes = {"fresh": Fresh, "cached": Cached, "internal": Internal, "stepping": Stepping}
+  classes = {"fresh": Fresh, "cached": Cached, "internal": Internal, "stepping": Stepping,
+             "distill": Distill}
   if regime not in classes:
     raise UserError(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
   return classes[regime](policy, **options)

@@ -32,6 +32,8 @@ class TrainOptions:
                           lower=0)
   redraw_every: int = option(1, "Iterations between parameter redraws (stepping).", lower=1)
   pool: int = option(200_000, "Size of the cached pool of points (cached).", lower=1)
+  distill_thetas: int = option(4000, "Thetas at which the economy's reference is solved for "
+                               "the distill regime.", lower=1)
   batch: int = option(1000, "Points per gradient step, over all replicas (each takes --batch / "
                       "replicas).", lower=1)
   mc: int = option(2, "Antithetic Monte Carlo draws per expectation (even).", lower=2)
@@ -151,6 +153,8 @@ def _build_regime(options, replicas):
                         level_states=options.level_states, level_weight=options.level_weight)
   if options.regime == "cached":
     regime_options["pool"] = options.pool
+  if options.regime == "distill":
+    regime_options["thetas"] = options.distill_thetas
   if options.regime in ("internal", "stepping"):
     regime_options["internal"] = options.internal
   if options.regime == "stepping":

@@ -323,6 +323,12 @@ class Economy(abc.ABC):
       raise NotImplementedError(f"economy {self.name!r} has no reference solution")
     return ClosedFormReference(self, theta)
 
+  def training_reference(self, theta, progress=False):
+    """The reference the `distill` regime fits at `theta` `[n, n_params]` (NumPy): by default
+    the accuracy reference itself; an economy may give a cheaper one it has measured to be
+    accurate enough."""
+    return self.reference(theta, progress=progress)
+
   def has_closed_form(self):
     return self.closed_form(tf.zeros([1, self.n_state]),
                             tf.constant(self.calibration[None], tf.float32)) is not None
