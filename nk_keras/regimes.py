@@ -448,7 +448,11 @@ class Distill(Regime):
       raise UserError(f"the distill regime needs at least one theta, got {thetas}")
     seed = tf.constant([self.seed, 4], tf.int32)
     theta = economy.draw_theta(thetas, seed).numpy().astype(np.float64)     # [n, P]
-    solved = economy.training_reference(theta, progress=True)
+    try:
+      solved = economy.training_reference(theta, progress=True)
+    except NotImplementedError:
+      raise UserError(f"the distill regime fits the economy's reference solution, and economy "
+                      f"{economy.name!r} has none") from None
     keep = solved.valid
     if not keep.any():
       raise UserError(f"the reference found no solution at any of the {thetas} thetas")
@@ -467,19 +471,24 @@ class Distill(Regime):
     variable.assign(value.astype(np.float32))
     return variable
 
-  def loss_terms(self, step, seeds):
+  def examples(self, seeds):
+    """This step's `theta [batch, P]`, `state [batch, 1]`, reference `target [batch, n_pol]`
+    and the metric's `scale [batch, n_pol]` there, from two stateless `seeds`."""
     idx = tf.random.stateless_uniform([self.batch], seeds[0], 0, self.n_pool, tf.int32)
     z = tf.random.stateless_uniform([self.batch], seeds[1], -DISTILL_SPAN, DISTILL_SPAN)
-    theta = tf.gather(self.pool_theta, idx)                            # [batch, P]
-    state = z[:, None] * self.economy.ergodic_std(theta)               # [batch, 1]
+    theta = tf.gather(self.pool_theta, idx)
+    state = z[:, None] * self.economy.ergodic_std(theta)
     # Linear interpolation in the table's uniform z grid.
     position = (z + DISTILL_SPAN) / (2 * DISTILL_SPAN) * (DISTILL_TABLE - 1)
     low = tf.clip_by_value(tf.cast(tf.floor(position), tf.int32), 0, DISTILL_TABLE - 2)
     frac = (position - tf.cast(low, tf.float32))[:, None]
     row = idx * DISTILL_TABLE + low
     left, right = tf.gather(self.table, row), tf.gather(self.table, row + 1)
-    target = left + frac * (right - left)                              # [batch, n_pol]
-    error = 100.0 * (self.policy(state, theta) - target) / tf.gather(self.table_scale, idx)
+    return theta, state, left + frac * (right - left), tf.gather(self.table_scale, idx)
+
+  def loss_terms(self, step, seeds):
+    theta, state, target, scale = self.examples(seeds)
+    error = 100.0 * (self.policy(state, theta) - target) / scale       # [batch, n_pol]
     mse = tf.reduce_mean(tf.square(error), axis=0)                     # [n_pol]
     return tf.reduce_sum(mse), mse, None
 
