@@ -16,7 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Config file -> (shipped model, the run it reproduces: its metadata, or the run its `--init`
 # started from, `init_run`, followed that many times).
 CONFIGS = {"nk_stepping.flags": ("nk_stepping", 0), "rank_zlb.flags": ("rank_zlb", 0),
-           "rank_zlb_level.flags": ("rank_zlb", 1), "rank_zlb_start.flags": ("rank_zlb", 2)}
+           "rank_zlb_residual.flags": ("rank_zlb_residual", 0),
+           "rank_zlb_level.flags": ("rank_zlb_residual", 1),
+           "rank_zlb_start.flags": ("rank_zlb_residual", 2)}
 
 
 def train_flags():

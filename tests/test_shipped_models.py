@@ -116,8 +116,6 @@ def test_rank_zlb_serves_only_where_an_equilibrium_exists(zlb_result):
   assert 0.7 < zlb_result["served_share"] < 0.9
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet: the shipped rank_zlb measures N 0.60/2.0, "
-                   "Pi 1.1/3.4 (mean/p95, %); BUILD_NOTES.md 'rank_zlb', what is left")
 def test_rank_zlb_meets_the_policy_error_bar(zlb_result):
   misses = [f"{policy} {stat} {zlb_result[policy][stat]:.3f}% > {limit}%"
             for policy in ("N", "Pi") for stat, limit in ZLB_BAR.items()
