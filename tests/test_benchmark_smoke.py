@@ -57,9 +57,10 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert math.isclose(row["samples_per_s"], row["batch"] * row["steps_per_s"])
 
   tta = results["time_to_accuracy"]["rows"]
-  assert sorted(tta) == ["nk KMR's configuration", "nk stepping", "rank_zlb fresh (stage 1 flags)"]
+  zlb = "rank_zlb distill (configs/rank_zlb.flags)"
+  assert sorted(tta) == ["nk KMR's configuration", "nk stepping", zlb]
   assert tta["nk KMR's configuration"]["options"]["normalization"] == "kmr"
-  assert tta["rank_zlb fresh (stage 1 flags)"]["options"]["economy"] == "rank_zlb"
+  assert tta[zlb]["options"]["economy"] == "rank_zlb" and tta[zlb]["options"]["regime"] == "distill"
   for name, row in tta.items():
     assert row["steps_run"] > 0 and positive(row["train_s"]) and positive(row["steps_per_s"])
     assert sorted(row["reached"]) == ["0.1", "0.3", "1", "bar"]

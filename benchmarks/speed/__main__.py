@@ -50,8 +50,10 @@ flags.DEFINE_integer("scaling_points", 1_000_000, "Network points, batch * (1 + 
                      lower_bound=1)
 flags.DEFINE_list("tta_regimes", ["stepping", "fresh", "internal", "cached"], "Regimes of "
                   "section 4's nk rows (each at the train app's defaults otherwise).")
-flags.DEFINE_bool("tta_rank_zlb", True, "Section 4 also trains rank_zlb (its shipped first "
-                  "stage's flags) for --zlb_minutes.")
+flags.DEFINE_bool("tta_rank_zlb", True, "Section 4 also trains rank_zlb with the shipped "
+                  "model's flags (configs/rank_zlb.flags: distillation) for --zlb_minutes.")
+flags.DEFINE_integer("zlb_distill_thetas", 4000, "Thetas the rank_zlb row of section 4 solves "
+                     "by time iteration (the shipped model's number).", lower_bound=1)
 flags.DEFINE_float("max_minutes", 5.0, "Wall-time budget per nk row in section 4, evaluations "
                    "included (KMR's configuration gets --kmr_minutes).", lower_bound=0.0)
 flags.DEFINE_float("kmr_minutes", 20.0, "Wall-time budget of KMR's configuration in section 4 "
@@ -77,6 +79,7 @@ flags.register_validator("eval_every", lambda v: v < 100 or v % 100 == 0,
 SMOKE = dict(steps=200, repeats=2, scaling_points=100_000, max_minutes=5 / 60,
              kmr_minutes=5 / 60, zlb_minutes=5 / 60, eval_every=100, eval_theta=500,
              zlb_eval_theta=4, tta_regimes=["stepping"], tta_rank_zlb=True,
+             zlb_distill_thetas=8,
              serve_batch=10_000, matmul_size=512)
 
 
