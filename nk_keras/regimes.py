@@ -130,6 +130,14 @@ class Regime(keras.Model):
   def points(self, step, seeds):
     raise NotImplementedError
 
+  def held(self, value, name):
+    """A non-trainable float32 variable holding `value` (a pool of points or a table: saved in
+    checkpoints, not baked into the compiled graph as a constant)."""
+    variable = self.add_weight(shape=value.shape, initializer="zeros", trainable=False,
+                               name=name)
+    variable.assign(tf.cast(value, tf.float32))
+    return variable
+
   def shocks(self, seed, unbiased=None):
     """This step's innovations `[mc, batch, n_shock]`, or `[2 * mc, batch, n_shock]` (two
     independent sets) for the unbiased loss, and their expectation weights `[mc or 2 mc, batch]`
@@ -315,12 +323,8 @@ class Cached(Regime):
     self.pool = pool
     seeds = tf.random.experimental.stateless_split(tf.constant([self.seed, 1], tf.int32), 2)
     theta = self.draw_theta(pool, seeds[0])
-    self.pool_theta = self.add_weight(shape=theta.shape, initializer="zeros", trainable=False,
-                                      name="pool_theta")
-    self.pool_state = self.add_weight(shape=(pool, self.economy.n_state), initializer="zeros",
-                                      trainable=False, name="pool_state")
-    self.pool_theta.assign(theta)
-    self.pool_state.assign(self.draw_state(theta, seeds[1]))
+    self.pool_theta = self.held(theta, "pool_theta")                       # [pool, P]
+    self.pool_state = self.held(self.draw_state(theta, seeds[1]), "pool_state")  # [pool, n_state]
 
   def points(self, step, seeds):
     # The replicas of one step take consecutive slices of the pool.
@@ -460,16 +464,9 @@ class Distill(Regime):
     std = economy.ergodic_std(tf.constant(theta)).numpy()                    # [n, 1]
     table = solved.policies(std[:, None, :] * z[None, :, None])[keep]       # [n, M, n_pol]
     self.n_pool = int(keep.sum())
-    # Variables, not graph constants: the table is tens of MB.
     self.pool_theta = self.held(theta[keep], "pool_theta")                   # [n, P]
     self.table = self.held(table.reshape(-1, table.shape[-1]), "table")      # [n * M, n_pol]
     self.table_scale = self.held(solved.scale()[keep], "table_scale")       # [n, n_pol]
-
-  def held(self, value, name):
-    variable = self.add_weight(shape=value.shape, initializer="zeros", trainable=False,
-                               name=name)
-    variable.assign(value.astype(np.float32))
-    return variable
 
   def examples(self, seeds):
     """This step's `theta [batch, P]`, `state [batch, 1]`, reference `target [batch, n_pol]`
