@@ -63,6 +63,7 @@ def test_smoke_run_writes_every_section(tmp_path):
   assert tta[zlb]["options"]["economy"] == "rank_zlb" and tta[zlb]["options"]["regime"] == "distill"
   for name, row in tta.items():
     assert row["steps_run"] > 0 and positive(row["train_s"]) and positive(row["steps_per_s"])
+    assert 0 <= row["build_s"] < row["train_s"], row
     assert sorted(row["reached"]) == ["0.1", "0.3", "1", "bar"]
     for hit in row["reached"].values():
       assert isinstance(hit["reached"], bool)
