@@ -36,13 +36,19 @@ NORMALIZATIONS = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
 ERGODIC_SPAN = 3.0
 
 
+def check_activation(name):
+  """A UserError unless `name` is a Keras activation (Keras' own message lists nothing; an
+  --activation typo is the usual cause)."""
+  try:
+    keras.activations.get(name)
+  except ValueError:
+    raise UserError(f"unknown activation {name!r}: not a Keras activation name (e.g. "
+                    f"tanh, celu, relu)") from None
+
+
 def build_net(n_inputs, n_outputs, width=64, depth=5, activation="celu", seed=0):
   """MLP `[n, n_inputs] -> [n, n_outputs]` with `depth` hidden layers of `width` units."""
-  try:
-    keras.activations.get(activation)
-  except ValueError:   # Keras' own message lists nothing; an --activation typo is the usual cause
-    raise UserError(f"unknown activation {activation!r}: not a Keras activation name (e.g. "
-                    f"tanh, celu, relu)") from None
+  check_activation(activation)
   init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)
   inputs = keras.Input((n_inputs,), name="normalized_inputs")
   h = inputs

@@ -186,5 +186,16 @@ def test_an_interrupted_run_resumes_from_its_finished_stages(tmp_path, monkeypat
   for p, values in before.items():
     np.testing.assert_array_equal(np.load(tmp_path / p)["log_likelihood"], values)
   np.testing.assert_array_equal(np.load(tmp_path / "samples.npz")["surrogate"], surrogate_chains)
-  with pytest.raises(UserError, match=r"options\.samples: 100 -> 101.*same options to resume"):
-    pipeline.run(dataclasses.replace(options, samples=101), str(tmp_path))
+  with pytest.raises(UserError, match=r"options\.particles: 40 -> 41.*same options to resume"):
+    pipeline.run(dataclasses.replace(options, particles=41), str(tmp_path))
+  # Only the surrogate's and the sampler's settings changed: the datasets are kept, the
+  # surrogates and the chains made again with the new settings.
+  report = pipeline.run(dataclasses.replace(options, steps=201, samples=101), str(tmp_path))
+  assert {"surrogate fit", "exact policy: surrogate fit", "MCMC on the surrogate (rwmh)",
+          "exact policy: MCMC on its surrogate (rwmh)"} <= set(report["timings_s"])
+  assert not {"particle filter on Sobol draws",
+              "exact policy: particle filter on the same Sobol draws"} & set(report["timings_s"])
+  for p, values in before.items():
+    np.testing.assert_array_equal(np.load(tmp_path / p)["log_likelihood"], values)
+  assert np.load(tmp_path / "samples.npz")["surrogate"].shape[0] == 101
+  assert report["settings"]["surrogate"]["steps"] == 201

@@ -175,12 +175,19 @@ def test_surrogate_fits_and_survives_export(tmp_path, sample):
   filt = pf.ParticleFilter(NK, EXACT, sample, n_particles=50)
   dataset = sg.make_dataset(NK, filt, names, NK.calibration, 256, validation=0.2)
   model, history = sg.fit(NK, dataset, names, NK.calibration, width=32, depth=2, steps=600,
-                          batch=64, lr=3e-3)
+                          batch=64, lr=3e-3, members=3)
   val = dataset["is_validation"]
   pred = model.predict(dataset["theta"])
   y = dataset["log_likelihood"]
-  # Learned something real: held-out error well below the spread of the log-likelihoods.
+  # Learned something real: held-out error well below the spread of the log-likelihoods, for
+  # the surrogate and for each member on its own.
   assert sg.errors(pred[val], y[val])["rmse"] < 0.2 * y.std()
+  members = model.predict(dataset["theta"], members=True)                      # [n, 3]
+  for m in range(3):
+    assert sg.errors(members[val, m], y[val])["rmse"] < 0.2 * y.std(), m
+  # The surrogate is the members' mean, and the members are different fits.
+  np.testing.assert_allclose(members.mean(axis=1), pred, rtol=1e-6)
+  assert sg.held_out(model, dataset)["members_spread_validation"] > 1e-3 * y.std()
   model.save(str(tmp_path / "s"))
   back = sg.Surrogate.load(NK, str(tmp_path / "s"))
   np.testing.assert_allclose(back.predict(dataset["theta"]), pred, rtol=1e-6)

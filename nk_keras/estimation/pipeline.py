@@ -24,7 +24,8 @@ posterior.json (README, "Estimation"). The estimate app's flags are made from `E
 
 Resume: rerun with the same options into the same `out`, a run takes the likelihood datasets,
 surrogates and chains it finds there as done (each is written under a temporary name and
-renamed when complete); with other options it refuses (`resume.py`).
+renamed when complete); rerun with other surrogate or sampler settings (`REFIT_OPTIONS`), it
+keeps the datasets and fits again; with other options it refuses (`resume.py`).
 """
 
 import dataclasses
@@ -65,7 +66,10 @@ class EstimateOptions:
   particles: int = option(1000, "Particles of the filter (KMR: 100, whose bias moves the "
                           "posterior; BUILD_NOTES.md, \"A better surrogate\").", lower=2)
   validation: float = option(0.1, "Share of draws held out.", lower=0.01, upper=0.5)
-  width: int = option(128, "Surrogate: units per hidden layer.", lower=1)
+  ensemble: int = option(5, "Surrogate: networks fitted side by side and averaged (one "
+                        "fit's variance moves the posterior; BUILD_NOTES.md, \"The surrogate's "
+                        "variance\").", lower=1)
+  width: int = option(128, "Surrogate: units per hidden layer (each network).", lower=1)
   depth: int = option(4, "Surrogate: hidden layers.", lower=1)
   activation: str = option("celu", "Surrogate: activation (a Keras name).")
   steps: int = option(30000, "Surrogate: Adam steps (about 850 epochs of 9,000 draws).",
@@ -102,6 +106,14 @@ def _holds_out_one(o):
     return True
   return 1 <= surrogate.validation_count(o["draws"], o["validation"]) < o["draws"]
 
+
+# Options the likelihood datasets do not depend on: a rerun into the same --out that changes
+# only these keeps the datasets and fits the surrogates and samples the chains (`FITTED`) again.
+REFIT_OPTIONS = ("ensemble", "width", "depth", "activation", "steps", "batch", "lr", "sampler",
+                 "chains", "samples", "burnin", "pilot_steps", "kalman", "slice_points",
+                 "pf_study", "pf_replications")
+FITTED = ("surrogate", "chains_surrogate.npz", "chains_kalman.npz",
+          os.path.join("exact_policy", "surrogate"), os.path.join("exact_policy", "chains.npz"))
 
 EXACT_TOL = 1e-10   # time iteration's tolerance for the exact-policy reference
 
@@ -198,7 +210,8 @@ def start(options, out):
   est.resumed = resume.claim(out, {
       "options": dataclasses.asdict(o), "policy_sha256": resume.digest(o.policy),
       "data_sha256": resume.digest(o.data) if o.data else None},
-      results=("dataset.npz", os.path.join("exact_policy", "dataset.npz")))
+      results=("dataset.npz", os.path.join("exact_policy", "dataset.npz")),
+      refit=REFIT_OPTIONS, redone=FITTED)
   if est.resumed:
     print(f"resuming the run in {out}: finished stages are taken from there")
   return est
@@ -277,11 +290,13 @@ def _surrogate(est, dataset, directory, label):
     return sg.Surrogate.load(est.economy, path), history
   with timed(est.timings, label):
     surrogate, history = sg.fit(est.economy, dataset, est.names, est.fixed, o.width, o.depth,
-                                o.activation, o.steps, o.batch, o.lr, o.seed, progress=True)
+                                o.activation, o.steps, o.batch, o.lr, o.seed, o.ensemble,
+                                progress=True)
   history = {k: [float(v) for v in values] for k, values in history.items()}
   with files.replacing(path) as tmp:
     surrogate.save(tmp, metadata={"policy": os.path.abspath(o.policy), "draws": o.draws,
-                                  "particles": o.particles, "steps": o.steps,
+                                  "particles": o.particles, "ensemble": o.ensemble,
+                                  "steps": o.steps,
                                   "history": history})
   return surrogate, history
 
@@ -326,8 +341,7 @@ def fit_surrogate(est):
   est.surrogate, est.history = _surrogate(est, dataset, est.out, "surrogate fit")
   val = dataset["is_validation"]
   predicted = est.surrogate.predict(dataset["theta"])
-  accuracy = {"surrogate_vs_pf_validation": sg.errors(predicted[val],
-                                                      dataset["log_likelihood"][val])}
+  accuracy = sg.held_out(est.surrogate, dataset)
   if est.use_kalman:
     with timed(est.timings, "Kalman on the Sobol draws", log=False):
       exact = kalman.log_likelihood(est.economy, est.observations, dataset["theta"]).numpy()
@@ -387,15 +401,13 @@ def exact_policy_reference(est):
   dataset = est.exact_dataset = _dataset(
       est, est.exact_filt, where, "exact policy: particle filter on the same Sobol draws")
   est.exact_surrogate, _ = _surrogate(est, dataset, where, "exact policy: surrogate fit")
-  val = dataset["is_validation"]
   both_net = np.isin(est.dataset["index"], dataset["index"])
   both_exact = np.isin(dataset["index"], est.dataset["index"])
   exact_ll = dataset["log_likelihood"][both_exact]
   top = exact_ll >= np.quantile(exact_ll, 0.9)
   network_ll = est.dataset["log_likelihood"][both_net]
   est.exact_accuracy = {
-      "surrogate_vs_pf_validation": sg.errors(
-          est.exact_surrogate.predict(dataset["theta"][val]), dataset["log_likelihood"][val]),
+      **sg.held_out(est.exact_surrogate, dataset),
       "pf_network_vs_exact_policy_all_draws": sg.errors(network_ll, exact_ll),
       "pf_network_vs_exact_policy_top10pct": sg.errors(network_ll[top], exact_ll[top]),
       "draws_without_equilibrium": int(dataset["dropped"])}
@@ -526,7 +538,7 @@ def report(est):
       "draws": o.draws, "draws_kept": int(len(est.dataset["theta"])),
       "particles": o.particles, "validation": o.validation,
       "surrogate": {"width": o.width, "depth": o.depth, "activation": o.activation,
-                    "steps": o.steps, "batch": o.batch, "lr": o.lr,
+                    "ensemble": o.ensemble, "steps": o.steps, "batch": o.batch, "lr": o.lr,
                     "best_val_loss": float(min(est.history["val_loss"]))},
       "mcmc": _mcmc_report(est.mcmc),
       "seed": o.seed,

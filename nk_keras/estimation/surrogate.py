@@ -1,9 +1,15 @@
-"""Surrogate likelihood (KMR): a network fitted to particle-filter log-likelihoods on Sobol draws.
+"""Surrogate likelihood (KMR): networks fitted to particle-filter log-likelihoods on Sobol draws.
 
 Only the estimated parameters vary (`names`, a subset of the economy's); the others sit at
 `fixed` values. The network sees the estimated parameters min-max scaled to [-1, 1] and predicts
 the log-likelihood standardised by the training set's mean and std; `Surrogate` undoes both, so
 `surrogate(theta_est [n, k]) -> [n]` is in log-likelihood units and differentiable (HMC/NUTS).
+
+The network is an ensemble: `members` MLPs that differ only in their initial weights, fitted side
+by side in one Keras model (each layer one `EinsumDense` over `[batch, members, units]`), and
+the surrogate is their mean. One fit's variance, not its bias, is what moves the posterior at
+these data sizes (BUILD_NOTES.md, "The surrogate's variance"); the members' spread
+(`Surrogate.members`) measures it.
 
 Files: `surrogate.keras` (the bare Keras 3 net, loadable with safe_mode) + `surrogate.json`
 (names, box, fixed values, scaling), and a SavedModel `saved_model/` whose `serving_default`
@@ -101,8 +107,33 @@ def load_dataset(path):
     return {k: (f[k].item() if f[k].ndim == 0 else f[k]) for k in f.files if k != "estimated"}
 
 
+def build_ensemble(n_inputs, members, width=128, depth=4, activation="celu", seed=0):
+  """`members` MLPs side by side: `[n, n_inputs] -> [n, members]`, `depth` hidden layers of
+  `width` units each. Each member's weights start Glorot-uniform for its own fan-in and fan-out
+  (Keras' Glorot initialiser would count the members axis into the fans)."""
+  network.check_activation(activation)
+  sizes = [n_inputs] + [width] * depth + [1]
+
+  def init(i):
+    limit = float(np.sqrt(6.0 / (sizes[i] + sizes[i + 1])))
+    return keras.initializers.RandomUniform(-limit, limit, seed=seed + i)
+
+  inputs = keras.Input((n_inputs,), name="scaled_parameters")
+  h = keras.layers.EinsumDense("bi,miu->bmu", (members, width), bias_axes="mu",
+                               activation=activation, kernel_initializer=init(0),
+                               name="hidden_0")(inputs)
+  for i in range(1, depth):
+    h = keras.layers.EinsumDense("bmi,miu->bmu", (members, width), bias_axes="mu",
+                                 activation=activation, kernel_initializer=init(i),
+                                 name=f"hidden_{i}")(h)
+  outputs = keras.layers.EinsumDense("bmi,mi->bm", (members,), bias_axes="m",
+                                     kernel_initializer=init(depth), name="log_likelihood")(h)
+  return keras.Model(inputs, outputs, name="surrogate_ensemble")
+
+
 class Surrogate:
-  """`surrogate(theta_est [n, k]) -> log-likelihood [n]` (float32 tensor), differentiable."""
+  """`surrogate(theta_est [n, k]) -> log-likelihood [n]` (float32 tensor), differentiable: the
+  mean of the ensemble's members (`members(theta_est) -> [n, members]`)."""
 
   def __init__(self, economy, net, names, fixed, y_mean, y_std):
     self.economy, self.net, self.names = economy, net, tuple(names)
@@ -115,15 +146,18 @@ class Surrogate:
   def scale(self, theta_est):
     return 2.0 * (theta_est - self.low) / (self.high - self.low) - 1.0
 
-  def __call__(self, theta_est):
+  def members(self, theta_est):
     theta_est = tf.cast(theta_est, tf.float32)
-    out = self.net(self.scale(theta_est))[:, 0]
-    return out * self.y_std + self.y_mean
+    return self.net(self.scale(theta_est)) * self.y_std + self.y_mean
 
-  def predict(self, theta_full):
-    """NumPy `[n, P]` full parameter vectors -> `[n]` float64."""
+  def __call__(self, theta_est):
+    return tf.reduce_mean(self.members(theta_est), axis=1)
+
+  def predict(self, theta_full, members=False):
+    """NumPy `[n, P]` full parameter vectors -> `[n]` float64 (`[n, members]` if `members`)."""
     theta_est = np.asarray(theta_full, np.float32)[:, self.idx]
-    return np.concatenate([self(theta_est[i:i + 65536]).numpy()
+    f = self.members if members else self
+    return np.concatenate([f(theta_est[i:i + 65536]).numpy()
                            for i in range(0, len(theta_est), 65536)]).astype(np.float64)
 
   def config(self):
@@ -186,17 +220,20 @@ class _Progress(keras.callbacks.Callback):
 
 
 def fit(economy, dataset, names, fixed, width=128, depth=4, activation="celu", steps=20000,
-        batch=256, lr=1e-3, seed=0, progress=False, check_every=200):
-  """Fits the surrogate on the training part of `dataset` with `steps` Adam steps (cosine
-  decay), checking the validation loss every `check_every` steps and keeping the best weights.
-  Counted in steps, not epochs: a small dataset would otherwise spend its time in per-epoch
-  overhead. Returns `(Surrogate, history dict)`."""
+        batch=256, lr=1e-3, seed=0, members=5, progress=False, check_every=200):
+  """Fits the surrogate's `members` networks on the training part of `dataset` with `steps`
+  Adam steps (cosine decay), checking the validation loss (the members' mean squared error,
+  averaged) every `check_every` steps and keeping the best weights. Counted in steps, not
+  epochs: a small dataset would otherwise spend its time in per-epoch overhead. The members
+  share no weight, so each one's gradient is its own loss's (over `members`, which Adam's
+  scaling removes): together they are fitted as each would be alone on the same batches.
+  Returns `(Surrogate, history dict)`."""
   keras.utils.set_random_seed(seed)
   idx = [economy.param_names.index(n) for n in names]
   train, val = ~dataset["is_validation"], dataset["is_validation"]
   y = dataset["log_likelihood"]
   y_mean, y_std = float(y[train].mean()), float(y[train].std())
-  net = network.build_net(len(idx), 1, width, depth, activation, seed)   # a plain MLP
+  net = build_ensemble(len(idx), members, width, depth, activation, seed)
   surrogate = Surrogate(economy, net, names, fixed, y_mean, y_std)
   x = surrogate.scale(dataset["theta"][:, idx].astype(np.float32))
   z = ((y - y_mean) / y_std).astype(np.float32)[:, None]
@@ -211,6 +248,21 @@ def fit(economy, dataset, names, fixed, width=128, depth=4, activation="celu", s
                     validation_data=(x[val], z[val]),
                     callbacks=[best, _Progress(rounds, check_every, progress)])
   return surrogate, history.history
+
+
+def held_out(surrogate, dataset):
+  """The surrogate against its filter on the validation draws, all and the top 10 % by
+  log-likelihood (where the posterior is), and the members' spread there (their std, averaged
+  over the draws: the fit's own variance, 0 for one member)."""
+  val = dataset["is_validation"]
+  y = dataset["log_likelihood"][val]
+  members = surrogate.predict(dataset["theta"][val], members=True)      # [n_val, members]
+  mean, spread = members.mean(axis=1), members.std(axis=1)
+  top = y >= np.quantile(y, 0.9)
+  return {"surrogate_vs_pf_validation": errors(mean, y),
+          "surrogate_vs_pf_validation_top10pct": errors(mean[top], y[top]),
+          "members_spread_validation": float(spread.mean()),
+          "members_spread_validation_top10pct": float(spread[top].mean())}
 
 
 def errors(predicted, reference):
