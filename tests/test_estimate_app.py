@@ -155,6 +155,30 @@ def test_rank_zlb_app_runs_the_network_and_the_exact_policy_pipelines(tmp_path):
     assert_png(os.path.join(tmp_path, f"{fig}.png"))
 
 
+# The agreement bar on rank_zlb at a size one can wait for (about 3 minutes on 2 cores): two
+# parameters, 200 periods, 512 draws, KMR's other settings scaled down.
+ZLB_AGREEMENT = dict(estimate="rho_zeta,sigma_zeta", periods=200, draws=512, particles=1000,
+                     width=64, depth=3, steps=10000, batch=32, chains=4, samples=2000, burnin=500,
+                     pilot_steps=500, slice_points=5, exact_grid=201, exact_nodes=40, pf_study="")
+
+
+@pytest.mark.slow
+def test_rank_zlb_surrogate_agrees_with_the_exact_policy_reference(tmp_path):
+  r = estimate(f"--policy={ZLB_POLICY}", f"--out={tmp_path}",
+               *[f"--{k}={v}" for k, v in ZLB_AGREEMENT.items()])
+  assert r.returncode == 0, r.stderr[-3000:]
+  with open(tmp_path / "posterior.json") as f:
+    report = json.load(f)
+  truth = report["settings"]["true_theta"]
+  for name, s in report["parameters"].items():
+    exact = report["exact_policy_reference"][name]
+    for post in (s, exact):
+      assert post["q05"] <= truth[name] <= post["q95"] and post["rhat"] < 1.1, (name, post)
+    # The bar, as for nk against Kalman.
+    assert abs(s["mean"] - exact["mean"]) < 0.25 * exact["std"], (name, s, exact)
+    assert 0.8 < s["std"] / exact["std"] < 1.25, (name, s, exact)
+
+
 def test_an_interrupted_run_resumes_from_its_finished_stages(tmp_path, monkeypatch):
   import dataclasses
   from nk_keras.errors import UserError
