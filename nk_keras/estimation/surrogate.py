@@ -7,9 +7,9 @@ the log-likelihood standardised by the training set's mean and std; `Surrogate` 
 
 The network is an ensemble: `members` MLPs that differ only in their initial weights, fitted side
 by side in one Keras model (each layer one `EinsumDense` over `[batch, members, units]`), and
-the surrogate is their mean. One fit's variance, not its bias, is what moves the posterior at
-these data sizes (BUILD_NOTES.md, "The surrogate's variance"); the members' spread
-(`Surrogate.members`) measures it.
+the surrogate is their mean. One fit's variance moves the posterior by more than the filter's
+error at these data sizes; the mean removes the part of it the members do not share
+(BUILD_NOTES.md, "The surrogate's variance"), and their spread (`Surrogate.members`) shows it.
 
 Files: `surrogate.keras` (the bare Keras 3 net, loadable with safe_mode) + `surrogate.json`
 (names, box, fixed values, scaling), and a SavedModel `saved_model/` whose `serving_default`
