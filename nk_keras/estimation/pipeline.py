@@ -339,15 +339,15 @@ def fit_surrogate(est):
   from nk_keras.estimation import surrogate as sg
   dataset = est.dataset
   est.surrogate, est.history = _surrogate(est, dataset, est.out, "surrogate fit")
-  val = dataset["is_validation"]
-  predicted = est.surrogate.predict(dataset["theta"])
   accuracy = sg.held_out(est.surrogate, dataset)
   if est.use_kalman:
     with timed(est.timings, "Kalman on the Sobol draws", log=False):
       exact = kalman.log_likelihood(est.economy, est.observations, dataset["theta"]).numpy()
+    val = dataset["is_validation"]
     top = exact >= np.quantile(exact, 0.9)
-    accuracy["surrogate_vs_kalman_validation"] = sg.errors(predicted[val], exact[val])
-    accuracy["surrogate_vs_kalman_validation_top10pct"] = sg.errors(predicted[val & top],
+    predicted = est.surrogate.predict(dataset["theta"][val])                  # [n_val]
+    accuracy["surrogate_vs_kalman_validation"] = sg.errors(predicted, exact[val])
+    accuracy["surrogate_vs_kalman_validation_top10pct"] = sg.errors(predicted[top[val]],
                                                                     exact[val & top])
     accuracy["pf_vs_kalman_all_draws"] = sg.errors(dataset["log_likelihood"], exact)
     accuracy["pf_vs_kalman_top10pct"] = sg.errors(dataset["log_likelihood"][top], exact[top])
