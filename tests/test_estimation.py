@@ -173,7 +173,8 @@ def test_surrogate_fits_and_survives_export(tmp_path, sample):
   from nk_keras.estimation import surrogate as sg
   names = ["rho_a", "sigma_a"]
   filt = pf.ParticleFilter(NK, EXACT, sample, n_particles=50)
-  dataset = sg.make_dataset(NK, filt, names, NK.calibration, 256, validation=0.2)
+  dataset = sg.make_dataset(NK, filt, names, sg.sobol_thetas(NK, names, NK.calibration, 256),
+                            validation=0.2)
   model, history = sg.fit(NK, dataset, names, NK.calibration, width=32, depth=2, steps=600,
                           batch=64, lr=3e-3, members=3)
   val = dataset["is_validation"]
@@ -263,7 +264,8 @@ def test_data_whose_likelihood_is_not_finite_are_refused_before_the_long_stages(
   # And any non-finite value over the Sobol draws, rather than a surrogate fitted to NaN.
   some_nan = lambda theta, seed=0, **kw: np.where(np.arange(len(theta)) == 3, np.nan, 0.0)
   with pytest.raises(data.DataError, match="not finite at 1 of 20 draws"):
-    surrogate.make_dataset(NK, some_nan, ["rho_a"], CAL, 20, validation=0.1)
+    surrogate.make_dataset(NK, some_nan, ["rho_a"], surrogate.sobol_thetas(NK, ["rho_a"], CAL, 20),
+                           validation=0.1)
 
 
 @pytest.mark.parametrize("n,validation", [(20, 0.01), (50, 0.01)])   # 0.2 and 0.5 round to 0

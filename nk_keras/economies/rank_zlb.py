@@ -67,7 +67,7 @@ class RankZLB(Economy):
   accuracy_levels = tuple(np.arange(-2.5, 2.51, 0.5))
   calibration_state = 0.0
   eval_theta = 500       # time iteration: 0.2-1 s per theta
-  estimation_sizes = {"periods": 500, "draws": 15_000}   # KMR's Table 5 estimation
+  estimation_sizes = {"periods": 500, "draws": 15_000, "refine": 0}   # KMR's Table 5 estimation
   observables = ("output_growth", "inflation", "interest_rate")
   observes_previous = True
   observable_units = "annualised percent (2.0 is 2 % a year)"

@@ -13,7 +13,8 @@ same filter, fit and MCMC seeds, so the two posteriors differ by the network's e
 or stage by stage, each reading and adding to one `Estimation`:
 
   est = pipeline.start(options, out)
-  pipeline.data(est); pipeline.likelihood_dataset(est); pipeline.fit_surrogate(est)
+  pipeline.data(est); pipeline.likelihood_dataset(est); pipeline.refine(est)
+  pipeline.fit_surrogate(est)
   pipeline.chains(est); pipeline.exact_policy_reference(est); pipeline.pf_study(est)
   pipeline.figures(est); pipeline.report(est)
 
@@ -63,6 +64,9 @@ class EstimateOptions:
   data_seed: int = option(0, "Simulated data: seed.", lower=0)
   draws: int = option(None, "Sobol draws of theta for the surrogate (default the economy's, "
                       "KMR's: nk 10,000, rank_zlb 15,000).", lower=20)
+  refine: int = option(None, "A second round of draws where the first surrogate posterior "
+                       "puts its mass, its std widened twice (0: none, KMR's; default the "
+                       "economy's; BUILD_NOTES.md, \"A second round of draws\").", lower=0)
   particles: int = option(1000, "Particles of the filter (KMR: 100, whose bias moves the "
                           "posterior; BUILD_NOTES.md, \"A better surrogate\").", lower=2)
   validation: float = option(0.1, "Share of draws held out.", lower=0.01, upper=0.5)
@@ -102,26 +106,30 @@ class EstimateOptions:
 
 def _holds_out_one(o):
   from nk_keras.estimation import surrogate
-  if o["draws"] is None:   # the economy's, checked once it is known
-    return True
-  return 1 <= surrogate.validation_count(o["draws"], o["validation"]) < o["draws"]
+  # None: the economy's, checked once it is known.
+  return all(not n or 1 <= surrogate.validation_count(n, o["validation"]) < n
+             for n in (o["draws"], o["refine"]))
 
 
 # Options the likelihood datasets do not depend on: a rerun into the same --out that changes
 # only these keeps the datasets and fits the surrogates and samples the chains (`FITTED`) again.
-REFIT_OPTIONS = ("ensemble", "width", "depth", "activation", "steps", "batch", "lr", "sampler",
+REFIT_OPTIONS = ("refine", "ensemble", "width", "depth", "activation", "steps", "batch", "lr", "sampler",
                  "chains", "samples", "burnin", "pilot_steps", "kalman", "slice_points",
                  "pf_study", "pf_replications")
-FITTED = ("surrogate", "chains_surrogate.npz", "chains_kalman.npz",
+# The second round's draws depend on the first fit: its datasets are fitted results too.
+FITTED = ("first_round", "refine_dataset.npz", "surrogate", "chains_surrogate.npz",
+          "chains_kalman.npz", os.path.join("exact_policy", "refine_dataset.npz"),
           os.path.join("exact_policy", "surrogate"), os.path.join("exact_policy", "chains.npz"))
+WIDEN = 2.0   # the second round's std over the first posterior's
 
 EXACT_TOL = 1e-10   # time iteration's tolerance for the exact-policy reference
 
 
 # Conditions beyond one option's bounds: the estimate app's flag validators, and `check`.
 CHECKS = (
-    (("draws", "validation"), _holds_out_one,
-     "--validation x --draws must hold out at least one draw (no validation draw otherwise)"),
+    (("draws", "refine", "validation"), _holds_out_one,
+     "--validation x --draws and --validation x --refine (unless 0) must hold out at least one "
+     "draw (no validation draw otherwise)"),
 )
 
 
@@ -202,6 +210,8 @@ def start(options, out):
   o = dataclasses.replace(o, **{k: v for k, v in policy.economy.estimation_sizes.items()
                                 if getattr(o, k) is None})
   sg.check_split(o.draws, o.validation)
+  if o.refine:
+    sg.check_split(o.refine, o.validation)
   est = Estimation(o, out)
   est.fixed_values, est.true_values, est.pf_counts = fixed_values, true_values, pf_counts
   est.policy, est.economy = policy, policy.economy
@@ -259,19 +269,18 @@ def data(est):
   return est
 
 
-def _dataset(est, particle_filter, directory, label):
-  """The particle filter on the Sobol draws, or the dataset a previous run of this one finished
-  in `directory`; writes `directory`/dataset.npz."""
+def _dataset(est, particle_filter, theta, path, label):
+  """The particle filter on the draws `theta` `[n, P]`, or the dataset a previous run of this
+  one finished at `path`; writes `path`."""
   from nk_keras.estimation import surrogate as sg
   o = est.options
-  path = os.path.join(directory, "dataset.npz")
   if est.resumed and os.path.exists(path):
     print(f"[{label}] finished before: {path}")
     return sg.load_dataset(path)
   with timed(est.timings, label):
-    dataset = sg.make_dataset(est.economy, particle_filter, est.names, est.fixed, o.draws,
-                              seed=o.seed, validation=o.validation, progress=True)
-  est.timings[f"{label}, thetas per second"] = round(o.draws / dataset["seconds"], 1)
+    dataset = sg.make_dataset(est.economy, particle_filter, est.names, theta, seed=o.seed,
+                              validation=o.validation, progress=True, desc=label)
+  est.timings[f"{label}, thetas per second"] = round(len(theta) / dataset["seconds"], 1)
   with files.replacing(path) as tmp:
     sg.save_dataset(tmp, dataset, est.names)
   return dataset
@@ -295,6 +304,7 @@ def _surrogate(est, dataset, directory, label):
   history = {k: [float(v) for v in values] for k, values in history.items()}
   with files.replacing(path) as tmp:
     surrogate.save(tmp, metadata={"policy": os.path.abspath(o.policy), "draws": o.draws,
+                                  "refine": o.refine,
                                   "particles": o.particles, "ensemble": o.ensemble,
                                   "steps": o.steps,
                                   "history": history})
@@ -321,14 +331,44 @@ def _chains(est, target, path, label, desc):
 
 
 def likelihood_dataset(est):
-  """The particle filter on --draws Sobol thetas; writes dataset.npz. Sets `filt` (the filter)
-  and `dataset`."""
+  """The particle filter on --draws Sobol thetas; writes dataset.npz. Sets `filt` (the filter),
+  `sobol` (the thetas `[draws, P]`) and `dataset`."""
   from nk_keras.estimation import data as data_lib
   from nk_keras.estimation import particle_filter as pf_lib
+  from nk_keras.estimation import surrogate as sg
   o = est.options
   est.filt = pf_lib.ParticleFilter(est.economy, est.policy, est.observations, o.particles)
   data_lib.check_likelihood(est.filt, est.fixed, est.observations, o.seed)
-  est.dataset = _dataset(est, est.filt, est.out, "particle filter on Sobol draws")
+  est.sobol = sg.sobol_thetas(est.economy, est.names, est.fixed, o.draws)
+  est.dataset = _dataset(est, est.filt, est.sobol, os.path.join(est.out, "dataset.npz"),
+                         "particle filter on Sobol draws")
+  return est
+
+
+def refine(est):
+  """With --refine: a first surrogate and its chains on the Sobol draws (first_round/), then
+  the filter on --refine draws around that posterior (`surrogate.posterior_thetas`), added to
+  the dataset (refine_dataset.npz). Where the posterior is a small part of the box, few Sobol
+  draws land in it and the surrogate's error there is what moves the posterior. Sets
+  `refined` (the second round's thetas `[refine, P]`, None without one) and, with one,
+  `dataset` to both rounds."""
+  from nk_keras.estimation import posterior
+  from nk_keras.estimation import surrogate as sg
+  o, economy = est.options, est.economy
+  est.refined = None
+  if not o.refine:
+    return est
+  first = os.path.join(est.out, "first_round")
+  os.makedirs(first, exist_ok=True)
+  surrogate, _ = _surrogate(est, est.dataset, first, "first round: surrogate fit")
+  target = posterior.Target(economy, surrogate, est.names, est.fixed)
+  run = _chains(est, target, os.path.join(first, "chains.npz"),
+                f"first round: MCMC on the surrogate ({o.sampler})", "MCMC, first round")
+  est.refined = sg.posterior_thetas(economy, est.names, est.fixed, run["samples"], o.refine,
+                                    WIDEN)
+  second = _dataset(est, est.filt, est.refined, os.path.join(est.out, "refine_dataset.npz"),
+                    "particle filter on the second round's draws")
+  est.dataset = sg.merge(est.dataset, second, o.draws)
   return est
 
 
@@ -345,10 +385,11 @@ def fit_surrogate(est):
       exact = kalman.log_likelihood(est.economy, est.observations, dataset["theta"]).numpy()
     val = dataset["is_validation"]
     top = exact >= np.quantile(exact, 0.9)
+    top_val = exact[val] >= np.quantile(exact[val], 0.9)   # as `held_out`: never empty
     predicted = est.surrogate.predict(dataset["theta"][val])                  # [n_val]
     accuracy["surrogate_vs_kalman_validation"] = sg.errors(predicted, exact[val])
-    accuracy["surrogate_vs_kalman_validation_top10pct"] = sg.errors(predicted[top[val]],
-                                                                    exact[val & top])
+    accuracy["surrogate_vs_kalman_validation_top10pct"] = sg.errors(predicted[top_val],
+                                                                    exact[val][top_val])
     accuracy["pf_vs_kalman_all_draws"] = sg.errors(dataset["log_likelihood"], exact)
     accuracy["pf_vs_kalman_top10pct"] = sg.errors(dataset["log_likelihood"][top], exact[top])
   est.accuracy = accuracy
@@ -398,8 +439,13 @@ def exact_policy_reference(est):
                                   quadrature="trapezoid", tol=EXACT_TOL)
   est.exact_filt = pf_lib.ParticleFilter(economy, est.exact_policy, est.observations,
                                          o.particles)
-  dataset = est.exact_dataset = _dataset(
-      est, est.exact_filt, where, "exact policy: particle filter on the same Sobol draws")
+  dataset = _dataset(est, est.exact_filt, est.sobol, os.path.join(where, "dataset.npz"),
+                     "exact policy: particle filter on the same Sobol draws")
+  if est.refined is not None:
+    dataset = sg.merge(dataset, _dataset(
+        est, est.exact_filt, est.refined, os.path.join(where, "refine_dataset.npz"),
+        "exact policy: particle filter on the same second-round draws"), o.draws)
+  est.exact_dataset = dataset
   est.exact_surrogate, _ = _surrogate(est, dataset, where, "exact policy: surrogate fit")
   both_net = np.isin(est.dataset["index"], dataset["index"])
   both_exact = np.isin(dataset["index"], est.dataset["index"])
@@ -535,7 +581,8 @@ def report(est):
                 if n not in est.names},
       "true_theta": None if est.theta_true is None else
       {n: float(str(v)) for n, v in zip(economy.param_names, est.theta_true)},
-      "draws": o.draws, "draws_kept": int(len(est.dataset["theta"])),
+      "draws": o.draws, "refine": o.refine, "widen": WIDEN if o.refine else None,
+      "draws_kept": int(len(est.dataset["theta"])),
       "particles": o.particles, "validation": o.validation,
       "surrogate": {"width": o.width, "depth": o.depth, "activation": o.activation,
                     "ensemble": o.ensemble, "steps": o.steps, "batch": o.batch, "lr": o.lr,
@@ -596,7 +643,7 @@ def table(names, result, reference, theta_true, economy, reference_kind=None):
   return "\n".join(lines)
 
 
-STAGES = (data, likelihood_dataset, fit_surrogate, chains, exact_policy_reference, pf_study,
+STAGES = (data, likelihood_dataset, refine, fit_surrogate, chains, exact_policy_reference, pf_study,
           figures)
 
 

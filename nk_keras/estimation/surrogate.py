@@ -65,20 +65,48 @@ def check_split(n, validation):
                     f"the surrogate needs at least one validation draw and one to fit")
 
 
-def make_dataset(economy, particle_filter, names, fixed, n, seed=0, validation=0.1,
-                 progress=False):
-  """(theta, PF log-likelihood) on `n` Sobol draws (`sobol_thetas`), split at random into train
-  and validation.
+def posterior_thetas(economy, names, fixed, samples, n, widen=2.0):
+  """`n` full parameter vectors `[n, P]` (float64) where a first posterior puts its mass: a
+  quasi-random normal (Sobol points through the normal quantile) with the mean and the
+  covariance of `samples` `[draws, k]`, its std scaled by `widen` so that the tails are drawn
+  too, kept where the box and the domain are; the other parameters at `fixed` `[P]`."""
+  idx = [economy.param_names.index(n_) for n_ in names]
+  samples = np.asarray(samples, np.float64).reshape(-1, len(idx))
+  mean = samples.mean(axis=0)
+  chol = np.linalg.cholesky(np.atleast_2d(np.cov(samples, rowvar=False)))     # [k, k]
+  size = n
+  while True:
+    # skip=1: the sequence's first point is 0, whose normal quantile is -inf.
+    unit = tf.math.sobol_sample(len(idx), size, skip=1, dtype=tf.float64)
+    z = tf.math.ndtri(unit).numpy()                                           # [size, k]
+    theta = np.tile(np.asarray(fixed, np.float64), (size, 1))
+    theta[:, idx] = mean + widen * z @ chol.T
+    inside = (np.all((theta[:, idx] >= economy.box_low[idx]) &
+                     (theta[:, idx] <= economy.box_high[idx]), axis=1) &
+              economy.in_domain(tf.constant(theta, tf.float32)).numpy())
+    if inside.sum() >= n:
+      return theta[inside][:n]
+    if size >= 64 * n:
+      raise UserError(f"fewer than {n} of {size} draws around the first posterior of "
+                      f"{', '.join(names)} lie in the box where {economy.name} has an "
+                      f"equilibrium")
+    size *= 2
+
+
+def make_dataset(economy, particle_filter, names, theta, seed=0, validation=0.1,
+                 progress=False, desc="PF on Sobol draws"):
+  """(theta, PF log-likelihood) on the draws `theta` `[n, P]` (`sobol_thetas`,
+  `posterior_thetas`), split at random into train and validation.
 
   Returns a dict of NumPy arrays: `theta` `[m, P]`, `log_likelihood` `[m]`, `is_validation`
   `[m]` bool, `index` `[m]` (each row's position among the `n` draws), and `seconds` (PF wall
   time) and `dropped` (n - m: draws whose log-likelihood is -inf, where a solved policy finds no
   equilibrium). A DataError if any log-likelihood is NaN or +inf: a surrogate fitted to them
   would be NaN everywhere."""
+  n = len(theta)
   check_split(n, validation)
-  theta = sobol_thetas(economy, names, fixed, n)
   start = time.perf_counter()
-  loglik = particle_filter(theta, seed=seed, progress=progress, desc="PF on Sobol draws")
+  loglik = particle_filter(theta, seed=seed, progress=progress, desc=desc)
   seconds = time.perf_counter() - start
   bad = np.isnan(loglik) | (loglik == np.inf)
   if bad.any():
@@ -95,6 +123,15 @@ def make_dataset(economy, particle_filter, names, fixed, n, seed=0, validation=0
   is_validation[order[:validation_count(len(index), validation)]] = True
   return {"theta": theta[index], "log_likelihood": loglik[index], "is_validation": is_validation,
           "index": index, "seconds": seconds, "dropped": n - len(index)}
+
+
+def merge(first, second, n_first):
+  """Two datasets as one, the second's draws numbered after the `n_first` draws of the first."""
+  both = {k: np.concatenate([first[k], second[k]])
+          for k in ("theta", "log_likelihood", "is_validation")}
+  return {**both, "index": np.concatenate([first["index"], n_first + second["index"]]),
+          "seconds": first["seconds"] + second["seconds"],
+          "dropped": first["dropped"] + second["dropped"]}
 
 
 def save_dataset(path, dataset, names):
