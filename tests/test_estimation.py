@@ -169,6 +169,28 @@ def test_sobol_thetas_fill_the_box_of_the_estimated_only():
     assert np.all(np.abs(counts - 32) <= 1), counts
 
 
+def test_second_round_draws_follow_the_first_posterior_widened():
+  from nk_keras.estimation import surrogate as sg
+  names = ["rho_a", "sigma_a"]
+  i, j = NK.param_names.index("rho_a"), NK.param_names.index("sigma_a")
+  mean = np.array([0.875, 0.06])
+  cov = np.array([[2.5e-5, 1.25e-5], [1.25e-5, 2.5e-5]])             # correlated
+  samples = np.random.default_rng(0).multivariate_normal(mean, cov, size=(4000, 4))
+  theta = sg.posterior_thetas(NK, names, NK.calibration, samples, 2000, widen=2.0)
+  assert theta.shape == (2000, NK.n_params)
+  others = [k for k in range(NK.n_params) if k not in (i, j)]
+  np.testing.assert_array_equal(theta[:, others], np.tile(NK.calibration[others], (2000, 1)))
+  # Quasi-random normal draws: the first posterior's mean and correlation, each std doubled.
+  np.testing.assert_allclose(theta[:, [i, j]].mean(axis=0), mean, atol=2e-4)
+  np.testing.assert_allclose(np.cov(theta[:, [i, j]], rowvar=False), 4 * cov, rtol=0.08)
+  # Near the box's edge the draws outside it are left out: sigma_a's lower bound.
+  low = NK.box_low[j]
+  edge = sg.posterior_thetas(NK, names, NK.calibration,
+                             np.stack([samples[..., 0], low + samples[..., 1] - 0.06], -1),
+                             500, widen=2.0)
+  assert len(edge) == 500 and edge[:, j].min() >= low
+
+
 def test_surrogate_fits_and_survives_export(tmp_path, sample):
   from nk_keras.estimation import surrogate as sg
   names = ["rho_a", "sigma_a"]

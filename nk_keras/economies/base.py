@@ -52,7 +52,7 @@ class Economy(abc.ABC):
   eval_theta = 20_000   # theta draws of the accuracy report by default
   # An estimation's sizes by default: KMR's for their NK model (100 periods of synthetic data,
   # 10,000 likelihood draws for the surrogate).
-  estimation_sizes = {"periods": 100, "draws": 10_000, "refine": 0}
+  estimation_sizes = {"periods": 100, "draws": 10_000, "refine": 0.0}
   # Names from `network.NORMALIZATIONS` and `regimes.WEIGHTINGS` this economy supports.
   normalizations = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
   weightings = ("none", "ergodic", "newton", "relative")

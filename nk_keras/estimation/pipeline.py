@@ -18,15 +18,17 @@ or stage by stage, each reading and adding to one `Estimation`:
   pipeline.chains(est); pipeline.exact_policy_reference(est); pipeline.pf_study(est)
   pipeline.figures(est); pipeline.report(est)
 
-Files written to `out`: run.json (the run's options), data.csv, dataset.npz, surrogate/,
-chains_surrogate.npz, chains_kalman.npz or exact_policy/ (dataset.npz, surrogate/, chains.npz),
+Files written to `out`: run.json (the run's options), data.csv, dataset.npz, with --refine
+first_round/ (surrogate/, chains.npz) and refine_dataset.npz, surrogate/, chains_surrogate.npz,
+chains_kalman.npz or exact_policy/ (dataset.npz, refine_dataset.npz, surrogate/, chains.npz),
 samples.npz, pf_convergence.png, likelihood_slices.png, posterior_densities.png, trace.png,
 posterior.json (README, "Estimation"). The estimate app's flags are made from `EstimateOptions`.
 
 Resume: rerun with the same options into the same `out`, a run takes the likelihood datasets,
 surrogates and chains it finds there as done (each is written under a temporary name and
 renamed when complete); rerun with other surrogate or sampler settings (`REFIT_OPTIONS`), it
-keeps the datasets and fits again; with other options it refuses (`resume.py`).
+keeps the Sobol datasets and fits again (and draws the second round again, which the first fit
+placed); with other options it refuses (`resume.py`).
 """
 
 import dataclasses
@@ -62,11 +64,13 @@ class EstimateOptions:
   me_share: float = option(0.1, "Measurement-error variance as a share of each series' "
                            "variance (KMR: 0.05 paper, 0.1 code).", lower=1e-4, upper=10.0)
   data_seed: int = option(0, "Simulated data: seed.", lower=0)
-  draws: int = option(None, "Sobol draws of theta for the surrogate (default the economy's, "
-                      "KMR's: nk 10,000, rank_zlb 15,000).", lower=20)
-  refine: int = option(None, "A second round of draws where the first surrogate posterior "
-                       "puts its mass, its std widened twice (0: none, KMR's; default the "
-                       "economy's; BUILD_NOTES.md, \"A second round of draws\").", lower=0)
+  draws: int = option(None, "Sobol draws of theta for the surrogate (default the economy's: "
+                      "nk 10,000, KMR's; rank_zlb 4,000, then --refine).", lower=20)
+  refine: float = option(None, "A second round of likelihood draws, as a share of --draws, "
+                         "where the first surrogate posterior puts its mass (its std "
+                         "doubled); 0: none, as KMR (default the economy's: nk 0, rank_zlb "
+                         "0.5; BUILD_NOTES.md, \"A second round of draws\").", lower=0.0,
+                         upper=10.0)
   particles: int = option(1000, "Particles of the filter (KMR: 100, whose bias moves the "
                           "posterior; BUILD_NOTES.md, \"A better surrogate\").", lower=2)
   validation: float = option(0.1, "Share of draws held out.", lower=0.01, upper=0.5)
@@ -107,15 +111,17 @@ class EstimateOptions:
 def _holds_out_one(o):
   from nk_keras.estimation import surrogate
   # None: the economy's, checked once it is known.
+  if o["draws"] is None:
+    return True
   return all(not n or 1 <= surrogate.validation_count(n, o["validation"]) < n
-             for n in (o["draws"], o["refine"]))
+             for n in (o["draws"], second_round(o["draws"], o["refine"] or 0)))
 
 
-# Options the likelihood datasets do not depend on: a rerun into the same --out that changes
+# Options the Sobol datasets do not depend on: a rerun into the same --out that changes
 # only these keeps the datasets and fits the surrogates and samples the chains (`FITTED`) again.
-REFIT_OPTIONS = ("refine", "ensemble", "width", "depth", "activation", "steps", "batch", "lr", "sampler",
-                 "chains", "samples", "burnin", "pilot_steps", "kalman", "slice_points",
-                 "pf_study", "pf_replications")
+REFIT_OPTIONS = ("refine", "ensemble", "width", "depth", "activation", "steps", "batch", "lr",
+                 "sampler", "chains", "samples", "burnin", "pilot_steps", "kalman",
+                 "slice_points", "pf_study", "pf_replications")
 # The second round's draws depend on the first fit: its datasets are fitted results too.
 FITTED = ("first_round", "refine_dataset.npz", "surrogate", "chains_surrogate.npz",
           "chains_kalman.npz", os.path.join("exact_policy", "refine_dataset.npz"),
@@ -128,7 +134,7 @@ EXACT_TOL = 1e-10   # time iteration's tolerance for the exact-policy reference
 # Conditions beyond one option's bounds: the estimate app's flag validators, and `check`.
 CHECKS = (
     (("draws", "refine", "validation"), _holds_out_one,
-     "--validation x --draws and --validation x --refine (unless 0) must hold out at least one "
+     "--validation x --draws, and x --refine x --draws unless 0, must hold out at least one "
      "draw (no validation draw otherwise)"),
 )
 
@@ -140,6 +146,11 @@ class Estimation:
   def __init__(self, options, out):
     self.options, self.out = options, out
     self.timings = {}
+
+
+def second_round(draws, refine):
+  """The second round's draws: a `refine` share of the first round's."""
+  return int(round(draws * refine))
 
 
 def parse_names(text):
@@ -210,8 +221,8 @@ def start(options, out):
   o = dataclasses.replace(o, **{k: v for k, v in policy.economy.estimation_sizes.items()
                                 if getattr(o, k) is None})
   sg.check_split(o.draws, o.validation)
-  if o.refine:
-    sg.check_split(o.refine, o.validation)
+  if second_round(o.draws, o.refine):
+    sg.check_split(second_round(o.draws, o.refine), o.validation)
   est = Estimation(o, out)
   est.fixed_values, est.true_values, est.pf_counts = fixed_values, true_values, pf_counts
   est.policy, est.economy = policy, policy.economy
@@ -347,16 +358,17 @@ def likelihood_dataset(est):
 
 def refine(est):
   """With --refine: a first surrogate and its chains on the Sobol draws (first_round/), then
-  the filter on --refine draws around that posterior (`surrogate.posterior_thetas`), added to
-  the dataset (refine_dataset.npz). Where the posterior is a small part of the box, few Sobol
-  draws land in it and the surrogate's error there is what moves the posterior. Sets
-  `refined` (the second round's thetas `[refine, P]`, None without one) and, with one,
+  the filter on --refine x --draws draws around that posterior (`surrogate.posterior_thetas`),
+  added to the dataset (refine_dataset.npz). Where the posterior is a small part of the box,
+  few Sobol draws land in it and the surrogate's error there is what moves the posterior. Sets
+  `refined` (the second round's thetas `[n, P]`, None without one) and, with one,
   `dataset` to both rounds."""
   from nk_keras.estimation import posterior
   from nk_keras.estimation import surrogate as sg
   o, economy = est.options, est.economy
   est.refined = None
-  if not o.refine:
+  n = second_round(o.draws, o.refine)
+  if not n:
     return est
   first = os.path.join(est.out, "first_round")
   os.makedirs(first, exist_ok=True)
@@ -364,8 +376,7 @@ def refine(est):
   target = posterior.Target(economy, surrogate, est.names, est.fixed)
   run = _chains(est, target, os.path.join(first, "chains.npz"),
                 f"first round: MCMC on the surrogate ({o.sampler})", "MCMC, first round")
-  est.refined = sg.posterior_thetas(economy, est.names, est.fixed, run["samples"], o.refine,
-                                    WIDEN)
+  est.refined = sg.posterior_thetas(economy, est.names, est.fixed, run["samples"], n, WIDEN)
   second = _dataset(est, est.filt, est.refined, os.path.join(est.out, "refine_dataset.npz"),
                     "particle filter on the second round's draws")
   est.dataset = sg.merge(est.dataset, second, o.draws)
@@ -581,7 +592,8 @@ def report(est):
                 if n not in est.names},
       "true_theta": None if est.theta_true is None else
       {n: float(str(v)) for n, v in zip(economy.param_names, est.theta_true)},
-      "draws": o.draws, "refine": o.refine, "widen": WIDEN if o.refine else None,
+      "draws": o.draws, "refine": o.refine,
+      "second_round": {"draws": second_round(o.draws, o.refine), "widen": WIDEN},
       "draws_kept": int(len(est.dataset["theta"])),
       "particles": o.particles, "validation": o.validation,
       "surrogate": {"width": o.width, "depth": o.depth, "activation": o.activation,
