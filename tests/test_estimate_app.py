@@ -111,6 +111,9 @@ def test_the_pipeline_runs_stage_by_stage_from_python(tmp_path):
   with pytest.raises(UserError, match="validation draw"):
     pipeline.start(pipeline.EstimateOptions(policy=POLICY, draws=20, validation=0.01),
                    str(tmp_path))
+  with pytest.raises(UserError, match="validation draw"):   # a second round of 4 draws
+    pipeline.start(pipeline.EstimateOptions(policy=POLICY, draws=200, refine=0.02),
+                   str(tmp_path))
   est = pipeline.start(pipeline.EstimateOptions(policy=POLICY, estimate="rho_a",
                                                 theta="rho_a=0.9", periods=30), str(tmp_path))
   pipeline.data(est)
@@ -124,9 +127,9 @@ def test_the_pipeline_runs_stage_by_stage_from_python(tmp_path):
 ZLB_POLICY = os.path.join(ROOT, "saved_models", "rank_zlb")
 # Tiny: the point is the plumbing (KMR's observables, data from time iteration, the exact-policy
 # pipeline on the same draws and seeds), not the posterior.
-ZLB_TINY = dict(periods=30, draws=48, refine=0.25, particles=40, width=16, depth=2, steps=200, batch=16,
-                chains=2, samples=100, burnin=20, pilot_steps=20, slice_points=3, exact_grid=51,
-                exact_nodes=20)
+ZLB_TINY = dict(periods=30, draws=48, refine=0.25, particles=40, width=16, depth=2, steps=200,
+                batch=16, chains=2, samples=100, burnin=20, pilot_steps=20, slice_points=3,
+                exact_grid=51, exact_nodes=20)
 
 
 def test_rank_zlb_app_runs_the_network_and_the_exact_policy_pipelines(tmp_path):

@@ -593,7 +593,8 @@ def report(est):
       "true_theta": None if est.theta_true is None else
       {n: float(str(v)) for n, v in zip(economy.param_names, est.theta_true)},
       "draws": o.draws, "refine": o.refine,
-      "second_round": {"draws": second_round(o.draws, o.refine), "widen": WIDEN},
+      "second_round": {"draws": second_round(o.draws, o.refine), "widen": WIDEN}
+      if second_round(o.draws, o.refine) else None,
       "draws_kept": int(len(est.dataset["theta"])),
       "particles": o.particles, "validation": o.validation,
       "surrogate": {"width": o.width, "depth": o.depth, "activation": o.activation,
@@ -655,8 +656,8 @@ def table(names, result, reference, theta_true, economy, reference_kind=None):
   return "\n".join(lines)
 
 
-STAGES = (data, likelihood_dataset, refine, fit_surrogate, chains, exact_policy_reference, pf_study,
-          figures)
+STAGES = (data, likelihood_dataset, refine, fit_surrogate, chains, exact_policy_reference,
+          pf_study, figures)
 
 
 def run(options, out):

@@ -68,8 +68,9 @@ def check_split(n, validation):
 def posterior_thetas(economy, names, fixed, samples, n, widen=2.0):
   """`n` full parameter vectors `[n, P]` (float64) where a first posterior puts its mass: a
   quasi-random normal (Sobol points through the normal quantile) with the mean and the
-  covariance of `samples` `[draws, k]`, its std scaled by `widen` so that the tails are drawn
-  too, kept where the box and the domain are; the other parameters at `fixed` `[P]`."""
+  covariance of `samples` `[..., k]` (the chains' draws), its std scaled by `widen` so that the
+  tails are drawn too, kept where the box and the domain are; the other parameters at `fixed`
+  `[P]`."""
   idx = [economy.param_names.index(n_) for n_ in names]
   samples = np.asarray(samples, np.float64).reshape(-1, len(idx))
   mean = samples.mean(axis=0)
