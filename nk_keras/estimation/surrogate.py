@@ -31,25 +31,56 @@ from nk_keras.errors import UserError
 from nk_keras.estimation.data import DataError
 
 
-def sobol_thetas(economy, names, fixed, n, skip=0):
-  """`n` full parameter vectors `[n, P]` (float64): the first `n` points of a Sobol sequence over
-  the box of `names` that lie in the economy's domain (`in_domain`: outside it there is no
-  equilibrium and the policy was not trained), the other parameters at `fixed` `[P]`. `skip`
-  skips the start of the sequence (its first point, the box's corner, is kept at skip=0 as
-  KMR do)."""
+def _first_inside(economy, names, fixed, n, draw, what):
+  """The first `n` full parameter vectors `[n, P]` (float64) of `draw(size) -> [size, k]` (the
+  estimated parameters, `names`; the others at `fixed` `[P]`) that lie in the box and in the
+  economy's domain (`in_domain`: outside it there is no equilibrium and the policy was not
+  trained), drawing twice as many until there are enough; `what` names the draws in the error."""
   idx = [economy.param_names.index(n_) for n_ in names]
   size = n
   while True:
-    unit = tf.math.sobol_sample(len(idx), size, skip=skip, dtype=tf.float64).numpy()   # [size, k]
     theta = np.tile(np.asarray(fixed, np.float64), (size, 1))
-    theta[:, idx] = economy.box_low[idx] + unit * (economy.box_high[idx] - economy.box_low[idx])
-    inside = economy.in_domain(tf.constant(theta, tf.float32)).numpy()
+    theta[:, idx] = draw(size)
+    inside = (np.all((theta[:, idx] >= economy.box_low[idx]) &
+                     (theta[:, idx] <= economy.box_high[idx]), axis=1) &
+              economy.in_domain(tf.constant(theta, tf.float32)).numpy())
     if inside.sum() >= n:
       return theta[inside][:n]
     if size >= 64 * n:
-      raise UserError(f"fewer than {n} of {size} Sobol points of the box of {', '.join(names)} "
-                      f"lie where {economy.name} has an equilibrium: {economy.domain_reason()}")
+      raise UserError(f"fewer than {n} of {size} {what} of {', '.join(names)} lie in the box "
+                      f"where {economy.name} has an equilibrium: {economy.domain_reason()}")
     size *= 2
+
+
+def sobol_thetas(economy, names, fixed, n, skip=0):
+  """`n` full parameter vectors `[n, P]` (float64): the first `n` points of a Sobol sequence over
+  the box of `names` that lie in the economy's domain, the other parameters at `fixed` `[P]`.
+  `skip` skips the start of the sequence (its first point, the box's corner, is kept at skip=0
+  as KMR do)."""
+  idx = [economy.param_names.index(n_) for n_ in names]
+  low, high = economy.box_low[idx], economy.box_high[idx]
+
+  def draw(size):
+    unit = tf.math.sobol_sample(len(idx), size, skip=skip, dtype=tf.float64).numpy()   # [size, k]
+    return low + unit * (high - low)
+  return _first_inside(economy, names, fixed, n, draw, "Sobol points of the box")
+
+
+def posterior_thetas(economy, names, fixed, samples, n, widen):
+  """`n` full parameter vectors `[n, P]` (float64) where a first posterior puts its mass: a
+  quasi-random normal (Sobol points through the normal quantile) with the mean and the
+  covariance of `samples` `[..., k]` (the chains' draws), its std scaled by `widen` so that the
+  tails are drawn too, kept where the box and the domain are; the other parameters at `fixed`
+  `[P]`."""
+  samples = np.asarray(samples, np.float64).reshape(-1, len(names))
+  mean = samples.mean(axis=0)
+  chol = np.linalg.cholesky(np.atleast_2d(np.cov(samples, rowvar=False)))     # [k, k]
+
+  def draw(size):
+    # skip=1: the sequence's first point is 0, whose normal quantile is -inf.
+    unit = tf.math.sobol_sample(len(names), size, skip=1, dtype=tf.float64)
+    return mean + widen * tf.math.ndtri(unit).numpy() @ chol.T
+  return _first_inside(economy, names, fixed, n, draw, "draws around the first posterior")
 
 
 def validation_count(n, validation):
@@ -63,35 +94,6 @@ def check_split(n, validation):
   if not 1 <= held < n:
     raise UserError(f"--validation={validation:g} of --draws={n} holds out {held} draws; "
                     f"the surrogate needs at least one validation draw and one to fit")
-
-
-def posterior_thetas(economy, names, fixed, samples, n, widen=2.0):
-  """`n` full parameter vectors `[n, P]` (float64) where a first posterior puts its mass: a
-  quasi-random normal (Sobol points through the normal quantile) with the mean and the
-  covariance of `samples` `[..., k]` (the chains' draws), its std scaled by `widen` so that the
-  tails are drawn too, kept where the box and the domain are; the other parameters at `fixed`
-  `[P]`."""
-  idx = [economy.param_names.index(n_) for n_ in names]
-  samples = np.asarray(samples, np.float64).reshape(-1, len(idx))
-  mean = samples.mean(axis=0)
-  chol = np.linalg.cholesky(np.atleast_2d(np.cov(samples, rowvar=False)))     # [k, k]
-  size = n
-  while True:
-    # skip=1: the sequence's first point is 0, whose normal quantile is -inf.
-    unit = tf.math.sobol_sample(len(idx), size, skip=1, dtype=tf.float64)
-    z = tf.math.ndtri(unit).numpy()                                           # [size, k]
-    theta = np.tile(np.asarray(fixed, np.float64), (size, 1))
-    theta[:, idx] = mean + widen * z @ chol.T
-    inside = (np.all((theta[:, idx] >= economy.box_low[idx]) &
-                     (theta[:, idx] <= economy.box_high[idx]), axis=1) &
-              economy.in_domain(tf.constant(theta, tf.float32)).numpy())
-    if inside.sum() >= n:
-      return theta[inside][:n]
-    if size >= 64 * n:
-      raise UserError(f"fewer than {n} of {size} draws around the first posterior of "
-                      f"{', '.join(names)} lie in the box where {economy.name} has an "
-                      f"equilibrium")
-    size *= 2
 
 
 def make_dataset(economy, particle_filter, names, theta, seed=0, validation=0.1,
