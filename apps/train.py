@@ -2,6 +2,7 @@
 
   python -m apps.train --regime=stepping --iterations=10000 --out=runs/stepping
   python -m apps.train --flagfile=configs/nk_stepping.flags --out=runs/nk_stepping
+  python -m apps.train --economy=rank_zlb --out=runs/rank_zlb   # its shipped recipe
 
 A run that is interrupted (Ctrl-C, kill) resumes from its last checkpoint when the same command
 is run again; --restart starts over. Writes to --out: policy.keras + policy.json (the Keras
@@ -69,7 +70,7 @@ def main(argv):
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   command = " ".join([os.path.basename(sys.executable), "-m", "apps.train"] + sys.argv[1:])
   training.train_and_export(
-      cli.options_from_flags(training.TrainOptions), cli.writable_dir(FLAGS.out),
+      training.options_from_flags(), cli.writable_dir(FLAGS.out),
       strategy=_STRATEGY[0], strategy_name=FLAGS.strategy, log_every=FLAGS.log_every,
       eval_theta=FLAGS.eval_theta, tensorboard=FLAGS.tensorboard, restart=FLAGS.restart,
       command=command)

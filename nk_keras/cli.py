@@ -281,6 +281,14 @@ def options_from_flags(options_class, flag_values=None):
                           for f in dataclasses.fields(options_class) if f.name in flag_values})
 
 
+def flags_given(options_class, flag_values=None):
+  """Names of `options_class`'s fields whose flags were set (command line or --flagfile)."""
+  from absl import flags
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  return {f.name for f in dataclasses.fields(options_class)
+          if f.name in flag_values and flag_values[f.name].present}
+
+
 def options_from_args(options_class, checks, args):
   """An `options_class` from command-line `args` (`--flagfile` included) parsed by a fresh set
   of its flags, with their checks: how a script reads a shipped config (configs/)."""

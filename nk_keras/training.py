@@ -23,7 +23,9 @@ class TrainOptions:
   """Every option of a run, and the definition of the train app's flag of the same name.
   Defaults: the shipped models' settings but a short run (see BUILD_NOTES.md for why each was
   chosen)."""
-  regime: str = option("stepping", "Where each gradient step's points come from.",
+  regime: str = option("stepping", "Where each gradient step's points come from. An "
+                       "economy may set its own defaults for options not given (rank_zlb: "
+                       "distill, 100,000 iterations, batch 1024, ergodic normalization).",
                        choices=regimes.REGIMES)
   economy: str = option("nk", "The model to solve.", choices=tuple(economies.ECONOMIES))
   iterations: int = option(10_000, "Draws of points (fresh/cached: gradient steps).", lower=1)
@@ -92,6 +94,20 @@ CHECKS = (
     (("level_states", "batch"), lambda o: o["batch"] % o["level_states"] == 0,
      "--level_states must divide --batch (each theta fills whole groups)"),
 )
+
+
+def with_economy_defaults(options, given=()):
+  """`options` with the economy's `training_defaults` in every option not named in `given`
+  (those set explicitly, e.g. on the command line)."""
+  defaults = economies.ECONOMIES[options.economy].training_defaults
+  return dataclasses.replace(options, **{k: v for k, v in defaults.items() if k not in given})
+
+
+def options_from_flags(flag_values=None):
+  """The train app's options: its parsed flags, the economy's defaults where none was given."""
+  from nk_keras import cli
+  return with_economy_defaults(cli.options_from_flags(TrainOptions, flag_values),
+                               given=cli.flags_given(TrainOptions, flag_values))
 
 
 def parse_weights(text):

@@ -85,3 +85,19 @@ def test_options_check_applies_the_same_conditions_in_python():
   for bad, message in ((dict(mc=3), "--mc must be even"), (dict(pool=10), "--pool must be")):
     with pytest.raises(UserError, match=message):
       training.TrainOptions(**bad).check()
+
+
+def app_options(*args):
+  """The options the train app runs with for `args`."""
+  values = train_flags()
+  values(["train", *args])
+  return training.options_from_flags(values)
+
+
+def test_a_bare_economy_flag_trains_that_economys_shipped_recipe():
+  assert app_options() == training.TrainOptions()
+  assert app_options("--economy=rank_zlb") == parse(
+      f"--flagfile={os.path.join(ROOT, 'configs', 'rank_zlb.flags')}")
+  # A flag given, on the command line or in a flagfile, wins over the economy's default.
+  mixed = app_options("--economy=rank_zlb", "--regime=stepping", "--batch=500")
+  assert (mixed.regime, mixed.batch, mixed.iterations) == ("stepping", 500, 100_000)

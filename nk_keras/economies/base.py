@@ -53,6 +53,9 @@ class Economy(abc.ABC):
   # An estimation's sizes by default: KMR's for their NK model (100 periods of synthetic data,
   # 10,000 likelihood draws for the surrogate).
   estimation_sizes = {"periods": 100, "draws": 10_000, "refine": 0.0}
+  # Training options where this economy's shipped recipe differs from `training.TrainOptions`'
+  # defaults (nk's): what a bare `--economy=NAME` trains (`training.with_economy_defaults`).
+  training_defaults = {}
   # Names from `network.NORMALIZATIONS` and `regimes.WEIGHTINGS` this economy supports.
   normalizations = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
   weightings = ("none", "ergodic", "newton", "relative")

@@ -6,7 +6,8 @@ One compiled call evaluates the log-likelihood of `n_theta` parameter vectors wi
 is called once per period on all `n_theta * n_particles` points. It needs only the economy's
 state step, ergodic std and measurement (`Economy.observe`; each particle carries its last
 policies where the measurement needs them, e.g. output growth) and a policy (network, export,
-closed form or `SolvedPolicy`), so it works for economies without a linear solution.
+closed form, or a `reference.solved_policy.TabulatedPolicy`: time iteration's solution or a
+network read from tables), so it works for economies without a linear solution.
 
 Common random numbers: the standard-normal draws (start, innovations) and the systematic-
 resampling uniform depend on `(seed, period, particle)` only, never on a theta's position in
@@ -95,13 +96,13 @@ class ParticleFilter:
   """`pf(theta [n_theta, P], seed=0) -> log-likelihood [n_theta]` (NumPy float64), evaluated in
   chunks of `chunk` thetas through one compiled function, all with the same random numbers.
 
-  A policy that must be solved before it is evaluated (`reference.solved_policy.SolvedPolicy`)
-  has `solve_at(theta [n, P]) -> valid [n]`: it is called on each chunk first, and where it
-  finds no equilibrium the log-likelihood is -inf (data cannot come from a model without one)."""
+  A policy read from tables (`reference.solved_policy.TabulatedPolicy`) has
+  `tabulate(theta [n, P]) -> valid [n]`: it is called on each chunk first, and where it finds no
+  equilibrium the log-likelihood is -inf (data cannot come from a model without one)."""
 
   def __init__(self, economy, policy, observations, n_particles=100, chunk=CHUNK):
     self.economy, self.n_particles, self.chunk = economy, int(n_particles), int(chunk)
-    self.solve_at = getattr(policy, "solve_at", None)
+    self.tabulate = getattr(policy, "tabulate", None)
     self.fn = log_likelihood_fn(economy, policy, observations, n_particles)
 
   def __call__(self, theta, seed=0, progress=False, desc="particle filter"):
@@ -112,7 +113,7 @@ class ParticleFilter:
               mininterval=2.0) as bar:
       for i in range(0, theta.shape[0], self.chunk):
         part = theta[i:i + self.chunk]
-        valid = self.solve_at(part.astype(np.float64)) if self.solve_at else True
+        valid = self.tabulate(part.astype(np.float64)) if self.tabulate else True
         out.append(np.where(valid, self.fn(tf.constant(part), seed).numpy(), -np.inf))
         bar.update(len(part))
     return np.concatenate(out).astype(np.float64)

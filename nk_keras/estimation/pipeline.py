@@ -73,6 +73,12 @@ class EstimateOptions:
                          upper=10.0)
   particles: int = option(1000, "Particles of the filter (KMR: 100, whose bias moves the "
                           "posterior; BUILD_NOTES.md, \"A better surrogate\").", lower=2)
+  pf_table: int = option(1001, "Filter on a one-state economy: the network's policy read from "
+                         "a table of this many points on each theta's +-5 ergodic-std grid "
+                         "(linear interpolation, as the exact policy is read), which costs a "
+                         "fraction of a network call per particle (BUILD_NOTES.md, \"The "
+                         "network's policy as a table\"); 0: the network at every particle.",
+                         lower=0)
   validation: float = option(0.1, "Share of draws held out.", lower=0.01, upper=0.5)
   ensemble: int = option(5, "Surrogate: networks fitted side by side and averaged (one "
                         "fit's variance moves the posterior; BUILD_NOTES.md, \"The surrogate's "
@@ -136,6 +142,8 @@ CHECKS = (
     (("draws", "refine", "validation"), _holds_out_one,
      "--validation x --draws, and x --refine x --draws unless 0, must hold out at least one "
      "draw (no validation draw otherwise)"),
+    (("pf_table",), lambda o: o["pf_table"] == 0 or o["pf_table"] >= 11,
+     "--pf_table must be 0 (no table) or at least 11 points"),
 )
 
 
@@ -155,6 +163,15 @@ def second_round(draws, refine):
 
 def parse_names(text):
   return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def filter_policy(policy, points):
+  """What the network's filters call: `policy` read from a table of `points` per theta where
+  the economy has one state (`points` > 0), else `policy` itself at every particle."""
+  from nk_keras.reference.solved_policy import TabulatedPolicy
+  if points and policy.economy.n_state == 1:
+    return TabulatedPolicy(policy.economy, policy, n_grid=points)
+  return policy
 
 
 def choose_parameters(economy, estimate, fixed_values):
@@ -226,6 +243,7 @@ def start(options, out):
   est = Estimation(o, out)
   est.fixed_values, est.true_values, est.pf_counts = fixed_values, true_values, pf_counts
   est.policy, est.economy = policy, policy.economy
+  est.filter_policy = filter_policy(policy, o.pf_table)
   est.names = choose_parameters(est.economy, estimate, fixed_values)
   cli.writable_dir(out)
   est.resumed = resume.claim(out, {
@@ -348,7 +366,8 @@ def likelihood_dataset(est):
   from nk_keras.estimation import particle_filter as pf_lib
   from nk_keras.estimation import surrogate as sg
   o = est.options
-  est.filt = pf_lib.ParticleFilter(est.economy, est.policy, est.observations, o.particles)
+  est.filt = pf_lib.ParticleFilter(est.economy, est.filter_policy, est.observations,
+                                   o.particles)
   data_lib.check_likelihood(est.filt, est.fixed, est.observations, o.seed)
   est.sobol = sg.sobol_thetas(est.economy, est.names, est.fixed, o.draws)
   est.dataset = _dataset(est, est.filt, est.sobol, os.path.join(est.out, "dataset.npz"),
@@ -509,7 +528,7 @@ def pf_study(est):
       est.exact_at = float(np.mean([filt(at[None], seed=1000 + s)[0]
                                     for s in range(o.pf_replications)]))
       against = f"the exact-policy filter at {most} particles"
-    for label, pol in (("network policy", est.policy), ("exact policy", exact_policy)):
+    for label, pol in (("network policy", est.filter_policy), ("exact policy", exact_policy)):
       est.pf_results[label] = pf_lib.bias_and_spread(
           economy, pol, est.observations, at[None], est.exact_at, est.pf_counts,
           o.pf_replications)
@@ -597,6 +616,9 @@ def report(est):
       if second_round(o.draws, o.refine) else None,
       "draws_kept": int(len(est.dataset["theta"])),
       "particles": o.particles, "validation": o.validation,
+      "network_in_the_filter": (f"read from a table of {o.pf_table} points per theta"
+                                if est.filter_policy is not est.policy else
+                                "called at every particle"),
       "surrogate": {"width": o.width, "depth": o.depth, "activation": o.activation,
                     "ensemble": o.ensemble, "steps": o.steps, "batch": o.batch, "lr": o.lr,
                     "best_val_loss": float(min(est.history["val_loss"]))},
