@@ -135,10 +135,17 @@ def _chunk_function(economy, n_pol, newton_steps, tol, bound, jit_compile):
   return run_chunk
 
 
-def solve(economy, theta, block=16, progress=False, **options):
-  """Solves at every row of `theta` `[n, P]` (NumPy), `block` thetas at a time (a theta at the
-  default sizes holds ~20 MB of [G, K] arrays; per-element speed is best near 1M elements);
-  returns one TimeIterationReference. `options`: those of `solve_block`."""
+BLOCK_ELEMENTS = 300_000   # grid points x nodes per block (BUILD_NOTES.md, "Time iteration under XLA")
+
+
+def solve(economy, theta, block=None, progress=False, **options):
+  """Solves at every row of `theta` `[n, P]` (NumPy), `block` thetas at a time, returns one
+  TimeIterationReference. `options`: those of `solve_block`. The default block holds about
+  `BLOCK_ELEMENTS` grid-point-node pairs, at most 16 thetas: measured under XLA on 2 cores,
+  1001 x 80 ran 1.45x faster in blocks of 4 than of 16, 301 x 60 the same in blocks of 8-24."""
+  if block is None:
+    size = options.get("n_grid", 401) * options.get("n_nodes", 40)
+    block = max(1, min(16, BLOCK_ELEMENTS // size))
   from tqdm import tqdm
   one_dimensional(economy)
   started = time.perf_counter()
