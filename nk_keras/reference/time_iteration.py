@@ -135,7 +135,8 @@ def _chunk_function(economy, n_pol, newton_steps, tol, bound, jit_compile):
   return run_chunk
 
 
-BLOCK_ELEMENTS = 300_000   # grid points x nodes per block (BUILD_NOTES.md, "Time iteration under XLA")
+# Grid points x nodes per block (BUILD_NOTES.md, "Time iteration under XLA").
+BLOCK_ELEMENTS = 300_000
 
 
 def solve(economy, theta, block=None, progress=False, **options):
