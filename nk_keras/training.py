@@ -24,8 +24,8 @@ class TrainOptions:
   Defaults: the shipped models' settings but a short run (see BUILD_NOTES.md for why each was
   chosen)."""
   regime: str = option("stepping", "Where each gradient step's points come from. An "
-                       "economy may set its own defaults for options not given (rank_zlb: "
-                       "distill, 100,000 iterations, batch 1024, ergodic normalization).",
+                       "economy may set its own defaults for the options not given "
+                       "(`Economy.training_defaults`: rank_zlb's shipped recipe).",
                        choices=regimes.REGIMES)
   economy: str = option("nk", "The model to solve.", choices=tuple(economies.ECONOMIES))
   iterations: int = option(10_000, "Draws of points (fresh/cached: gradient steps).", lower=1)

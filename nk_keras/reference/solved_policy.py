@@ -74,7 +74,7 @@ class SolvedPolicy(TabulatedPolicy):
 
   def __init__(self, economy, **options):
     """`options`: those of `time_iteration.solve_block` (grid, nodes, tolerance)."""
-    super().__init__(economy, n_grid=options.get("n_grid", 401),
+    super().__init__(economy, n_grid=options.get("n_grid", time_iteration.N_GRID),
                      span=options.get("span", 5.0))
     self.options = options
 

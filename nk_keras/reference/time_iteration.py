@@ -137,6 +137,7 @@ def _chunk_function(economy, n_pol, newton_steps, tol, bound, jit_compile):
 
 # Grid points x nodes per block (BUILD_NOTES.md, "Time iteration under XLA").
 BLOCK_ELEMENTS = 300_000
+N_GRID, N_NODES = 401, 40   # `solve_block`'s default grid and quadrature sizes
 
 
 def solve(economy, theta, block=None, progress=False, **options):
@@ -145,7 +146,7 @@ def solve(economy, theta, block=None, progress=False, **options):
   `BLOCK_ELEMENTS` grid-point-node pairs, at most 16 thetas: measured under XLA on 2 cores,
   1001 x 80 ran 1.45x faster in blocks of 4 than of 16, 301 x 60 the same in blocks of 8-24."""
   if block is None:
-    size = options.get("n_grid", 401) * options.get("n_nodes", 40)
+    size = options.get("n_grid", N_GRID) * options.get("n_nodes", N_NODES)
     block = max(1, min(16, BLOCK_ELEMENTS // size))
   from tqdm import tqdm
   one_dimensional(economy)
@@ -165,7 +166,7 @@ def solve(economy, theta, block=None, progress=False, **options):
       seconds=time.perf_counter() - started)
 
 
-def solve_block(economy, theta, n_grid=401, n_nodes=40, quadrature="trapezoid", span=5.0,
+def solve_block(economy, theta, n_grid=N_GRID, n_nodes=N_NODES, quadrature="trapezoid", span=5.0,
                 tol=1e-10, max_iter=1500, newton_steps=1, bound=1.0, init="auto", chunk=50,
                 jit_compile=True, progress=False):
   """Solves at every row of `theta` `[n, P]` (NumPy) at once; returns a TimeIterationReference.
