@@ -14,8 +14,12 @@ from nk_keras import callbacks as nk_callbacks
 from nk_keras import distribute, economies, regimes
 from nk_keras.errors import UserError
 from nk_keras.network import NORMALIZATIONS, ExtendedPolicy
+from nk_keras.soap import SOAP
 from nk_keras import options as options_lib
 from nk_keras.options import option
+
+
+OPTIMIZERS = ("soap", "adamw")
 
 
 @dataclasses.dataclass
@@ -50,9 +54,14 @@ class TrainOptions:
   level_states: int = option(1, "States per theta in a batch; above 1 the loss also measures "
                              "each theta's persistent level error.", lower=1)
   level_weight: float = option(1.0, "Weight of the level term (--level_states).", lower=0.0)
+  optimizer: str = option("soap", "soap: Adam in the eigenbasis of each layer's curvature "
+                          "(nk_keras/soap.py), the fast path; adamw: the shipped models' "
+                          "optimizer.", choices=OPTIMIZERS)
+  precondition_every: int = option(10, "Gradient steps between SOAP's eigenbasis refreshes.",
+                                   lower=1)
   lr: float = option(3e-3, "Initial learning rate (cosine decay to --eta_min).", lower=0.0)
   eta_min: float = option(3e-6, "Final learning rate.", lower=0.0)
-  weight_decay: float = option(1e-4, "AdamW weight decay.", lower=0.0)
+  weight_decay: float = option(1e-4, "Decoupled weight decay.", lower=0.0)
   clipnorm: float = option(1.0, "Global gradient-norm clip (positive; there is no unclipped "
                            "training).", lower=0.0)
   loss_weights: str = option("", "Weights of the residuals in the loss, name=value,... by "
@@ -181,8 +190,12 @@ def _build_regime(options, replicas):
       options.lr, decay_steps=steps, alpha=options.eta_min / options.lr)
   # Each replica gives the optimiser 1/replicas of the global gradient: see
   # `Regime.global_gradient_share`.
-  optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=options.weight_decay,
-                                     global_clipnorm=options.clipnorm / replicas)
+  common = dict(learning_rate=schedule, weight_decay=options.weight_decay,
+                global_clipnorm=options.clipnorm / replicas)
+  if options.optimizer == "soap":
+    optimizer = SOAP(precondition_every=options.precondition_every, **common)
+  else:
+    optimizer = keras.optimizers.AdamW(**common)
   jit_compile, steps_per_execution = compiled_calls(options, replicas)
   model.compile(optimizer=optimizer, jit_compile=jit_compile,
                 steps_per_execution=steps_per_execution)
