@@ -32,7 +32,7 @@ class TrainOptions:
                        "(`Economy.training_defaults`: rank_zlb's shipped recipe).",
                        choices=regimes.REGIMES)
   economy: str = option("nk", "The model to solve.", choices=tuple(economies.ECONOMIES))
-  iterations: int = option(10_000, "Draws of points (fresh/cached: gradient steps).", lower=1)
+  iterations: int = option(5_000, "Draws of points (fresh/cached: gradient steps).", lower=1)
   internal: int = option(5, "Gradient steps per iteration (internal, stepping).", lower=1)
   num_steps: int = option(10, "AR(1) steps of the state between iterations (stepping).",
                           lower=0)

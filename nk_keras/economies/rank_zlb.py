@@ -75,7 +75,7 @@ class RankZLB(Economy):
   # The shipped model's recipe (configs/rank_zlb.flags): fitted to time iteration, since the
   # residual loss stops short of the bar here (BUILD_NOTES.md, "rank_zlb").
   training_defaults = {"regime": "distill", "iterations": 100_000, "batch": 1024,
-                       "normalization": "ergodic"}
+                       "normalization": "ergodic", "optimizer": "adamw"}
   observables = ("output_growth", "inflation", "interest_rate")
   observes_previous = True
   observable_units = "annualised percent (2.0 is 2 % a year)"
