@@ -18,7 +18,8 @@ def run(s, out):
   rows = []
   for batch in batches:
     for mc in mcs:
-      options = training.TrainOptions(regime="fresh", batch=batch, mc=mc)
+      # AdamW: the network's throughput, without SOAP's fixed cost per step.
+      options = training.TrainOptions(regime="fresh", batch=batch, mc=mc, optimizer="adamw")
       steps = grid_steps(batch * (1 + mc), s["scaling_points"], cap=max(s["steps"], 2000))
       model, seconds, _ = timed_fit(options, steps, s["scaling_repeats"])
       rate = spread([steps / t for t in seconds])["median"]

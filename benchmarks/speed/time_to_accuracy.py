@@ -22,7 +22,7 @@ CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 # the state and policies as they are.
 KMR = dict(width=64, depth=5, activation="celu", batch=100, mc=10, regime="stepping", internal=5,
            num_steps=10, redraw_every=1, iterations=50_000, lr=1e-3, eta_min=1e-10,
-           normalization="kmr", weighting="none", seed=0)
+           normalization="kmr", weighting="none", optimizer="adamw", seed=0)
 # KMR's own PyTorch code on this machine type, to its final 0.61 / 0.32 % (X / Pi mean error).
 KMR_PYTORCH_S = 1100
 KMR_ROW = "nk KMR's configuration"
