@@ -126,16 +126,20 @@ def test_absurd_learning_rate_fails_cleanly_from_the_app(tmp_path):
   assert not (tmp_path / "run" / "saved_model").exists()
 
 
-def test_a_fit_ruined_without_a_blow_up_is_stopped(tmp_path):
-  """Learning rates of 0.03-0.05 keep the network thrashing: some runs blow up past the 1000x
-  bar at once, others stay under it with the probe batch's loss far above its best, which gives
-  them away. Which run does which depends on the processor's rounding (on one machine lr=0.1,
-  seed 1 did the latter, on another it ended unstopped at 7x its best), so four runs: every one
-  is stopped, and the probe stops at least one."""
+@pytest.mark.parametrize("optimizer, settings", [
+    ("soap", [(0.1, 1), (0.1, 2), (0.1, 3)]),
+    ("adamw", [(0.05, 1), (0.05, 2), (0.05, 3), (0.03, 1)])])
+def test_a_fit_ruined_without_a_blow_up_is_stopped(tmp_path, optimizer, settings):
+  """Too high a learning rate (SOAP's default path at 0.1, AdamW at 0.03-0.05) keeps the network
+  thrashing: some runs blow up past the 1000x bar at once, others stay under it with the probe
+  batch's loss far above its best, which gives them away. Which run does which depends on the
+  processor's rounding (on one machine AdamW at lr=0.1, seed 1 did the latter, on another it
+  ended unstopped at 7x its best), so several runs: every one is stopped, and the probe stops at
+  least one."""
   stopped_by_probe = 0
-  for i, (lr, seed) in enumerate([(0.05, 1), (0.05, 2), (0.05, 3), (0.03, 1)]):
+  for i, (lr, seed) in enumerate(settings):
     options = training.TrainOptions(regime="fresh", iterations=400, batch=200, seed=seed, lr=lr,
-                                    steps_per_execution=50)
+                                    steps_per_execution=50, optimizer=optimizer)
     with pytest.raises(training.DivergenceError) as e:
       training.run(options, str(tmp_path / f"run{i}"), log_every=100, verbose=False)
     assert "--lr" in str(e.value)
