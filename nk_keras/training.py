@@ -25,8 +25,8 @@ OPTIMIZERS = ("soap", "adamw")
 @dataclasses.dataclass
 class TrainOptions:
   """Every option of a run, and the definition of the train app's flag of the same name.
-  Defaults: the shipped models' settings but a short run (see BUILD_NOTES.md for why each was
-  chosen)."""
+  Defaults: the shipped models' settings (configs/) but SOAP and a short run, which meet their
+  bar in about 3 minutes (see BUILD_NOTES.md for why each was chosen)."""
   regime: str = option("stepping", "Where each gradient step's points come from. An "
                        "economy may set its own defaults for the options not given "
                        "(`Economy.training_defaults`: rank_zlb's shipped recipe).",
