@@ -87,13 +87,14 @@ class ExtendedPolicy:
                     seed=seed, **net_kwargs)
     return cls(economy, net, normalization)
 
-  def __call__(self, state, theta):
+  def __call__(self, state, theta, scales=None):
+    """`scales`: the economy's `scales(theta)` if already computed (`at`)."""
     theta_in = 2.0 * (theta - self._low) / self._span - 1.0            # [n, n_params]
     if self.normalization == "kmr":
       out = self.net(tf.concat([state, theta_in], axis=1))
       return out * 0.01
-    std = self.economy.ergodic_std(theta)                              # [n, n_state]
-    scale = self.economy.policy_scale(theta)                           # [n, n_policies]
+    # [n, n_state], [n, n_policies]
+    std, scale = self.economy.scales(theta) if scales is None else scales
     out = self.net(tf.concat([state / (ERGODIC_SPAN * std), theta_in], axis=1))
     if self.normalization.endswith("slope"):
       level, *slopes = tf.split(out, 1 + self.economy.n_state, axis=1)  # [n, n_policies] each
@@ -104,6 +105,19 @@ class ExtendedPolicy:
           slope = tf.constant(self.economy.response_signs[i], out.dtype) * tf.exp(slope)
         out = out + z[:, i:i + 1] * slope
     return out * scale
+
+  def at(self, theta):
+    """This policy for calls whose rows tile `theta` `[batch, n_params]` (row i at theta
+    i mod batch, as `Economy.policies` lays them out), the economy's scales computed once for
+    `theta`; itself where the scales cost nothing."""
+    if self.normalization == "kmr" or not self.economy.perturbation_scales:
+      return self
+    scales = self.economy.scales(theta)
+
+    def call(state, rows):
+      times = tf.shape(rows)[0] // tf.shape(theta)[0]
+      return self(state, rows, [tf.tile(s, tf.stack([times, 1])) for s in scales])
+    return call
 
   def save(self, directory):
     """Writes `policy.keras` (the net) and `policy.json` (what wraps it)."""

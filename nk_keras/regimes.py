@@ -69,10 +69,10 @@ class Regime(keras.Model):
       raise UserError(f"loss weights for unknown residual(s) {', '.join(unknown)}; economy "
                       f"{economy.name!r} has {', '.join(economy.residual_names)}")
     if (weighting in ("newton", "relative") and economy.error_shape == "proportional"
-        and economy.n_state != 1):
+        and (economy.n_state != 1 or economy.endogenous_states)):
       raise UserError(f"weighting {weighting!r}: error_shape 'proportional' (an error "
-                      f"proportional to the state) is defined for one state; economy "
-                      f"{economy.name!r} has {economy.n_state}")
+                      f"proportional to the state) is defined for one exogenous state; economy "
+                      f"{economy.name!r} has {economy.n_state} ({', '.join(economy.state_names)})")
     self.policy, self.economy = policy, economy
     self.net = policy.net
     self.batch, self.mc, self.seed = batch, mc, seed
@@ -161,7 +161,7 @@ class Regime(keras.Model):
     residual adds the noise's variance, which depends on the network and so biases the fit.
     """
     std = self.economy.residual_scale(theta)                           # [batch]
-    today, tomorrow = self.economy.policies(self.policy, state, theta, eps)
+    today, tomorrow = self.economy.policies(self.policy.at(theta), state, theta, eps)
     if self.unbiased if unbiased is None else unbiased:
       halves = lambda x: [None, None] if x is None else tf.split(x, 2)
       (a, level_a), (b, level_b) = [
@@ -234,7 +234,7 @@ class Regime(keras.Model):
     economy = self.economy
     z_today = tf.ones_like(today[:, 0])                                # [batch]
     if shape == "proportional":                                         # one state (__init__)
-      z_next = economy.step(std[:, None], theta, eps)[..., 0] / std    # [mc, batch]
+      z_next = economy.step(std[:, None], theta, eps, None)[..., 0] / std  # [mc, batch]
     elif shape == "level":
       z_next = tf.ones_like(eps[..., 0])
     else:                                                               # "today"
@@ -418,17 +418,39 @@ class Stepping(Persistent):
     # Flat `[batch * n_state]` throughout, `[batch, n_state]` only into `step` (see `__init__`
     # of `Persistent`: with one state, the graph of the `[batch]` states before).
     flat = lambda x: tf.reshape(x, [-1])
+    economy = self.economy
     # Keep each point's position in its ergodic distribution when its theta changes: a state
     # carried over raw from a theta with a 20x larger ergodic scale would sit 20 std out.
-    state = state * flat(self.economy.ergodic_std(new_theta)) / flat(
-        self.economy.ergodic_std(theta))
-    n_shock = self.economy.n_shock
+    mean, new_mean = economy.state_mean(theta), economy.state_mean(new_theta)
+    if mean is not None:
+      state = state - flat(mean)
+    state = state * flat(economy.ergodic_std(new_theta)) / flat(economy.ergodic_std(theta))
+    if new_mean is not None:
+      state = state + flat(new_mean)
+    n_shock = economy.n_shock
     # Drawn flat (`Economy.draw_state` says why).
     eps = tf.random.stateless_normal([self.num_steps, self.batch * n_shock], seed=seeds[1])
+    # An endogenous state moves with the network's own policy, held fixed for the gradient.
+    at = self.policy.at(new_theta)
+    policy = lambda s, t: tf.stop_gradient(at(s, t))
     for t in range(self.num_steps):
-      state = flat(self.economy.step(self.state_rows(state), new_theta,
-                                     tf.reshape(eps[t], [self.batch, n_shock])))
+      state = flat(economy.next_state(policy, self.state_rows(state), new_theta,
+                                      tf.reshape(eps[t], [self.batch, n_shock])))
     return new_theta, self.state_rows(state)                           # [batch, n_state]
+
+  def points(self, step, seeds):
+    if not self.economy.endogenous_states:
+      return super().points(step, seeds)
+    # Renewing calls the network `num_steps` times: only where it is used. The points are data,
+    # not a path of the gradient.
+    step = tf.cast(step, tf.int64)
+    new_theta, new_state = tf.nest.map_structure(tf.stop_gradient, tf.cond(
+        tf.equal(step % self.internal, 0), lambda: self.renew(step // self.internal, seeds),
+        lambda: (tf.convert_to_tensor(self.theta), self.state_rows(
+            tf.convert_to_tensor(self.state)))))
+    self.theta.assign(new_theta)
+    self.state.assign(tf.reshape(new_state, [-1]))
+    return new_theta, new_state
 
 
 class Distill(Regime):

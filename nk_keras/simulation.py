@@ -120,38 +120,51 @@ def extra_outputs(economy, state, theta, policies):
   return {n: np.log(out[n].numpy()).reshape(shape) for n in extra}
 
 
-def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stream=0):
+def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stream=0,
+                policy=None):
   """`[periods, chains, n_state]` paths of the states; row 0 is the start, then one step of the
-  law of motion per row.
+  law of motion per row (an endogenous state moves with `policy`'s choices, which it needs).
 
   `seed` and `stream` make the stateless seeds: the same seed with different streams gives
   independent draws (the app's short path and its moment chains).
 
   `start`: "ergodic" draws row 0 from the ergodic distribution (the path is then stationary
-  from its first period, no burn-in needed); "zero" starts at the steady state.
+  from its first period, no burn-in needed; with endogenous states, from the first-order
+  perturbation's); "zero" starts at the steady state.
   """
   if start not in ("ergodic", "zero"):
     raise UserError(f"start must be 'ergodic' or 'zero', got {start!r}")
+  if economy.endogenous_states and policy is None:
+    raise ValueError(f"economy {economy.name!r} has endogenous states: a policy is needed")
   thetas = tf.constant(np.tile(np.asarray(theta, np.float32)[None], (chains, 1)))
   # Separate seed streams for the start and the shocks, so changing one leaves the other alone.
   if start == "ergodic":
     state = economy.draw_state(thetas, tf.constant([seed, 100 * stream + 1], tf.int32))
   else:
-    state = tf.zeros([chains, economy.n_state])
+    state = steady_state(economy, thetas)
   eps = tf.random.stateless_normal([max(periods - 1, 0), chains, economy.n_shock],
                                    seed=tf.constant([seed, 100 * stream + 2], tf.int32))
+  policy = batched(policy) if policy is not None else None
   rows = [state]
   for t in range(periods - 1):   # sequential by nature; each step is vectorised over chains
-    state = economy.step(state, thetas, eps[t])
+    state = economy.next_state(policy, state, thetas, eps[t])
     rows.append(state)
   return tf.stack(rows).numpy()
+
+
+def steady_state(economy, thetas):
+  """The states' steady state `[n, n_state]` for `thetas` `[n, n_params]` (zero for an economy
+  whose `state_mean` is None)."""
+  mean = economy.state_mean(thetas)
+  return tf.zeros([thetas.shape[0], economy.n_state]) if mean is None else mean
 
 
 def simulate(economy, policy, theta, periods, seed=0, start="ergodic", solution=None):
   """One simulated path: columns period, <state> per state, <policy>_nn and <policy>_exact
   (closed form) or <policy>_reference (`solution`, solved here if not given), plus extra
   outputs."""
-  states = state_paths(economy, theta, periods, 1, seed, start)[:, 0]        # [periods, n_state]
+  states = state_paths(economy, theta, periods, 1, seed, start,
+                       policy=policy)[:, 0]                                 # [periods, n_state]
   return _columns(economy, policy, theta, states, solution)
 
 
@@ -159,32 +172,36 @@ def impulse_response(economy, policy, theta, horizon=40, solution=None, shock=0)
   """Responses to a one-standard-deviation innovation of shock number `shock` (of
   `shock_names`), over `horizon` periods.
 
-  Period 0 is the impact: the states jump from the steady state (0) by one innovation,
-  step(0, theta, e) - step(0, theta, 0), its sign chosen so that the first state it moves rises
-  (for NK |s_eps|, i.e. eps = -1 since s_eps < 0: a rise in the natural rate), then follow the
-  law of motion with no further shocks. Policy columns are differences from the no-shock path
-  (states 0 throughout), so a network's small offset at the steady state does not show up as a
-  response.
+  Period 0 is the impact: from the steady state, the states take one step with the innovation
+  and one without, its sign chosen so that the first state it moves rises (for NK |s_eps|,
+  i.e. eps = -1 since s_eps < 0: a rise in the natural rate); both paths then follow the law
+  of motion with no further shocks (an endogenous state with the network's policy). Columns are
+  differences between the two paths, so a network's small offset at the steady state does not
+  show up as a response; the reference is read at the network's states.
   """
   thetas = tf.constant(np.asarray(theta, np.float32)[None])
-  zero, no_shock = tf.zeros([1, economy.n_state]), tf.zeros([1, economy.n_shock])
+  rest = steady_state(economy, thetas)
+  no_shock = tf.zeros([1, economy.n_shock])
   unit = tf.one_hot([shock], economy.n_shock)                                  # [1, n_shock]
-  impact = (economy.step(zero, thetas, unit) - economy.step(zero, thetas, no_shock)).numpy()
+  call = batched(policy)
+  move = lambda state, eps: economy.next_state(call, state, thetas, eps)
+  impact = (move(rest, unit) - move(rest, no_shock)).numpy()
   moved = np.flatnonzero(impact[0])
-  state = tf.constant(impact * (np.sign(impact[0, moved[0]]) if moved.size else 1.0))
-  rows = [state]
-  for _ in range(horizon - 1):
-    state = economy.step(state, thetas, no_shock)
-    rows.append(state)
-  states = tf.concat(rows, axis=0).numpy()                                     # [horizon, n_state]
+  sign = np.sign(impact[0, moved[0]]) if moved.size else 1.0
+  paths = []
+  for eps in (sign * unit, no_shock):
+    state, rows = move(rest, eps), []
+    for _ in range(horizon):
+      rows.append(state)
+      state = move(state, no_shock)
+    paths.append(tf.concat(rows, axis=0).numpy())                             # [horizon, n_state]
   solution = solution or Solution(economy, theta)
-  table = _columns(economy, policy, theta, states, solution)
-  base = _columns(economy, policy, theta, np.zeros([1, economy.n_state], np.float32), solution)
-  for name in value_names(economy):
-    for kind in ("nn", solution.key):
-      key = f"{name}_{kind}"
-      if key in table:
-        table[key] = table[key] - base[key][0]
+  table = _columns(economy, policy, theta, paths[0], solution)
+  base = _columns(economy, policy, theta, paths[1], solution)
+  for name in list(economy.state_names) + [
+      f"{name}_{kind}" for name in value_names(economy) for kind in ("nn", solution.key)]:
+    if name in table:
+      table[name] = table[name] - base[name]
   return table
 
 
@@ -233,11 +250,12 @@ def generalized_impulse_response(economy, policy, theta, shock=-1.0, horizon=40,
   eps = tf.random.stateless_normal([horizon, draws, economy.n_shock],
                                    seed=tf.constant([seed, 302], tf.int32))
   unit = tf.one_hot(which, economy.n_shock)                                 # [n_shock]
+  call = batched(policy)
   paths = {}
   for name, shift in (("shocked", shock), ("baseline", 0.0)):
     state, rows = start, []
     for t in range(horizon):
-      state = economy.step(state, thetas, eps[t] + (shift * unit if t == 0 else 0.0))
+      state = economy.next_state(call, state, thetas, eps[t] + (shift * unit if t == 0 else 0.0))
       rows.append(state)
     paths[name] = tf.stack(rows).numpy()                                     # [H, draws, n_state]
   mean_change = (paths["shocked"] - paths["baseline"]).mean(axis=1)         # [H, n_state]
@@ -280,7 +298,7 @@ def analytical_moments(economy, theta):
   the state), corr(X, Pi) = sign(a*b). None if the economy has no closed form or several
   states.
   """
-  if economy.n_state != 1:
+  if economy.n_state != 1 or economy.endogenous_states:
     return None
   thetas = tf.constant(np.asarray(theta, np.float32)[None])
   std = economy.ergodic_std(thetas)                                            # [1, 1]
@@ -289,7 +307,8 @@ def analytical_moments(economy, theta):
     return None
   slopes = (exact / std).numpy()[0].astype(np.float64)                         # [n_pol]
   zero, no_shock = tf.zeros([1, 1]), tf.zeros([1, economy.n_shock])
-  rho = float(((economy.step(std, thetas, no_shock) - economy.step(zero, thetas, no_shock))
+  rho = float(((economy.step(std, thetas, no_shock, None)
+                - economy.step(zero, thetas, no_shock, None))
                / std)[0, 0])
   std = float(std[0, 0])
   names = tuple(economy.state_names) + tuple(economy.policy_names)
@@ -318,7 +337,8 @@ def moments(economy, policy, theta, chains=1000, periods=200, seed=0, solution=N
   to annualise a quarterly log rate); stds scale with it, the rest is unit-free.
   """
   solution = solution or Solution(economy, theta)
-  states = state_paths(economy, theta, periods, chains, seed, "ergodic", stream=1)  # [T, C, S]
+  states = state_paths(economy, theta, periods, chains, seed, "ergodic", stream=1,
+                       policy=policy)                                       # [T, C, S]
   k = economy.n_state
   names = list(economy.state_names) + value_names(economy)
   units = units or {}

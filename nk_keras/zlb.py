@@ -49,7 +49,7 @@ def zlb_statistics(economy, policy, theta, solution, chains=200, periods=1000, s
   network vs reference on the same states, with the reference's exact ergodic frequency."""
   from nk_keras.economies import rank_zlb
   zeta = simulation.state_paths(economy, theta, periods, chains, seed, "ergodic",
-                                stream=2)                                   # [T, C, 1]
+                                stream=2, policy=policy)                    # [T, C, S]
   out = {"chains": chains, "periods_per_chain": periods}
   for kind, pol in (("network", simulation.evaluate(policy, zeta, theta)),
                     ("reference", solution(zeta))):

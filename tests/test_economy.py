@@ -48,8 +48,8 @@ def test_shapes():
   theta, state, eps = draws(batch=7, mc=6)
   assert theta.shape == (7, 8) and state.shape == (7, 1) and eps.shape == (6, 7, 1)
   np.testing.assert_array_equal(eps[:3].numpy(), -eps[3:].numpy())  # antithetic pairs
-  assert NK.step(state, theta, eps[0]).shape == (7, 1)
-  assert NK.step(state, theta, eps).shape == (6, 7, 1)
+  assert NK.step(state, theta, eps[0], None).shape == (7, 1)
+  assert NK.step(state, theta, eps, None).shape == (6, 7, 1)
   today, tomorrow = NK.policies(closed_form, state, theta, eps)
   assert today.shape == (7, 2) and tomorrow.shape == (6, 7, 2)
   assert NK.residuals(closed_form, state, theta, eps).shape == (7, 2)
@@ -60,7 +60,7 @@ def test_step_is_the_ar1_of_model_md():
   p = dict(zip(NK.param_names, NK.calibration))
   omega = (1 + p["eta"]) / (p["sigma"] + p["eta"])
   s_eps = p["sigma_a"] * p["sigma"] * (p["rho_a"] - 1) * omega
-  out = NK.step(tf.constant([[0.02]]), theta, tf.constant([[1.5]]))
+  out = NK.step(tf.constant([[0.02]]), theta, tf.constant([[1.5]]), None)
   np.testing.assert_allclose(out.numpy(), [[p["rho_a"] * 0.02 + s_eps * 1.5]], rtol=1e-6)
 
 

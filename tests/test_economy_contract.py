@@ -29,8 +29,8 @@ def test_shapes_and_names(economy):
   for stratified in (False, True):
     eps = economy.draw_shocks(mc, b, SEED, stratified)
     assert eps.shape == (mc, b, K)
-  assert economy.step(state, theta, eps).shape == (mc, b, S)
-  assert economy.step(state, theta, eps[0]).shape == (b, S)
+  assert economy.step(state, theta, eps, None).shape == (mc, b, S)
+  assert economy.step(state, theta, eps[0], None).shape == (b, S)
   assert len(economy.residual_names) == n_pol and len(economy.calibration) == P
   policy = ExtendedPolicy.create(economy)
   today, tomorrow = economy.policies(policy, state, theta, eps)
@@ -62,7 +62,7 @@ def reference_residuals(economy, reference, k, bump=None):
   theta_b = np.repeat(theta, L, axis=0)
   x, w = time_iteration.trapezoid_normal(200)
   eps = np.broadcast_to(x[:, None, None], (len(x), n * L, 1))
-  nxt = economy.step(tf.constant(state), tf.constant(theta_b), tf.constant(eps)).numpy()
+  nxt = economy.step(tf.constant(state), tf.constant(theta_b), tf.constant(eps), None).numpy()
   today = reference.policies(state.reshape(n, L, 1)).reshape(n * L, -1)
   tomorrow = np.stack([reference.policies(nxt[j].reshape(n, L, 1)).reshape(n * L, -1)
                        for j in range(len(x))])

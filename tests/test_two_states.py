@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from nk_keras import accuracy, economies, export, regimes, simulation, training
-from nk_keras.economies.base import Economy
+from nk_keras.economies.base import IndependentStates
 from nk_keras.errors import UserError
 from nk_keras.estimation import data as data_lib
 from nk_keras.estimation import kalman, particle_filter
@@ -26,7 +26,7 @@ from nk_keras.reference import time_iteration
 SEED = tf.constant([8, 9], tf.int32)
 
 
-class TwoStates(Economy):
+class TwoStates(IndependentStates):
   name = "two_states"
   param_names = ("beta", "kappa", "rho1", "rho2", "sigma1", "sigma2")
   state_names = ("s1", "s2")
@@ -49,7 +49,7 @@ class TwoStates(Economy):
     # The forcing's size: both states enter each residual with a unit-order coefficient.
     return tf.norm(self.ergodic_std(theta), axis=1)
 
-  def step(self, state, theta, eps):
+  def step(self, state, theta, eps, today):
     p = self.unpack(theta)
     rho = tf.stack([p["rho1"], p["rho2"]], axis=1)                 # [batch, 2]
     sigma = tf.stack([p["sigma1"], p["sigma2"]], axis=1)
@@ -105,7 +105,7 @@ def test_shapes_draws_and_the_closed_form(toy):
   assert state.shape == (64, 2) and eps.shape == (6, 64, 2)
   np.testing.assert_array_equal(eps[:3].numpy(), -eps[3:].numpy())
   assert toy.draw_shocks(6, 64, SEED, stratified=True).shape == (6, 64, 2)
-  assert toy.step(state, theta, eps).shape == (6, 64, 2)
+  assert toy.step(state, theta, eps, None).shape == (6, 64, 2)
   # The two states are drawn independently, each with its own ergodic std.
   big = toy.draw_state(toy.draw_theta(20_000, SEED), SEED).numpy()
   assert abs(np.corrcoef(big.T)[0, 1]) < 0.05

@@ -28,7 +28,7 @@ def test_observables_are_kmrs_annualised_series(n, pi, n_before):
   names = ZLB.observable_names()
   assert names == ("output_growth", "inflation", "interest_rate")
   got = ZLB.observe(names, np.zeros([1, 1]), THETA[None], np.array([[n, pi]]),
-                    np.array([[n_before, 0.0]])).numpy()[0]
+                    (np.zeros([1, 1]), np.array([[n_before, 0.0]]))).numpy()[0]
   np.testing.assert_allclose(got, levels_observables(THETA, n, pi, n_before), rtol=1e-12)
   if n < 0:   # a deep recession: the rate is at the floor, exactly zero in annualised percent
     assert got[2] == 0.0

@@ -3,9 +3,10 @@
 from nk_keras.economies.base import Economy
 from nk_keras.economies.nk import NewKeynesian
 from nk_keras.economies.rank_zlb import RankZLB
+from nk_keras.economies.rank_zlb_inertia import RankZLBInertia
 from nk_keras.errors import UserError
 
-ECONOMIES = {cls.name: cls for cls in (NewKeynesian, RankZLB)}
+ECONOMIES = {cls.name: cls for cls in (NewKeynesian, RankZLB, RankZLBInertia)}
 
 
 def get(name, prior=None):

@@ -28,6 +28,10 @@ class Economy(abc.ABC):
   name: str
   param_names: tuple
   state_names: tuple     # one column of a state tensor `[batch, n_state]` each
+  # The states whose law of motion reads today's policies (e.g. last period's interest rate);
+  # with none, the state can be stepped without the policy and a policy is called once on
+  # today's and tomorrow's points together.
+  endogenous_states = ()
   shock_names: tuple     # one column of an innovation tensor `[..., batch, n_shock]` each
   policy_names: tuple
   residual_names: tuple   # one equilibrium condition per policy
@@ -56,6 +60,9 @@ class Economy(abc.ABC):
   # Training options where this economy's shipped recipe differs from `training.TrainOptions`'
   # defaults (nk's): what a bare `--economy=NAME` trains (`training.with_economy_defaults`).
   training_defaults = {}
+  # Whether `scales` solves a perturbation (the default): costly enough that a training step
+  # computes it once per theta, not on every call of the network.
+  perturbation_scales = True
   # Names from `network.NORMALIZATIONS` and `regimes.WEIGHTINGS` this economy supports.
   normalizations = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
   weightings = ("none", "ergodic", "newton", "relative")
@@ -148,16 +155,18 @@ class Economy(abc.ABC):
     return tf.gather(candidates, order[:n])
 
   def draw_state(self, theta, seed):
-    """Draws `[batch, n_state]` of each state from a normal law with its ergodic std, for each
-    row of `theta` (exactly ergodic for independent linear AR(1) states)."""
-    batch = tf.shape(theta)[0]
-    # Drawn and scaled flat, then reshaped: the numbers of a `[batch, n_state]` draw, and for one
-    # state exactly the graph of the `[batch]` draws states had before. XLA fuses the draw into
-    # its consumers, and a `[batch, 1]` graph compiles to code that rounds differently: short
-    # `fresh` runs would no longer give bitwise the same weights (BUILD_NOTES, "Design").
-    eps = tf.random.stateless_normal(tf.reshape(batch * self.n_state, [1]), seed=seed)
-    std = tf.reshape(self.ergodic_std(theta), [-1])
-    return tf.reshape(std * eps, tf.stack([batch, self.n_state]))
+    """Draws `[batch, n_state]` from the states' ergodic law, one per row of `theta`: by default
+    the first-order perturbation's normal law (`linear`), correlated across states, around the
+    steady state."""
+    z = tf.random.stateless_normal(tf.stack([tf.shape(theta)[0], self.n_state]), seed=seed,
+                                   dtype=theta.dtype)
+    return self.ergodic_state(theta, z)
+
+  def ergodic_state(self, theta, z):
+    """States `[batch, n_state]` from standard normals `z` `[batch, n_state]`: the ergodic law
+    of `draw_state` as a map (the particle filter shares its normals across thetas)."""
+    linear = self.linear(theta)
+    return linear.state + tf.linalg.matvec(tf.linalg.cholesky(linear.covariance), z)
 
   def draw_shocks(self, mc, batch, seed, stratified=False):
     """Antithetic standard-normal innovations `[mc, batch, n_shock]`: rows k and k + mc/2 are
@@ -210,24 +219,45 @@ class Economy(abc.ABC):
       return tf.tensordot(weights, x, axes=1)
     return tf.reduce_sum(weights * x, axis=0)
 
-  @abc.abstractmethod
+  def linear(self, theta):
+    """The first-order perturbation at each row of `theta` (`perturbation.Linear`): steady
+    state, linear policy, the states' linear law and ergodic covariance."""
+    from nk_keras import perturbation
+    return perturbation.linearise(self, theta)
+
   def ergodic_std(self, theta):
     """Ergodic standard deviation of each state, `[batch, n_state]`: the states' natural scales
-    (the network's input normalisation, the draws of `draw_state`)."""
+    (the network's input normalisation). By default the first-order perturbation's."""
+    return tf.sqrt(tf.linalg.diag_part(self.linear(theta).covariance))
+
+  def scales(self, theta):
+    """`(ergodic_std [batch, n_state], policy_scale [batch, n_policies])`, what the network's
+    normalisation needs, from one perturbation."""
+    linear = self.linear(theta)
+    return tf.sqrt(tf.linalg.diag_part(linear.covariance)), linear_policy_std(linear)
+
+  def state_mean(self, theta):
+    """Centre of the states' ergodic law `[batch, n_state]` (the steady state by default); None
+    where it is zero for every theta."""
+    return self.linear(theta).state
 
   def residual_scale(self, theta):
-    """One natural size `[batch]` of the residuals (which are in state units): the "ergodic"
-    weightings divide residuals by it and `policy_scale` defaults to it. With one state its
-    ergodic std; an economy with several states says which scale its residuals have."""
-    if self.n_state != 1:
-      raise NotImplementedError(f"economy {self.name!r} has {self.n_state} states and must "
-                                f"define residual_scale")
-    return self.ergodic_std(theta)[:, 0]
+    """One natural size `[batch]` of the residuals: the "ergodic" weightings divide residuals by
+    it. By default the root mean square of the policies' scales (residuals in policy units)."""
+    return tf.sqrt(tf.reduce_mean(tf.square(self.policy_scale(theta)), axis=1))
 
   @abc.abstractmethod
-  def step(self, state, theta, eps):
+  def step(self, state, theta, eps, today):
     """Next period's state. `state` `[batch, n_state]`, `theta` `[batch, n_params]`, `eps`
-    `[..., batch, n_shock]` -> `[..., batch, n_state]` (one next state per innovation)."""
+    `[..., batch, n_shock]`, `today` `[batch, n_policies]` the policies at `state` (None for an
+    economy without `endogenous_states`) -> `[..., batch, n_state]` (one next state per
+    innovation)."""
+
+  def next_state(self, policy, state, theta, eps):
+    """`step` from `state` `[batch, n_state]`, calling `policy` for today's policies only where
+    an endogenous state needs them."""
+    today = policy(state, theta) if self.endogenous_states else None
+    return self.step(state, theta, eps, today)
 
   @abc.abstractmethod
   def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
@@ -261,10 +291,11 @@ class Economy(abc.ABC):
     own = tuple(self.observables or self.policy_names)
     return own + (tuple(self.state_names) if observe_state else ())
 
-  def measure(self, theta, policies, previous):
+  def measure(self, state, theta, policies, previous):
     """The economy's own observables without measurement error: dict name -> `[...]` from
-    `theta` `[..., n_params]`, this period's `policies` `[..., n_pol]` and last period's
-    `previous` (same shape; used only if `observes_previous`). By default the policies."""
+    `state` `[..., n_state]`, `theta` `[..., n_params]`, this period's `policies`
+    `[..., n_pol]` and last period's `previous` = (state, policies) (same shapes; used only if
+    `observes_previous`). By default the policies."""
     return {name: policies[..., j] for j, name in enumerate(self.policy_names)}
 
   def observe(self, names, state, theta, policies, previous=None):
@@ -272,25 +303,22 @@ class Economy(abc.ABC):
     `[..., n_state]`: the states themselves or `measure`'s series. Tensors or NumPy arrays
     (returns a tensor)."""
     if self.observes_previous and previous is None:
-      raise ValueError(f"economy {self.name!r} observes a change: last period's policies needed")
-    series = self.measure(theta, policies, previous)
+      raise ValueError(f"economy {self.name!r} observes a change: last period's state and "
+                       f"policies needed")
+    series = self.measure(state, theta, policies, previous)
     return tf.stack([state[..., self.state_names.index(n)] if n in self.state_names
                      else series[n] for n in names], axis=-1)
 
   def policy_scale(self, theta):
     """Natural size of each policy's fluctuations, `[batch, n_policies]`, that the network's
-    outputs are multiplied by; by default `residual_scale` for every policy."""
-    std = self.residual_scale(theta)
-    return tf.stack([std] * len(self.policy_names), axis=1)
+    outputs are multiplied by: by default the ergodic std of the first-order policy."""
+    return linear_policy_std(self.linear(theta))
 
   def relative_size(self, policy, theta, std):
     """Size of each policy's response at one ergodic std, in units of `std` (`residual_scale`
-    `[batch]`), `[batch, n_policies]`, that the "relative" weighting divides errors by. By
-    default the network's own (no solution needed), |policy(std)| / std: one state only."""
-    if self.n_state != 1:
-      raise UserError(f"the 'relative' weighting needs economy {self.name!r} (several states) "
-                      f"to define relative_size")
-    return tf.abs(policy(std[:, None], theta)) / std[:, None]
+    `[batch]`), `[batch, n_policies]`, that the "relative" weighting divides errors by: by
+    default the policies' own scales."""
+    return self.policy_scale(theta) / std[:, None]
 
   def policies(self, policy, state, theta, eps):
     """Policies today `[batch, n_pol]` and tomorrow `[mc, batch, n_pol]` from one network call.
@@ -299,7 +327,14 @@ class Economy(abc.ABC):
     `[batch, n_state]`, `eps` `[mc, batch, n_shock]`.
     """
     mc, batch = tf.shape(eps)[0], tf.shape(eps)[1]
-    state_next = self.step(state, theta, eps)                       # [mc, batch, n_state]
+    if self.endogenous_states:
+      # Tomorrow's states depend on today's policies: two calls, and the gradient flows through
+      # both (the equilibrium's own dependence of tomorrow on today).
+      today = policy(state, theta)
+      state_next = self.step(state, theta, eps, today)              # [mc, batch, n_state]
+      out = policy(tf.reshape(state_next, [-1, self.n_state]), tf.tile(theta, tf.stack([mc, 1])))
+      return today, tf.reshape(out, tf.stack([mc, batch, tf.shape(out)[1]]))
+    state_next = self.step(state, theta, eps, None)                 # [mc, batch, n_state]
     points = tf.concat([state, tf.reshape(state_next, [-1, self.n_state])],
                        axis=0)                                      # [(1+mc)*batch, n_state]
     thetas = tf.tile(theta, tf.stack([1 + mc, 1]))                            # rows follow points
@@ -352,3 +387,59 @@ class Economy(abc.ABC):
     do not need it.
     """
     raise NotImplementedError(f"economy {self.name!r} has no linear state-space form")
+
+
+def linear_policy_std(linear):
+  """Ergodic std `[batch, n_policies]` of the first-order policy of a `perturbation.Linear`."""
+  return tf.sqrt(tf.einsum("bps,bst,bpt->bp", linear.slopes, linear.covariance, linear.slopes))
+
+
+class IndependentStates(Economy):
+  """An economy whose states are independent, exogenous AR(1)s with a closed-form ergodic std
+  (`ergodic_std` is abstract here): states are drawn as independent normals around zero, and
+  with one state that std is the residuals' and the policies' scale."""
+
+  perturbation_scales = False
+
+  def scales(self, theta):
+    return self.ergodic_std(theta), self.policy_scale(theta)
+
+  @abc.abstractmethod
+  def ergodic_std(self, theta):
+    """Ergodic standard deviation of each state, `[batch, n_state]`."""
+
+  def state_mean(self, theta):
+    return None
+
+  def ergodic_state(self, theta, z):
+    return self.ergodic_std(theta) * z
+
+  def draw_state(self, theta, seed):
+    batch = tf.shape(theta)[0]
+    # Drawn and scaled flat, then reshaped: the numbers of a `[batch, n_state]` draw, and for one
+    # state exactly the graph of the `[batch]` draws states had before. XLA fuses the draw into
+    # its consumers, and a `[batch, 1]` graph compiles to code that rounds differently: short
+    # `fresh` runs would no longer give bitwise the same weights (BUILD_NOTES, "Design").
+    eps = tf.random.stateless_normal(tf.reshape(batch * self.n_state, [1]), seed=seed)
+    std = tf.reshape(self.ergodic_std(theta), [-1])
+    return tf.reshape(std * eps, tf.stack([batch, self.n_state]))
+
+  def residual_scale(self, theta):
+    """With one state its ergodic std; an economy with several states says which scale its
+    residuals have."""
+    if self.n_state != 1:
+      raise NotImplementedError(f"economy {self.name!r} has {self.n_state} states and must "
+                                f"define residual_scale")
+    return self.ergodic_std(theta)[:, 0]
+
+  def policy_scale(self, theta):
+    std = self.residual_scale(theta)
+    return tf.stack([std] * len(self.policy_names), axis=1)
+
+  def relative_size(self, policy, theta, std):
+    """By default the network's own response (no solution needed), |policy(std)| / std: one
+    state only."""
+    if self.n_state != 1:
+      raise UserError(f"the 'relative' weighting needs economy {self.name!r} (several states) "
+                      f"to define relative_size")
+    return tf.abs(policy(std[:, None], theta)) / std[:, None]

@@ -6,10 +6,10 @@ State: the natural rate `zeta`. Policies: output gap `X` and inflation `Pi`.
 import numpy as np
 import tensorflow as tf
 
-from nk_keras.economies.base import Economy
+from nk_keras.economies.base import IndependentStates
 
 
-class NewKeynesian(Economy):
+class NewKeynesian(IndependentStates):
   name = "nk"
   param_names = ("beta", "sigma", "eta", "phi", "phi_pi", "phi_y", "rho_a", "sigma_a")
   state_names = ("zeta",)
@@ -42,7 +42,7 @@ class NewKeynesian(Economy):
     p = self.unpack(theta)
     return (tf.abs(self.innovation_scale(p)) / tf.sqrt(1 - p["rho_a"] ** 2))[:, None]
 
-  def step(self, state, theta, eps):
+  def step(self, state, theta, eps, today):
     p = self.unpack(theta)  # each [batch]; [batch, 1] broadcasts against eps [..., batch, 1]
     return p["rho_a"][:, None] * state + self.innovation_scale(p)[:, None] * eps
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from nk_keras.economies.base import Economy
+from nk_keras.economies.base import IndependentStates
 
 tfd = tfp.distributions
 
@@ -39,7 +39,7 @@ FIXED = {"beta": 0.9975, "sigma": 1.0, "eta": 1.0, "eps": 11.0, "chi": 0.91,
          "log_Pibar": 0.005, "Ybar": 1.0}
 
 
-class RankZLB(Economy):
+class RankZLB(IndependentStates):
   name = "rank_zlb"
   param_names = ("theta_pi", "theta_y", "phi", "rho_zeta", "sigma_zeta")
   state_names = ("zeta",)
@@ -105,7 +105,7 @@ class RankZLB(Economy):
     p = self.unpack(theta)
     return (p["sigma_zeta"] / tf.sqrt(1 - p["rho_zeta"] ** 2))[:, None]
 
-  def step(self, state, theta, eps):
+  def step(self, state, theta, eps, today):
     p = self.unpack(theta)  # each [batch]; [batch, 1] broadcasts against eps [..., batch, 1]
     return p["rho_zeta"][:, None] * state + p["sigma_zeta"][:, None] * eps
 
@@ -127,7 +127,7 @@ class RankZLB(Economy):
     n1, pi1 = tomorrow[..., 0], tomorrow[..., 1]                  # [k, batch]
     log_R = self.log_rate(theta, today)
     # Euler in logs: log(beta R / Pibar) + log E[exp(zeta' - zeta - sigma (n' - n) - pi')] = 0.
-    zeta_change = (self.step(state, theta, eps) - state)[..., 0]  # [k, batch]
+    zeta_change = (self.step(state, theta, eps, today) - state)[..., 0]  # [k, batch]
     euler = (math.log(f["beta"]) - f["log_Pibar"] + log_R
              + tf.math.log1p(self.expect(tf.math.expm1(
                  zeta_change - f["sigma"] * (n1 - n) - pi1), weights)))
@@ -180,11 +180,11 @@ class RankZLB(Economy):
     return {"N": tf.exp(policies[:, 0]), "Pi": tf.exp(policies[:, 1] + FIXED["log_Pibar"]),
             "R": tf.exp(self.log_rate(theta, policies))}
 
-  def measure(self, theta, policies, previous):
+  def measure(self, state, theta, policies, previous):
     """KMR's observables (their eq. 43) in annualised percent: output growth 400 (Y / Y_-1 - 1)
     (Y = N), inflation 400 (Pi - 1) and the rate 400 (R - 1), the ZLB applied."""
     n, pi = policies[..., 0], policies[..., 1]
-    return {"output_growth": 400 * tf.math.expm1(n - previous[..., 0]),
+    return {"output_growth": 400 * tf.math.expm1(n - previous[1][..., 0]),
             "inflation": 400 * tf.math.expm1(pi + FIXED["log_Pibar"]),
             "interest_rate": 400 * tf.math.expm1(self.log_rate(theta, policies))}
 

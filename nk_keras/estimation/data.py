@@ -58,12 +58,13 @@ def simulate(economy, policy, theta, periods=100, me_share=0.1, observe_state=Fa
   policies (`economy.observes_previous`)."""
   names = economy.observable_names(observe_state)
   lag = int(economy.observes_previous)
-  states = simulation.state_paths(economy, theta, periods + lag, 1, seed, "ergodic")[:, 0]
+  states = simulation.state_paths(economy, theta, periods + lag, 1, seed, "ergodic",
+                                  policy=policy)[:, 0]
   states = states.astype(np.float64)                                        # [T+lag, S]
   policies = simulation.evaluate(policy, states, theta).astype(np.float64)  # [T+lag, n_pol]
   thetas = np.tile(np.asarray(theta, np.float64), (periods, 1))
   clean = np.asarray(economy.observe(names, states[lag:], thetas, policies[lag:],
-                                     policies[:periods]))                            # [T, n_obs]
+                                     (states[:periods], policies[:periods])))  # [T, n_obs]
   me_var = me_share * clean.var(axis=0)
   noise = np.random.default_rng([seed, 7]).standard_normal(clean.shape)
   y = clean + np.sqrt(me_var) * noise

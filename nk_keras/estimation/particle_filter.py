@@ -63,15 +63,16 @@ def log_likelihood_fn(economy, policy, observations, n_particles):
     eps0 = tf.random.stateless_normal([N, S],
                                       seed=tf.random.experimental.stateless_fold_in(seed, 0))
     # Economy.draw_state's ergodic draw, with the normals shared across thetas.
-    state = economy.ergodic_std(theta_p) * tile(eps0)                     # [n*N, S]
+    state = economy.ergodic_state(theta_p, tile(eps0))                    # [n*N, S]
     previous = tf.zeros([n * N, len(economy.policy_names)])               # [n*N, n_pol]
+    previous_state = state
     if economy.observes_previous:
-      # A growth rate needs last period's policies: the particles start a period before the
-      # first observation (still ergodic), with a stream of their own.
+      # A growth rate needs last period's state and policies: the particles start a period
+      # before the first observation (still ergodic), with a stream of their own.
       previous = policy(state, theta_p)
       eps = tf.random.stateless_normal(
           [N, economy.n_shock], seed=tf.random.experimental.stateless_fold_in(seed, T + 1))
-      state = economy.step(state, theta_p, tile(eps))
+      state = economy.step(state, theta_p, tile(eps), previous)
     resample = lambda x, ancestors: tf.reshape(                           # [n*N, k] by ancestor
         tf.gather(tf.reshape(x, [n, N, -1]), ancestors, batch_dims=1), tf.shape(x))
     loglik = tf.zeros([n], tf.float32)
@@ -79,15 +80,17 @@ def log_likelihood_fn(economy, policy, observations, n_particles):
       seeds = tf.random.experimental.stateless_split(
           tf.random.experimental.stateless_fold_in(seed, t + 1), 2)
       policies = policy(state, theta_p)                                   # [n*N, n_pol]
-      predicted = economy.observe(names, state, theta_p, policies, previous)   # [n*N, n_obs]
+      predicted = economy.observe(names, state, theta_p, policies,
+                                  (previous_state, previous))            # [n*N, n_obs]
       log_w = log_norm - 0.5 * tf.reduce_sum((y[t] - predicted) ** 2 / me_var, axis=1)
       log_w = tf.reshape(log_w, [n, N])                                   # [n, N]
       loglik += tf.reduce_logsumexp(log_w, axis=1) - log_N
       u = tf.random.stateless_uniform([], seed=seeds[0])
       ancestors = systematic_resample(log_w, u)                           # [n, N]
-      state, previous = resample(state, ancestors), resample(policies, ancestors)
+      previous_state = state = resample(state, ancestors)
+      previous = resample(policies, ancestors)
       eps = tf.random.stateless_normal([N, economy.n_shock], seed=seeds[1])
-      state = economy.step(state, theta_p, tile(eps))
+      state = economy.step(state, theta_p, tile(eps), previous)
     return loglik
   return fn
 

@@ -193,7 +193,7 @@ def solve_block(economy, theta, n_grid=N_GRID, n_nodes=N_NODES, quadrature="trap
   state = std[:, None] * grid[None, :]                                       # [n, G]
   eps = np.broadcast_to(x[:, None, None], (n_nodes, n * G, 1))
   nxt = economy.step(tf.constant(state.reshape(-1, 1)), tf.constant(np.repeat(theta, G, axis=0)),
-                     tf.constant(eps)).numpy().reshape(n_nodes, n, G)
+                     tf.constant(eps), None).numpy().reshape(n_nodes, n, G)
   lo, frac = _interp_index(nxt / std[None, :, None], span, G)               # [K, n, G]
 
   if init == "zeros":
@@ -220,8 +220,9 @@ def solve_block(economy, theta, n_grid=N_GRID, n_nodes=N_NODES, quadrature="trap
 
 
 def one_dimensional(economy):
-  """Raises a UserError unless `economy` has one state and one shock (the grid is in z)."""
-  if economy.n_state != 1 or economy.n_shock != 1:
+  """Raises a UserError unless `economy` has one exogenous state and one shock (the grid is in
+  z)."""
+  if economy.n_state != 1 or economy.n_shock != 1 or economy.endogenous_states:
     raise UserError(f"time iteration is one-dimensional in the state: economy {economy.name!r} "
                     f"has {economy.n_state} state(s) and {economy.n_shock} shock(s)")
 
