@@ -14,8 +14,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
   PROJECT = tomllib.load(f)["project"]
 SCRIPTS = PROJECT["scripts"]
-APPS = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "apps"))
-              if name.endswith(".py") and not name.startswith("_"))
+
+
+def modules(folder):
+  return sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, folder))
+                if name.endswith(".py") and not name.startswith("_"))
+
+
+APPS = modules(os.path.join("nk_keras", "apps"))
 
 
 def clean_env():
@@ -31,14 +37,15 @@ def help_lines(proc):
 
 def summary(app):
   """The first line of the app's docstring."""
-  with open(os.path.join(ROOT, "apps", f"{app}.py")) as f:
+  with open(os.path.join(ROOT, "nk_keras", "apps", f"{app}.py")) as f:
     return ast.get_docstring(ast.parse(f.read())).splitlines()[0]
 
 
-def test_every_app_has_its_console_script():
+def test_every_app_has_its_console_script_and_its_shim():
   assert sorted(SCRIPTS) == sorted(f"nk-{app}" for app in APPS)
   for script, target in SCRIPTS.items():
-    assert target == f"apps.{script[3:]}:run", (script, target)
+    assert target == f"nk_keras.apps.{script[3:]}:run", (script, target)
+  assert modules("apps") == APPS
 
 
 @pytest.fixture(scope="module")
