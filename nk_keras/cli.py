@@ -106,13 +106,18 @@ _output_dir = None   # the app's output directory once `writable_dir` has accept
 
 def _parse_flags(argv):
   """absl's flag parsing, with its errors reported like every other user error: one line, exit
-  2 (absl's own parser prints two lines and exits 1)."""
+  2 (absl's own parser prints two lines and exits 1); and help asked for (--help, --helpshort,
+  --helpfull, --helpxml) exits 0 once printed, as argparse's does, where absl exits 1."""
   from absl import flags
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
     print(f"error: {e} (--helpshort lists the flags)", file=sys.stderr)
     sys.exit(USER_ERROR)
+  except SystemExit as e:
+    # absl's help flags exit 1 from inside the parse: the only exit there but
+    # --only_check_flags', which is 0 already.
+    sys.exit(0 if e.code == 1 else e.code)
 
 
 def report_bug(error):

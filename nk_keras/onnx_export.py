@@ -53,6 +53,7 @@ def convert(model, out, overwrite=False, check_points=1000, seed=0):
   """Converts the policy SavedModel at `model` to an ONNX file `out` (an existing file replaced,
   with `overwrite`, only once the new graph is written and checked). Returns the check on
   `check_points` random points (`compare`)."""
+  _require_the_onnx_extra()
   import onnx
   policy = export.LoadedPolicy(model)   # refuses what is not a policy of the contract
   if os.path.isdir(out):
@@ -70,6 +71,16 @@ def convert(model, out, overwrite=False, check_points=1000, seed=0):
     onnx.save(proto, tmp)
     check = compare(policy, tmp, check_points, seed)
   return check
+
+
+def _require_the_onnx_extra():
+  """A UserError naming what to install unless the converter, the format and the runtime all
+  import: they are the optional `onnx` extra, not dependencies of nk-keras."""
+  try:
+    import onnx, onnxruntime, tf2onnx  # noqa: F401
+  except ModuleNotFoundError as e:
+    raise UserError(f"ONNX export needs the onnx extra ({e.name} is not installed): "
+                    f"pip install 'nk-keras[onnx]', or '.[onnx]' in a checkout") from None
 
 
 def _with_in_box(policy, path):

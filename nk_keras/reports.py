@@ -1,6 +1,6 @@
 """What the evaluate and simulate apps do, callable from Python: their options (the definitions
 of the apps' flags) and one function each that measures or simulates a policy SavedModel and
-writes the files (apps/evaluate.py, apps/simulate.py list them)."""
+writes the files (nk_keras/apps/evaluate.py, nk_keras/apps/simulate.py list them)."""
 
 import dataclasses
 import json

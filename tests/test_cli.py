@@ -82,6 +82,19 @@ def test_a_bug_says_so_exits_70_and_logs_its_traceback(tiny_app, tmp_path, with_
   assert text.startswith("Traceback") and "1 / 0" in text and "ZeroDivisionError" in text
 
 
+def test_help_exits_0_with_the_flags_on_stdout(tiny_app):
+  # In parallel: each process spends most of its time importing TensorFlow.
+  procs = {arg: subprocess.Popen([sys.executable, tiny_app, arg], cwd=ROOT, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env={**os.environ, "PYTHONPATH": ROOT})
+           for arg in ("--help", "--helpshort", "--helpfull")}
+  out = {}
+  for arg, proc in procs.items():
+    out[arg], err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "--raise_: bug or user" in out[arg], (arg, out[arg], err)
+  assert "--log_dir" in out["--helpfull"] and "--log_dir" not in out["--help"]
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--n=1"], "--n=1: 1 is not integer >= 5"),
     (["--nosuchflag=3"], "nosuchflag"),

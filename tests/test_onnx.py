@@ -124,3 +124,22 @@ def test_the_export_app_writes_onnx_and_refuses_bad_input(tmp_path):
                     ("not a model", "not a SavedModel")):
     rc, _, stderr = results[k]
     assert rc == 2 and len(stderr.splitlines()) == 1 and needle in stderr, (k, stderr)
+
+
+# `python -m apps.export` in a process where none of the onnx extra's packages can be imported
+# (None in sys.modules fails their import).
+WITHOUT_THE_EXTRA = """
+import runpy, sys
+sys.modules.update(dict.fromkeys(["tf2onnx", "onnx", "onnxruntime"]))
+runpy.run_module("apps.export", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_without_the_onnx_extra_the_export_app_says_what_to_install(tmp_path):
+  out = tmp_path / "nk.onnx"
+  proc = subprocess.run([sys.executable, "-c", WITHOUT_THE_EXTRA, "--format=onnx",
+                         f"--model={os.path.join(ROOT, 'saved_models', 'nk_stepping')}",
+                         f"--out={out}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2 and not out.exists(), proc.stderr[-2000:]
+  lines = proc.stderr.splitlines()
+  assert len(lines) == 1 and "pip install 'nk-keras[onnx]'" in lines[0], proc.stderr[-2000:]
