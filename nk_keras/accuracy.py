@@ -1,11 +1,16 @@
-"""Accuracy of a policy against the economy's reference solution, and unit-free residuals.
+"""Accuracy of a policy against the economy's reference solution, and what its residuals say.
 
-The metric (docs/models.md, "Accuracy"): at each theta, the policy error at states of `k`
-ergodic std (`economy.accuracy_levels`), divided by the reference's own scale at that theta
-(`Reference.scale`: for the NK closed form its response at one ergodic std, for the ZLB model
-the ergodic std of the reference policy). Thetas are uniform on the box where an equilibrium
-exists. The metric is defined along one state: economies with several states are refused by
-name (`Economy.require_one_state`).
+The metric (docs/models.md, "Accuracy"): at each theta, the policy error at a set of states,
+divided by the reference's own scale at that theta (`Reference.scale`: for the NK closed form its
+response at one ergodic std, for time iteration the ergodic std of the reference policy).
+Thetas are uniform on the box where an equilibrium exists. The states:
+- one exogenous state: `economy.accuracy_levels` ergodic std of it (a table by level);
+- several states: draws from the reference's own ergodic distribution (`Reference.ergodic_states`).
+An economy without a reference gets no measured error: its states are drawn by simulating the
+policy itself, and the report has the residuals and the error estimate alone.
+
+Every report also carries `estimated_error`, the residual-only estimate of `error_estimate.py` at
+a subsample of the thetas, in the metric's units (beside the measured error where there is one).
 
 `policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]` may be an in-memory
 `ExtendedPolicy` or a loaded SavedModel (see `export.LoadedPolicy`).
@@ -14,7 +19,11 @@ name (`Economy.require_one_state`).
 import numpy as np
 import tensorflow as tf
 
+from nk_keras import error_estimate, simulation
 from nk_keras.reference import ClosedFormReference
+
+ERGODIC_STATES = 16    # states per theta where the metric's states are ergodic draws
+ESTIMATE_THETA = 100   # thetas of the residual-only error estimate (its cost: ~0.1 s each)
 
 
 def draw_box(economy, n, seed):
@@ -23,82 +32,152 @@ def draw_box(economy, n, seed):
   return economy.sample_inside(economy.uniform_prior(), n, tf.constant([seed, 7], tf.int32))
 
 
+def on_levels(economy):
+  """Whether the metric's states are levels of one exogenous state (else ergodic draws)."""
+  return economy.n_state == 1 and not economy.endogenous_states
+
+
 class Points:
   """The metric's points, solved once: thetas uniform on the box where an equilibrium exists
   (`n_theta` draws; those where the reference finds no solution, rare, are dropped and counted
-  in `n_dropped`), the states at `economy.accuracy_levels` ergodic std, and the reference's
-  policies and scales there. `errors(policy)` measures any policy on them."""
+  in `n_dropped`), the states (`state` `[n, L, n_state]`: levels of the one state, or `L`
+  ergodic draws of the reference), and the reference's policies `exact` `[n, L, n_pol]` and
+  `scale` `[n, n_pol]` there. `errors(policy)` measures any policy on them. Without a
+  reference, `exact` is None, the states are the policy's own ergodic draws and `scale` the
+  policy's ergodic std over them."""
 
-  def __init__(self, economy, n_theta=None, seed=0, progress=False):
-    economy.require_one_state("the accuracy metric")
+  def __init__(self, economy, n_theta=None, seed=0, progress=False, policy=None):
     n_theta = n_theta or economy.eval_theta
     theta = draw_box(economy, n_theta, seed).numpy().astype(np.float64)  # [n, P]
+    self.levels = tuple(economy.accuracy_levels) if on_levels(economy) else None
+    self.reference_kind = None
+    if not economy.has_reference():
+      self.theta, self.n_dropped, self.exact = theta, 0, None
+      self.state = simulation.ergodic_states(economy, policy, theta, ERGODIC_STATES, seed)
+      own = np.asarray(simulation.batched(policy)(
+          self.state.reshape(-1, economy.n_state), np.repeat(theta, ERGODIC_STATES, 0)))
+      self.scale = own.reshape(len(theta), ERGODIC_STATES, -1).std(axis=1)
+      return
     reference = economy.reference(theta, progress=progress)
     valid = reference.valid
-    self.levels = tuple(economy.accuracy_levels)
-    std = economy.ergodic_std(tf.constant(theta)).numpy()[:, 0]           # [n]: the one state
-    state = (std[:, None] * np.array(self.levels)[None])[..., None]       # [n, L, 1]
+    if self.levels is not None:
+      std = economy.ergodic_std(tf.constant(theta)).numpy()                # [n, 1]
+      state = std[:, None, :] * np.array(self.levels)[None, :, None]     # [n, L, 1]
+    else:
+      state = reference.ergodic_states(ERGODIC_STATES, seed)             # [n, L, S]
     self.exact = reference.policies(state)[valid]                         # [n, L, n_pol]
     self.scale = reference.scale()[valid]                                 # [n, n_pol]
-    self.theta, self.std, self.state = theta[valid], std[valid], state[valid]
+    self.theta, self.state = theta[valid], state[valid]
     self.n_dropped = int(n_theta - self.theta.shape[0])
     self.reference_kind = ("policy at 1 ergodic std" if isinstance(reference, ClosedFormReference)
                            else "the reference's ergodic std")
 
+  def approx(self, policy):
+    """The policy at the points, `[n, L, n_pol]` (float64)."""
+    n, L, S = self.state.shape
+    theta32 = tf.constant(np.repeat(self.theta, L, axis=0), tf.float32)
+    out = np.asarray(policy(tf.constant(self.state.reshape(-1, S), tf.float32), theta32),
+                     np.float64)
+    return out.reshape(n, L, -1)
+
   def errors(self, policy):
     """`[L, n, n_pol]`: |policy - reference| in percent of the reference's scale."""
-    theta32 = tf.constant(np.repeat(self.theta, len(self.levels), axis=0), tf.float32)
-    approx = np.asarray(policy(tf.constant(self.state.reshape(-1, 1), tf.float32), theta32),
-                        np.float64).reshape(self.exact.shape)
-    errors = 100 * np.abs(approx - self.exact) / self.scale[:, None, :]  # [n, L, n_pol]
+    errors = 100 * np.abs(self.approx(policy) - self.exact) / self.scale[:, None, :]
     return np.transpose(errors, (1, 0, 2))
 
 
+def stats(a):
+  return {"mean": float(np.mean(a)), "p95": float(np.percentile(a, 95)), "max": float(np.max(a))}
+
+
 def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
-  """Scale-normalised errors and residual statistics as a JSON-ready dict (errors in percent),
-  on `Points(economy, n_theta, seed)` (`n_theta` default `economy.eval_theta`: what its
-  reference solves in minutes)."""
-  points = Points(economy, n_theta, seed, progress)
-  errors = points.errors(policy)                                         # [L, n, n_pol]
-  theta, std, levels, n = points.theta, points.std, points.levels, points.theta.shape[0]
-  theta_t = tf.constant(theta, tf.float32)
-  std_t = tf.constant(std, tf.float32)
-  eps = economy.draw_shocks(mc, n, tf.constant([seed, 8], tf.int32))
-  log10_res = np.stack([np.log10(np.abs(
-      (economy.residuals(policy, k * std_t[:, None], theta_t, eps) / std_t[:, None]).numpy())
-      + 1e-30)
-      for k in levels])                                                  # [L, n, n_res]
+  """Scale-normalised errors (where the economy has a reference), residual statistics and the
+  residual-only error estimate, as a JSON-ready dict (errors in percent), on
+  `Points(economy, n_theta, seed)` (`n_theta` default `economy.eval_theta`: what its reference
+  solves in minutes)."""
+  points = Points(economy, n_theta, seed, progress, policy)
+  theta, state, n = points.theta, points.state, points.theta.shape[0]
   names = economy.policy_names
+  report = {"economy": economy.name, "scale": points.reference_kind or
+            "the policy's own ergodic std (no reference)", "n_theta": n,
+            "n_theta_no_reference": points.n_dropped, "seed": seed,
+            "levels": list(points.levels) if points.levels else "ergodic"}
+  raw = {"theta": theta}
+  if points.exact is not None:
+    errors = points.errors(policy)                                       # [L, n, n_pol]
+    raw["errors_pct"] = errors
+    report["errors_pct"] = {name: stats(errors[..., j]) for j, name in enumerate(names)}
+    if points.levels:
+      report["errors_pct_by_level"] = {
+          f"{k:+g}": {name: stats(errors[i, :, j]) for j, name in enumerate(names)}
+          for i, k in enumerate(points.levels)}
+    report["calibration"] = calibration_point(economy, policy)
+  report["residuals_log10"] = residual_statistics(economy, policy, points, mc, seed)
+  report["estimated_error"] = estimated_error(economy, policy, points, seed)
+  return {**report, **economy.accuracy_extras(policy), "_raw": raw}
 
-  def stats(a):
-    return {"mean": float(a.mean()), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
 
-  summary = {name: stats(errors[..., j]) for j, name in enumerate(names)}
-  per_level = {f"{k:+g}": {name: stats(errors[i, :, j]) for j, name in enumerate(names)}
-               for i, k in enumerate(levels)}
-  residuals = {name: {"mean_log10": float(log10_res[..., j].mean()),
-                      "max_log10": float(log10_res[..., j].max())}
-               for j, name in enumerate(economy.residual_names)}
-  return {"economy": economy.name, "scale": points.reference_kind, "n_theta": n,
-          "n_theta_no_reference": points.n_dropped, "seed": seed, "levels": list(levels),
-          "errors_pct": summary, "errors_pct_by_level": per_level, "residuals_log10": residuals,
-          "calibration": calibration_point(economy, policy),
-          **economy.accuracy_extras(policy),
-          "_raw": {"theta": theta, "errors_pct": errors}}
+def residual_statistics(economy, policy, points, mc, seed):
+  """log10 |residual| in the economy's residual scale at the points: mean and max per
+  equation."""
+  n, L, S = points.state.shape
+  theta_t = tf.constant(np.repeat(points.theta, L, 0), tf.float32)
+  state_t = tf.constant(points.state.reshape(-1, S), tf.float32)
+  std = economy.residual_scale(theta_t)
+  eps = economy.draw_shocks(mc, n * L, tf.constant([seed, 8], tf.int32))
+  residuals = np.concatenate([
+      (economy.residuals(policy, state_t[i:i + CHUNK], theta_t[i:i + CHUNK], eps[:, i:i + CHUNK])
+       / std[i:i + CHUNK, None]).numpy() for i in range(0, n * L, CHUNK)])
+  logs = np.log10(np.abs(residuals) + 1e-30)
+  return {name: {"mean_log10": float(logs[:, j].mean()), "max_log10": float(logs[:, j].max())}
+          for j, name in enumerate(economy.residual_names)}
+
+
+CHUNK = 4096   # points per residual call: (1 + mc) network rows each
+
+
+def estimated_error(economy, policy, points, seed):
+  """The residual-only error estimate (`error_estimate.estimate`) at the first
+  `ESTIMATE_THETA` thetas (the draws are uniform, so a random subsample), in percent of
+  the same scale as the measured error; with a reference also the measured error on the same
+  thetas, and their Spearman rank correlation over thetas."""
+  k = min(ESTIMATE_THETA, len(points.theta))
+  estimate = np.abs(error_estimate.estimate(economy, policy, points.theta[:k],
+                                            points.state[:k], points.scale[:k]))  # [k, L, n_pol]
+  out = {"n_theta": k, "method": "linearised residuals, error affine in the states per theta "
+         "(nk_keras/error_estimate.py)"}
+  for j, name in enumerate(economy.policy_names):
+    out[name] = stats(estimate[..., j])
+    if points.exact is not None:
+      measured = 100 * np.abs(points.approx(policy)[:k, :, j] - points.exact[:k, :, j]) / (
+          points.scale[:k, None, j])
+      out[name]["measured_mean_same_thetas"] = float(measured.mean())
+      out[name]["spearman_over_thetas"] = float(_spearman(measured.mean(1),
+                                                          estimate[..., j].mean(1)))
+  return out
+
+
+def _spearman(a, b):
+  rank = lambda x: np.argsort(np.argsort(x))
+  return np.corrcoef(rank(a), rank(b))[0, 1] if len(a) > 2 else float("nan")
 
 
 def calibration_point(economy, policy):
-  """Network vs reference at the calibration and `economy.calibration_state`: values, the
-  relative error and the error in the metric's scale (percent)."""
-  economy.require_one_state("the accuracy metric's calibration point")
+  """Network vs reference at the calibration and `economy.calibration_state` (with several
+  states: the steady state): values, the relative error and the error in the metric's scale
+  (percent)."""
   theta = economy.calibration[None].astype(np.float64)
   reference = economy.reference(theta)
-  state = np.array([[[economy.calibration_state]]])                     # [1, 1, n_state]
+  if economy.n_state == 1:
+    state = np.array([[[economy.calibration_state]]])                   # [1, 1, n_state]
+  else:
+    state = simulation.steady_state(economy, tf.constant(theta, tf.float32)).numpy()[None]
   exact = reference.policies(state)[0, 0]
   scale = reference.scale()[0]
-  approx = np.asarray(policy(tf.constant([[economy.calibration_state]], tf.float32),
+  approx = np.asarray(policy(tf.constant(state[0], tf.float32),
                              tf.constant(theta, tf.float32)), np.float64)[0]
-  return {"state": economy.calibration_state, **{
+  return {"state": (economy.calibration_state if economy.n_state == 1 else
+                    dict(zip(economy.state_names, state[0, 0].tolist()))), **{
       name: {"nn": float(approx[j]), "exact": float(exact[j]),
              "rel_error_pct": float(100 * abs(approx[j] - exact[j]) / abs(exact[j])),
              "scaled_error_pct": float(100 * abs(approx[j] - exact[j]) / scale[j])}
@@ -106,32 +185,50 @@ def calibration_point(economy, policy):
 
 
 def markdown(report):
-  """The error tables of `evaluate` as Markdown."""
-  names = list(report["errors_pct"])
+  """The tables of `evaluate` as Markdown."""
+  names = list(report["estimated_error"])[2:]
   scale = report.get("scale", "policy at 1 ergodic std")
-  lines = [f"| error (% of {scale}) | " + " | ".join(
-      f"{n} {s}" for n in names for s in ("mean", "p95", "max")) + " |",
-           "|---" * (1 + 3 * len(names)) + "|"]
-  rows = [("all levels", report["errors_pct"])] + [
-      (f"state = {k} std", v) for k, v in report["errors_pct_by_level"].items()]
-  # Economies with a ZLB mark the levels where it binds at the calibration (reference).
-  binds = (report.get("zlb") or {}).get("binds_by_level")
-  if binds is not None:
-    lines[0] += " ZLB binds at calibration |"
-    lines[1] += "---|"
-  for label, table in rows:
-    lines.append(f"| {label} | " + " | ".join(
-        f"{table[n][s]:.4f}" for n in names for s in ("mean", "p95", "max")) + " |")
+  columns = " | ".join(f"{n} {s}" for n in names for s in ("mean", "p95", "max"))
+  lines = []
+  if "errors_pct" in report:
+    lines += [f"| error (% of {scale}) | {columns} |", "|---" * (1 + 3 * len(names)) + "|"]
+    rows = [("all levels" if "errors_pct_by_level" in report else "ergodic states",
+             report["errors_pct"])] + [
+        (f"state = {k} std", v) for k, v in report.get("errors_pct_by_level", {}).items()]
+    # Economies with a ZLB mark the levels where it binds at the calibration (reference).
+    binds = (report.get("zlb") or {}).get("binds_by_level")
     if binds is not None:
-      level = label.removeprefix("state = ").removesuffix(" std")
-      lines[-1] += f" {({True: 'yes', False: 'no'}.get(binds.get(level), ''))} |"
-  cal = report["calibration"]
-  lines += ["", f"Calibration point, state = {cal['state']}:", "",
-            "| policy | network | reference | rel. error (%) | error (% of scale) |",
-            "|---|---|---|---|---|"]
-  lines += [f"| {n} | {cal[n]['nn']:.6f} | {cal[n]['exact']:.6f} | "
-            f"{cal[n]['rel_error_pct']:.4f} | {cal[n]['scaled_error_pct']:.4f} |" for n in names]
-  lines += ["", "Equilibrium residuals in ergodic std of the state (log10 |residual|):", "",
+      lines[0] += " ZLB binds at calibration |"
+      lines[1] += "---|"
+    for label, table in rows:
+      lines.append(f"| {label} | " + " | ".join(
+          f"{table[n][s]:.4f}" for n in names for s in ("mean", "p95", "max")) + " |")
+      if binds is not None:
+        level = label.removeprefix("state = ").removesuffix(" std")
+        lines[-1] += f" {({True: 'yes', False: 'no'}.get(binds.get(level), ''))} |"
+    cal = report["calibration"]
+    lines += ["", f"Calibration point, state = {cal['state']}:", "",
+              "| policy | network | reference | rel. error (%) | error (% of scale) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {n} | {cal[n]['nn']:.6f} | {cal[n]['exact']:.6f} | "
+              f"{cal[n]['rel_error_pct']:.4f} | {cal[n]['scaled_error_pct']:.4f} |"
+              for n in names]
+    lines.append("")
+  else:
+    lines += [f"Economy {report['economy']!r} has no reference solution: no measured error; "
+              f"the estimate below is in % of {scale}.", ""]
+  est = report["estimated_error"]
+  lines += [f"Estimated error from the residuals alone (% of {scale}, {est['n_theta']} thetas; "
+            "nk_keras/error_estimate.py):", "", f"| | {columns} |",
+            "|---" * (1 + 3 * len(names)) + "|",
+            "| estimate | " + " | ".join(f"{est[n][s]:.4f}" for n in names
+                                        for s in ("mean", "p95", "max")) + " |"]
+  if "measured_mean_same_thetas" in est[names[0]]:
+    lines += ["", "| policy | measured mean, same thetas | estimated mean | Spearman over "
+              "thetas |", "|---|---|---|---|"]
+    lines += [f"| {n} | {est[n]['measured_mean_same_thetas']:.4f} | {est[n]['mean']:.4f} | "
+              f"{est[n]['spearman_over_thetas']:.2f} |" for n in names]
+  lines += ["", "Equilibrium residuals in the economy's residual scale (log10 |residual|):", "",
             "| equation | mean log10 | max log10 |", "|---|---|---|"]
   lines += [f"| {n} | {v['mean_log10']:.2f} | {v['max_log10']:.2f} |"
             for n, v in report["residuals_log10"].items()]
@@ -158,6 +255,10 @@ def extras_markdown(report):
 
 
 def one_line(report):
+  if "errors_pct" not in report:
+    est = report["estimated_error"]
+    return "no reference; estimated from residuals: " + "; ".join(
+        f"{n}: mean {est[n]['mean']:.3f}% p95 {est[n]['p95']:.3f}%" for n in list(est)[2:])
   e, c = report["errors_pct"], report["calibration"]
   return "; ".join(f"{n}: mean {e[n]['mean']:.3f}% p95 {e[n]['p95']:.3f}% max {e[n]['max']:.2f}% "
                    f"cal {c[n]['rel_error_pct']:.3f}% ({c[n]['scaled_error_pct']:.3f}% of scale)"

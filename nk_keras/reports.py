@@ -61,7 +61,7 @@ def history_path(model):
 def evaluate(options):
   """The error tables and figures of `options.model` against its economy's reference, written
   to `options.out`; prints the tables."""
-  from nk_keras import accuracy, cli, export, plots, simulation, zlb_plots
+  from nk_keras import accuracy, cli, constraint_plots, export, plots, simulation
   o = options
   policy = export.LoadedPolicy(o.model)
   economy = policy.economy
@@ -79,8 +79,8 @@ def evaluate(options):
   plots.save(plots.error_histograms(report, economy, scale),
              os.path.join(out, "errors.png"))
   written.append("errors.png")
-  if hasattr(economy, "notional_log_rate"):   # an economy with a ZLB
-    plots.save(zlb_plots.policies_vs_state(economy, simulation.batched(policy)),
+  if economy.constraint is not None and economy.has_reference():
+    plots.save(constraint_plots.policies_vs_state(economy, simulation.batched(policy)),
                os.path.join(out, "policies.png"))
     written.append("policies.png")
   history = history_path(o.model)
@@ -99,7 +99,7 @@ def simulate(options):
   from nk_keras import cli
   o = options
   overrides = cli.parse_assignments("--theta", o.theta)
-  from nk_keras import export, plots, simulation, zlb, zlb_plots
+  from nk_keras import constraint, constraint_plots, export, plots, simulation
   policy = export.LoadedPolicy(o.model)
   economy = policy.economy
   theta = cli.theta_with(economy, "--theta", overrides)
@@ -110,20 +110,20 @@ def simulate(options):
     solution = simulation.Solution(economy, theta)
   except simulation.NoEquilibrium as e:
     raise UserError(str(e)) from None
-  with_zlb = hasattr(economy, "notional_log_rate")
+  with_constraint = economy.constraint is not None
   path = simulation.simulate(economy, policy, theta, o.periods, o.seed, o.start,
                              solution)
   simulation.write_csv(os.path.join(out, "simulation.csv"), path)
   title = f"Simulated path ({described}, seed {o.seed}, {o.start} start)"
-  plots.save(zlb_plots.path(path, economy, title) if with_zlb else
+  plots.save(constraint_plots.path(path, economy, title, theta) if with_constraint else
              plots.time_series(path, economy, title), os.path.join(out, "simulation.png"))
   written = ["simulation.csv", "simulation.png"]
   # str() of a float32 is its shortest repr: 0.97, not 0.9700000286102295.
   report = {"theta": {n: float(str(v)) for n, v in zip(economy.param_names, theta)},
             "overrides": overrides, "seed": o.seed, "reference": solution.kind,
             "chains": o.moment_chains, "periods_per_chain": o.moment_periods}
-  if with_zlb:
-    extras, files = zlb.write_simulation_extras(
+  if with_constraint:
+    extras, files = constraint.write_simulation_extras(
         economy, policy, theta, solution, out, described, o.irf_periods, o.girf_draws,
         o.zlb_chains, o.zlb_periods, o.seed)
     report.update(extras)
@@ -137,18 +137,18 @@ def simulate(options):
     written += ["irf.csv", "irf.png"]
   moments = simulation.moments(economy, policy, theta, o.moment_chains,
                                o.moment_periods, o.seed, solution,
-                               zlb.UNITS if with_zlb else None)
+                               constraint.units(economy))
   report.update(note="network and the reference's *_simulated share the simulated states "
                 "(their difference is the policy error); analytical are population moments "
                 "(their distance to closed_form_simulated is sampling error)", **moments)
   with open(os.path.join(out, "moments.json"), "w") as f:
     json.dump(report, f, indent=2)
-  tables = zlb.moments_table(moments)
-  if with_zlb:
-    tables += "\n" + zlb.statistics_table(report["zlb"])
-    with open(os.path.join(out, "zlb.md"), "w") as f:
+  tables = constraint.moments_table(moments)
+  if with_constraint:
+    tables += "\n" + constraint.statistics_table(report["constraint"])
+    with open(os.path.join(out, "constraint.md"), "w") as f:
       f.write(tables)
-    written.append("zlb.md")
+    written.append("constraint.md")
   print(f"theta: {described}; moments over {o.moment_chains} chains x "
         f"{o.moment_periods} periods\n")
   print(tables)

@@ -152,6 +152,25 @@ def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stre
   return tf.stack(rows).numpy()
 
 
+BURN_IN = 50   # periods from the perturbation's ergodic draw to the policy's own ergodic law
+
+
+def ergodic_states(economy, policy, theta, m, seed=0, periods=BURN_IN):
+  """`m` ergodic states `[n, m, n_state]` for each row of `theta` `[n, n_params]` (NumPy): the
+  economy's ergodic draw (the perturbation's law where it has no closed form), moved `periods`
+  periods under `policy` (which an endogenous state follows) with fresh shocks."""
+  theta = np.asarray(theta, np.float32)
+  n = theta.shape[0]
+  thetas = tf.constant(np.repeat(theta, m, axis=0))
+  state = economy.draw_state(thetas, tf.constant([seed, 401], tf.int32))
+  eps = tf.random.stateless_normal([periods, n * m, economy.n_shock],
+                                   seed=tf.constant([seed, 402], tf.int32))
+  call = batched(policy) if policy is not None else None
+  for t in range(periods):
+    state = economy.next_state(call, state, thetas, eps[t])
+  return state.numpy().reshape(n, m, economy.n_state).astype(np.float64)
+
+
 def steady_state(economy, thetas):
   """The states' steady state `[n, n_state]` for `thetas` `[n, n_params]` (zero for an economy
   whose `state_mean` is None)."""
@@ -263,8 +282,9 @@ def generalized_impulse_response(economy, policy, theta, shock=-1.0, horizon=40,
            **{n: mean_change[:, i] for i, n in enumerate(economy.state_names)}}
   raw = {"state": paths}
   for kind, fn in (("nn", lambda z: evaluate(policy, z, theta)), (solution.key, solution)):
-    v = {name: values(economy, theta, z, fn(z)) for name, z in paths.items()}
-    raw[kind] = v
+    policies = {name: fn(z) for name, z in paths.items()}
+    v = {name: values(economy, theta, z, policies[name]) for name, z in paths.items()}
+    raw[kind] = {**v, "policies": policies}
     for value in value_names(economy):
       table[f"{value}_{kind}"] = (v["shocked"][value] - v["baseline"][value]).mean(axis=1)
   return table, raw

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nk_keras import accuracy, economies, export, simulation, training, zlb
+from nk_keras import accuracy, constraint, economies, export, simulation, training
 from nk_keras.economies import rank_zlb
 from tests.test_apps_eval_sim import app, app_lines, assert_png, read_csv
 
@@ -78,12 +78,13 @@ def test_simulate_app_on_rank_zlb(zlb_model, tmp_path):
     report = json.load(f)
   assert report["theta"]["theta_pi"] == 1.8 and report["reference"] == "time iteration"
   for source in ("network", "reference"):
-    stats = report["zlb"][source]
-    assert all(finite(stats[k]) for k in ("share_at_zlb", "mean_spell", "max_spell"))
-  assert 0 < report["zlb"]["reference_ergodic_frequency"] < 0.3
+    stats = report["constraint"][source]
+    assert all(finite(stats[k]) for k in ("share_binding", "mean_spell", "max_spell"))
+  assert report["constraint"]["constraint"] == "ZLB"
+  assert 0 < report["constraint"]["reference_ergodic_frequency"] < 0.3
   girf = report["girf"]["-3_std"]
   assert finite(girf["impact_N_nn"]) and girf["impact_N_reference"] < 0
-  assert girf["impact_zlb_share_reference"] > girf["impact_zlb_share_baseline_reference"]
+  assert girf["impact_bind_share_reference"] > girf["impact_bind_share_baseline_reference"]
   for source in ("network", "reference_simulated"):
     assert all(finite(report[source][f"std_{n}"]) for n in ("zeta", "N", "Pi", "R"))
   for png in ("simulation.png", "girf.png"):
@@ -135,10 +136,10 @@ def test_a_shifted_policy_moves_the_zlb_frequency(calibration_reference):
 
 def test_spell_statistics():
   at = np.array([[0, 1], [1, 1], [1, 0], [0, 0], [1, 1]], bool)   # [periods, chains]
-  s = zlb.spell_statistics(at)
+  s = constraint.spell_statistics(at)
   # chain 0: spells of 2 and 1; chain 1: spells of 2 and 1 (cut at the ends).
   assert s["spells"] == 4 and s["mean_spell"] == 1.5 and s["max_spell"] == 2
-  assert s["share_at_zlb"] == 0.6
+  assert s["share_binding"] == 0.6
 
 
 def test_girf_of_a_linear_policy_is_its_impulse_response():
@@ -158,12 +159,12 @@ def test_girf_of_a_linear_policy_is_its_impulse_response():
 def test_policy_figure_draws_each_thetas_own_reference():
   """The dashed curves of every row are that row's theta's reference (a row once showed the
   calibration's reference scaled to its own std)."""
-  from nk_keras import zlb_plots
+  from nk_keras import constraint_plots
   economy = economies.get("rank_zlb")
   thetas = np.array([economy.calibration, economy.theta_from({"theta_pi": 1.6, "theta_y": 0.1})],
                     np.float64)
   alone = economy.reference(thetas[1:])
-  fig = zlb_plots.policies_vs_state(economy, alone.as_policy(), thetas, points=21)
+  fig = constraint_plots.policies_vs_state(economy, alone.as_policy(), thetas, points=21)
   dashed = [line for ax in fig.subfigs[1].axes for line in ax.get_lines()
             if line.get_linestyle() == "--"]
   k = dashed[0].get_xdata()

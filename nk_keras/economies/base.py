@@ -278,6 +278,34 @@ class Economy(abc.ABC):
     """Inverse of `outputs`: dict name -> `[batch]` -> policies `[batch, n_policies]`."""
     return tf.stack([outputs[name] for name in self.policy_names], axis=1)
 
+  # An occasionally binding constraint, by name (e.g. "ZLB"), where `constraint_slack` is
+  # negative; None for none. The apps then report how often and how long it binds, shade it in
+  # figures and split errors by whether it binds.
+  constraint = None
+  # How figures show values in model units: name -> (factor, offset, unit label), shown as
+  # factor * (value + offset); names not listed are shown as 100 x the value (percent).
+  display_units = {}
+  # Parameter values (name -> value; the rest at the calibration) worth a row of the policy
+  # figures beside the calibration, e.g. thetas where the constraint binds often.
+  showcase = ()
+
+  def constraint_slack(self, state, theta, policies):
+    """How far from binding the constraint is, `[...]` for `state` `[..., n_state]`, `theta`
+    `[..., n_params]` and `policies` `[..., n_pol]` (negative where it binds; linear in the
+    policies between grid points is what the references' exact frequencies assume)."""
+    raise NotImplementedError(f"economy {self.name!r} declares no occasionally binding "
+                              f"constraint")
+
+  def display(self, name, values, difference=False):
+    """`values` (model units) in figure units: `display_units`, or percent; `difference`: a
+    change, so no offset."""
+    factor, offset, _ = self.display_units.get(name, (100.0, 0.0, None))
+    return factor * (np.asarray(values) + (0.0 if difference else offset))
+
+  def display_unit(self, name):
+    """The axis label of `name`'s figure units."""
+    return self.display_units.get(name, (100.0, 0.0, f"100 x {name} (%)"))[2]
+
   # What an estimation observes (`observe`): the economy's own series (by default its policies),
   # whether they need last period's policies (a growth rate does), and the units a data file
   # holds them in (for error messages).
@@ -366,6 +394,11 @@ class Economy(abc.ABC):
     the accuracy reference itself; an economy may give a cheaper one it has measured to be
     accurate enough."""
     return self.reference(theta, progress=progress)
+
+  def has_reference(self):
+    """Whether the economy offers a reference solution (`reference`): a closed form, or a
+    solver of its own."""
+    return self.has_closed_form() or type(self).reference is not Economy.reference
 
   def has_closed_form(self):
     return self.closed_form(tf.zeros([1, self.n_state]),

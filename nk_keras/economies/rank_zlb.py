@@ -79,6 +79,14 @@ class RankZLB(IndependentStates):
   observables = ("output_growth", "inflation", "interest_rate")
   observes_previous = True
   observable_units = "annualised percent (2.0 is 2 % a year)"
+  constraint = "ZLB"
+  display_units = {"N": (100.0, 0.0, "100 log N (%)"),
+                   "Pi": (400.0, FIXED["log_Pibar"], "annualised inflation (%)"),
+                   "R": (400.0, 0.0, "annualised policy rate (%)")}
+  # Inside the box and where time iteration finds an equilibrium, with ZLB frequencies from ~2 %
+  # to ~20 %.
+  showcase = ({"theta_pi": 1.6, "theta_y": 0.1}, {"sigma_zeta": 0.025, "rho_zeta": 0.6},
+              {"rho_zeta": 0.8, "sigma_zeta": 0.015})
   reference_options = dict(n_grid=1001, n_nodes=80, quadrature="trapezoid", tol=1e-11)
 
   def default_prior(self):
@@ -116,6 +124,9 @@ class RankZLB(IndependentStates):
     gap = p["theta_pi"] * today[..., 1] + p["theta_y"] * (today[..., 0] - math.log(FIXED["Ybar"]))
     return gap + FIXED["log_Pibar"] - math.log(FIXED["beta"])
 
+  def constraint_slack(self, state, theta, policies):
+    return self.notional_log_rate(theta, policies)
+
   def log_rate(self, theta, today):
     """log R `[batch]`: the Taylor rule in logs, floored at 0 (R = 1)."""
     return tf.maximum(self.notional_log_rate(theta, today), 0.0)
@@ -149,6 +160,19 @@ class RankZLB(IndependentStates):
     a = (1 - rho) / (f["sigma"] * (1 - rho) + p["theta_y"]
                      + (p["theta_pi"] - rho) * kappa / (1 - beta * rho))
     return a, kappa * a / (1 - beta * rho)
+
+  def linear(self, theta):
+    """The closed-form linearisation as the economy's first-order solution (around zero: the
+    steady state's small offsets dropped)."""
+    from nk_keras.perturbation import Linear
+    a, b = self.linearised(theta)
+    p = self.unpack(theta)
+    zero = tf.zeros_like(a)[:, None]
+    std = self.ergodic_std(theta)
+    return Linear(state=zero, policy=tf.concat([zero, zero], axis=1),
+                  slopes=tf.stack([a, b], axis=1)[:, :, None],
+                  transition=p["rho_zeta"][:, None, None],
+                  impact=p["sigma_zeta"][:, None, None], covariance=(std * std)[:, :, None])
 
   def policy_scale(self, theta):
     a, b = self.linearised(theta)
@@ -203,7 +227,8 @@ def zlb_frequency(reference):
   """Ergodic probability `[n]` that the notional rate is below one (the ZLB binds), for a
   reference of `RankZLB`: exact for its piecewise-linear policy (segment by segment)."""
   economy, theta = reference.economy, reference.theta[:, None, :]
-  return reference.probability_below(lambda values: economy.notional_log_rate(theta, values))
+  return reference.probability_below(
+      lambda state, values: economy.constraint_slack(state, theta, values))
 
 
 def euler_errors(economy, policy, state, theta, n_nodes=80, dtype=tf.float32):

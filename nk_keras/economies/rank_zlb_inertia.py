@@ -59,6 +59,12 @@ class RankZLBInertia(Economy):
   observes_previous = True
   observable_units = "annualised percent (2.0 is 2 % a year)"
 
+  constraint = "ZLB"
+  display_units = {"N": (100.0, 0.0, "100 log N (%)"),
+                   "Pi": (400.0, FIXED["log_Pibar"], "annualised inflation (%)"),
+                   "R": (400.0, 0.0, "annualised policy rate (%)"),
+                   "Rstar": (400.0, 0.0, "annualised shadow rate (%)")}
+
   def default_prior(self):
     f = lambda a: tf.constant(a, tf.float32)
     return tfd.Independent(tfd.TruncatedNormal(f(self.prior_mean), f(self.prior_std),
@@ -71,6 +77,9 @@ class RankZLBInertia(Economy):
     target = (p["theta_pi"] * today[..., 1]
               + p["theta_y"] * (state[..., 1] + today[..., 0] - math.log(FIXED["Ybar"])))
     return p["rho_R"] * state[..., 2] + (1 - p["rho_R"]) * target
+
+  def constraint_slack(self, state, theta, policies):
+    return LOG_RBAR + self.shadow_rate(state, theta, policies)
 
   def log_rate(self, state, theta, today):
     """log R `[...]`: the shadow rate floored at a gross rate of one."""

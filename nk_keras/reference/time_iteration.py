@@ -72,14 +72,13 @@ def _solve_linear(J, F):
 
 
 def initial_policies(economy, state, theta):
-  """Warm start `[b, n_pol]` at `state` `[b, 1]`: the closed form, else the linearised slopes,
-  else zeros."""
+  """Warm start `[b, n_pol]` at `state` `[b, n_state]`: the closed form, else the economy's
+  first-order solution (`Economy.linear`)."""
   exact = economy.closed_form(state, theta)
   if exact is not None:
     return exact
-  if hasattr(economy, "linearised"):
-    return tf.stack([s * state[:, 0] for s in economy.linearised(theta)], axis=1)
-  return tf.zeros([tf.shape(state)[0], len(economy.policy_names)], state.dtype)
+  linear = economy.linear(theta)
+  return linear.policy + tf.einsum("bps,bs->bp", linear.slopes, state - linear.state)
 
 
 @functools.lru_cache(maxsize=16)
@@ -295,9 +294,11 @@ class TimeIterationReference(Reference):
     return np.sqrt(np.einsum("m,nmj->nj", w, (f - mean[:, None]) ** 2))
 
   def probability_below(self, fn):
-    """Ergodic probability `[n]` that `fn(values [n, G, n_pol]) -> [n, G]` is negative, with `fn`
-    linear in the policies (so piecewise linear in z): `probability_negative` on the grid."""
-    return probability_negative(self.grid, fn(self.values))
+    """Ergodic probability `[n]` that `fn(state [n, G, 1], values [n, G, n_pol]) -> [n, G]` is
+    negative, with `fn` linear in the state and the policies (so piecewise linear in z):
+    `probability_negative` on the grid."""
+    state = (self.std[:, None] * self.grid[None])[..., None]
+    return probability_negative(self.grid, fn(state, self.values))
 
   def as_policy(self):
     """`policy(state [m, 1], theta [m, P]) -> [m, n_pol]` (float64 tensors) for thetas among this

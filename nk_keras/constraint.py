@@ -1,0 +1,129 @@
+"""Simulation statistics of an economy's occasionally binding constraint (`Economy.constraint`,
+e.g. rank_zlb's zero lower bound), network vs reference.
+
+The network and the reference (`simulation.Solution`: time iteration at the one theta) are
+evaluated on the same simulated states, so their differences are policy errors, not sampling
+noise. The constraint binds where the economy's `constraint_slack` is negative. Tables are in
+model units; moments and figures use the economy's `display_units`.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from nk_keras import simulation
+
+
+def units(economy):
+  """Factors of the moments' units (`display_units`, offsets dropped), value name -> factor."""
+  return {name: factor for name, (factor, _, _) in economy.display_units.items()}
+
+
+def slack(economy, theta, state, policies):
+  """`constraint_slack` `[...]` at `state` `[..., n_state]` and `policies` `[..., n_pol]` for one
+  `theta` `[n_params]` (NumPy in, NumPy out)."""
+  state = np.asarray(state, np.float64)
+  thetas = np.broadcast_to(np.asarray(theta, np.float64), state.shape[:-1] + (len(theta),))
+  return np.asarray(economy.constraint_slack(tf.constant(state), tf.constant(thetas),
+                                             tf.constant(np.asarray(policies, np.float64))))
+
+
+def binds(values):
+  """Where the constraint binds, for slack values of any shape."""
+  return np.asarray(values) < 0.0
+
+
+def frequency(reference):
+  """The reference's ergodic probability `[n]` that the constraint binds
+  (`Reference.probability_below`)."""
+  economy, theta = reference.economy, reference.theta[:, None, :]
+  return reference.probability_below(
+      lambda state, values: economy.constraint_slack(state, theta, values))
+
+
+def spell_statistics(binding):
+  """Spells of a binding constraint in `binding` `[periods, chains]` bool: share of periods
+  where it binds, the number of spells, their mean and max length (periods) and spells per
+  100 periods. A spell running into a chain's first or last period is cut there (chains are
+  long, so rare)."""
+  binding = np.asarray(binding, bool)
+  periods, chains = binding.shape
+  padded = np.zeros((chains, periods + 2), np.int8)
+  padded[:, 1:-1] = binding.T
+  change = np.diff(padded, axis=1).ravel()            # chain after chain: starts pair with ends
+  lengths = np.flatnonzero(change == -1) - np.flatnonzero(change == 1)
+  return {"share_binding": float(binding.mean()), "spells": int(lengths.size),
+          "mean_spell": float(lengths.mean()) if lengths.size else 0.0,
+          "max_spell": int(lengths.max()) if lengths.size else 0,
+          "spells_per_100_periods": float(100 * lengths.size / binding.size)}
+
+
+def statistics(economy, policy, theta, solution, chains=200, periods=1000, seed=0):
+  """How often the constraint binds and its spells, from `chains` ergodic paths of `periods`
+  periods, network vs reference on the same states, with the reference's ergodic frequency."""
+  states = simulation.state_paths(economy, theta, periods, chains, seed, "ergodic",
+                                  stream=2, policy=policy)                  # [T, C, S]
+  out = {"constraint": economy.constraint, "chains": chains, "periods_per_chain": periods}
+  for kind, pol in (("network", simulation.evaluate(policy, states, theta)),
+                    ("reference", solution(states))):
+    out[kind] = spell_statistics(binds(slack(economy, theta, states, pol)))
+  out["reference_ergodic_frequency"] = float(frequency(solution.reference)[0])
+  return out
+
+
+def girf(economy, policy, theta, solution, shock, horizon=40, draws=2000, seed=0, which=0):
+  """`simulation.generalized_impulse_response` plus the share of shocked and baseline paths
+  where the constraint binds in each period (`bind_share_<nn|reference>`,
+  `bind_share_baseline_<...>`)."""
+  table, raw = simulation.generalized_impulse_response(
+      economy, policy, theta, shock, horizon, draws, seed, solution, which)
+  for kind in ("nn", solution.key):
+    for path, column in (("shocked", f"bind_share_{kind}"),
+                         ("baseline", f"bind_share_baseline_{kind}")):
+      table[column] = binds(slack(economy, theta, raw["state"][path],
+                                  raw[kind]["policies"][path])).mean(axis=1)
+  return table
+
+
+def moments_table(moments):
+  """Markdown: one row per moment, one column per source (network, reference, analytical)."""
+  sources = [s for s in ("network", "closed_form_simulated", "reference_simulated",
+                         "analytical") if moments.get(s)]
+  lines = ["| moment | " + " | ".join(sources) + " |", "|---" * (1 + len(sources)) + "|"]
+  for key in moments["network"]:
+    cells = [moments[s].get(key) for s in sources]
+    lines.append(f"| {key} | " + " | ".join("n/a" if v is None else f"{v:.6g}" for v in cells)
+                 + " |")
+  return "\n".join(lines) + "\n"
+
+
+def statistics_table(stats):
+  """Markdown of `statistics`."""
+  keys = ("share_binding", "spells", "mean_spell", "max_spell", "spells_per_100_periods")
+  lines = [f"| {stats['constraint']} statistic | network | reference |", "|---|---|---|"]
+  lines += [f"| {k} | {stats['network'][k]:.6g} | {stats['reference'][k]:.6g} |" for k in keys]
+  lines.append(f"| ergodic frequency (reference, exact) | | "
+               f"{stats['reference_ergodic_frequency']:.6g} |")
+  return "\n".join(lines) + "\n"
+
+
+def write_simulation_extras(economy, policy, theta, solution, out, described, horizon=40,
+                            draws=2000, chains=200, periods=1000, seed=0):
+  """The simulate app's outputs for the constraint in `out`: GIRFs to -1 and -3 std
+  innovations of the first shock (girf_1std.csv, girf_3std.csv, girf.png) and the constraint's
+  statistics, returned with the GIRFs' impact responses (model units) as a JSON-ready dict; also
+  the file names written."""
+  import os
+  from nk_keras import constraint_plots, plots
+  tables = {-k: girf(economy, policy, theta, solution, -k, horizon, draws, seed) for k in (1, 3)}
+  for shock, table in tables.items():
+    simulation.write_csv(os.path.join(out, f"girf_{-shock}std.csv"), table)
+  plots.save(constraint_plots.girfs(
+      tables, economy, "Generalised impulse responses to a negative innovation of "
+      f"{economy.shock_names[0]} ({described}; mean over {draws} ergodic starts)"),
+      os.path.join(out, "girf.png"))
+  report = {"constraint": statistics(economy, policy, theta, solution, chains, periods, seed),
+            "girf": {f"{shock:+g}_std": {
+                "draws": draws,
+                **{f"impact_{c}": float(v[0]) for c, v in table.items() if c != "period"}}
+                for shock, table in tables.items()}}
+  return report, ["girf_1std.csv", "girf_3std.csv", "girf.png"]

@@ -1,0 +1,134 @@
+"""An a-posteriori estimate of a policy's error from the economy's own residuals: no reference.
+
+At one theta, if the policy `p` is off the equilibrium policy by a small `e(s)`, the residuals
+satisfy, to first order, `r(s) = -[J_p(s) e(s) + E J_q(s, s') e(s')]` (plus, for an endogenous
+state, the move of `s'` with today's error): the error today and the error tomorrow both show.
+A single Newton step (`J_p^-1 r`, tomorrow held) sees only the first term, and so misses
+errors that persist (a level error of inflation moves the Phillips curve by `(1 - beta)` of
+itself: BUILD_NOTES, "rank_zlb"). Here the error is restricted, per theta, to a low-order
+function of the states, `e_j(s) = sum_b c_jb phi_b(s)` with `phi = (1, z_1, .., z_S)` (z the
+states standardised over the sample), and the coefficients `c` solve the linearised residual
+equations at every sampled state in the least-squares sense: the persistent part is then
+identified from how it moves today's and tomorrow's terms together.
+
+Equations are taken in Newton units (`J_p^-1` applied, so each is a policy error) and divided
+by each policy's scale (the metric's units), so the fit ranks errors as the metric does.
+Expectations are by product quadrature over the shocks (trapezoid nodes on +-`WIDTH` std),
+so the residuals carry no Monte Carlo noise.
+
+Where it is unreliable: errors that are not close to affine in the states within one theta
+(a policy wrong only near a kink, such as the ZLB's) are smoothed over; residuals dominated
+by round-off (a policy already accurate to ~1e-6 in float32) give an estimate of the
+round-off, not of the policy. The linearisation assumes small errors: a policy off by tens of
+percent is reported as off, not by how much.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+NODES = 12      # quadrature nodes per shock (12 ** n_shock in all)
+WIDTH = 6.0     # quadrature span in std of each shock
+CHUNK = 256     # points per compiled call
+
+
+def quadrature(n_shock, nodes=NODES, width=WIDTH):
+  """Product trapezoid rule for standard-normal shocks: nodes `[Q, n_shock]`, weights `[Q]`."""
+  x = np.linspace(-width, width, nodes)
+  w = np.exp(-0.5 * x ** 2)
+  w /= w.sum()
+  grids = np.meshgrid(*[x] * n_shock, indexing="ij")
+  weights = np.prod(np.meshgrid(*[w] * n_shock, indexing="ij"), axis=0)
+  return np.stack([g.ravel() for g in grids], axis=1), weights.ravel()
+
+
+def basis(state, mean, std):
+  """`phi(s)` `[..., 1 + n_state]`: one, then each state standardised by `mean`, `std`."""
+  z = (state - mean) / std
+  return tf.concat([tf.ones_like(z[..., :1]), z], axis=-1)
+
+
+def _system(economy, policy, state, theta, mean, std, scale, nodes, weights):
+  """For points `state` `[b, S]` at `theta` `[b, P]` (basis centre `mean`, width `std`
+  `[b, S]`, policy `scale` `[b, n_pol]`): the rows `[b, n_pol, n_pol * B]` and right-hand sides
+  `[b, n_pol]` of the least-squares problem, in the metric's units."""
+  n_pol, S = len(economy.policy_names), economy.n_state
+  B = 1 + S
+  b = tf.shape(state)[0]
+  eps = tf.broadcast_to(nodes[:, None, :], tf.stack([tf.shape(nodes)[0], b, economy.n_shock]))
+  phi = basis(state, mean, std)                                            # [b, B]
+
+  def residuals(c, today_shift):
+    """Residuals `[b, n_res]` with the policy moved by `e(s) = c phi(s)` (`c` `[b, n_pol, B]`)
+    and today's policies moved by `today_shift` `[b, n_pol]`, tomorrow's state following."""
+    today = policy(state, theta) + tf.einsum("bjk,bk->bj", c, phi) + today_shift
+    nxt = economy.step(state, theta, eps, today)                            # [Q, b, S]
+    flat = tf.reshape(nxt, [-1, S])
+    Q = tf.shape(nodes)[0]
+    tile = lambda x: tf.tile(x, tf.stack([Q, 1]))                         # rows follow `flat`
+    tomorrow = tf.reshape(policy(flat, tile(theta)), tf.stack([Q, b, n_pol]))
+    phi_next = tf.reshape(basis(flat, tile(mean), tile(std)), tf.stack([Q, b, B]))
+    tomorrow = tomorrow + tf.einsum("bjk,qbk->qbj", c, phi_next)
+    return economy.equilibrium(state, theta, eps, today, tomorrow, weights)
+
+  zero_c = tf.zeros(tf.stack([b, n_pol, B]), state.dtype)
+  zero_t = tf.zeros(tf.stack([b, n_pol]), state.dtype)
+  r = residuals(zero_c, zero_t)                                             # [b, n_res]
+  columns = []
+  for j in range(n_pol):
+    for k in range(B):
+      direction = tf.one_hot(tf.fill([b], j * B + k), n_pol * B, dtype=state.dtype)
+      with tf.autodiff.ForwardAccumulator(zero_c, tf.reshape(direction, [-1, n_pol, B])) as acc:
+        out = residuals(zero_c, zero_t)
+      columns.append(acc.jvp(out))                                          # [b, n_res]
+  dr_dc = tf.stack(columns, axis=2)                                         # [b, n_res, n_pol*B]
+  newton = []
+  for j in range(n_pol):   # today's error alone, tomorrow held: time iteration's Newton matrix
+    with tf.autodiff.ForwardAccumulator(zero_t, tf.one_hot(tf.fill([b], j), n_pol,
+                                                           dtype=state.dtype)) as acc:
+      nxt_held = residuals_today_only(economy, policy, state, theta, eps, weights, zero_t)
+    newton.append(acc.jvp(nxt_held))
+  J_p = tf.stack(newton, axis=2)                                            # [b, n_res, n_pol]
+  rows = tf.linalg.solve(J_p, dr_dc) / scale[:, :, None]
+  rhs = -tf.linalg.solve(J_p, r[..., None])[..., 0] / scale
+  return rows, rhs
+
+
+def residuals_today_only(economy, policy, state, theta, eps, weights, shift):
+  """Residuals `[b, n_res]` with today's policies moved by `shift` and tomorrow's held at the
+  unmoved policy's (the derivative is the Newton matrix of time iteration)."""
+  today, tomorrow = economy.policies(policy, state, theta, eps)
+  return economy.equilibrium(state, theta, eps, today + shift, tf.stop_gradient(tomorrow),
+                             weights)
+
+
+def estimate(economy, policy, theta, state, scale, nodes=NODES):
+  """Estimated policy errors `[n, m, n_pol]` in percent of `scale` at the states `state`
+  `[n, m, n_state]` of each theta `theta` `[n, n_params]` (NumPy), from the residuals of
+  `policy(state [k, S], theta [k, P]) -> [k, n_pol]` alone; `scale` `[n, n_pol]` is each
+  policy's size at that theta (the metric's denominator: its ergodic std). Signed: policy
+  minus the equilibrium policy it estimates."""
+  theta = np.asarray(theta, np.float32)
+  state = np.asarray(state, np.float32)
+  n, m, S = state.shape
+  n_pol = len(economy.policy_names)
+  mean, std = state.mean(axis=1), state.std(axis=1) + 1e-12                  # [n, S]
+  eps, w = quadrature(economy.n_shock, nodes)
+  eps, w = tf.constant(eps, tf.float32), tf.constant(w, tf.float32)
+  call = tf.function(lambda *a: _system(economy, policy, *a, eps, w), reduce_retracing=True)
+  rows, rhs = [], []
+  repeat = lambda a: np.repeat(a, m, axis=0)
+  flat_state = state.reshape(-1, S)
+  flat = [flat_state, repeat(theta), repeat(mean), repeat(std),
+          repeat(np.asarray(scale, np.float32))]
+  for i in range(0, n * m, CHUNK):
+    r, h = call(*(tf.constant(a[i:i + CHUNK]) for a in flat))
+    rows.append(r.numpy())
+    rhs.append(h.numpy())
+  A = np.concatenate(rows).astype(np.float64).reshape(n, m * n_pol, -1)    # [n, m*n_pol, n_pol*B]
+  y = np.concatenate(rhs).astype(np.float64).reshape(n, m * n_pol)
+  c = np.stack([np.linalg.lstsq(A[i], y[i], rcond=None)[0] for i in range(n)])  # [n, n_pol*B]
+  phi = np.concatenate([np.ones((n, m, 1)), (state - mean[:, None]) / std[:, None]], axis=2)
+  # `c phi` is the correction that zeroes the residuals (equilibrium minus policy), in policy
+  # units: the scale only weighted the equations.
+  c = c.reshape(n, n_pol, 1 + S)
+  return -100.0 * np.einsum("njk,nmk->nmj", c, phi) / np.asarray(scale)[:, None, :]
