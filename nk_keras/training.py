@@ -80,6 +80,12 @@ class TrainOptions:
   steps_per_execution: int = option(100, "Gradient steps per compiled call.", lower=1)
   jit_compile: bool = True   # no flag: XLA is the only compiled path measured
 
+  @classmethod
+  def for_economy(cls, economy, **given):
+    """Options for `economy` (a name) from Python as the train app makes them: `given`, then
+    the economy's `training_defaults`, then the defaults here."""
+    return with_economy_defaults(cls(economy=economy, **given), given)
+
   @property
   def gradient_steps(self):
     """Iterations of `fresh`/`cached` are single gradient steps; the others take `internal`."""

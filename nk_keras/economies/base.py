@@ -221,9 +221,20 @@ class Economy(abc.ABC):
 
   def linear(self, theta):
     """The first-order perturbation at each row of `theta` (`perturbation.Linear`): steady
-    state, linear policy, the states' linear law and ergodic covariance."""
+    state, linear policy, the states' linear law and ergodic covariance.
+
+    Solved once per `theta` tensor: a training step asks for the scales of one batch of thetas
+    in several places (normalisation, weighting, draws), and each copy of the solver in the
+    graph costs XLA compile time."""
     from nk_keras import perturbation
-    return perturbation.linearise(self, theta)
+    theta = tf.convert_to_tensor(theta)
+    cache = self.__dict__.setdefault("_linear", {})
+    key = theta.ref()
+    if key not in cache:
+      if len(cache) >= 8:   # the few tensors of one step; older graphs' entries are dead
+        cache.clear()
+      cache[key] = perturbation.linearise(self, theta)
+    return cache[key]
 
   def ergodic_std(self, theta):
     """Ergodic standard deviation of each state, `[batch, n_state]`: the states' natural scales

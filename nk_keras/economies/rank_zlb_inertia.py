@@ -55,6 +55,8 @@ class RankZLBInertia(Economy):
   # Residuals mapped to policy errors by time iteration's Newton step, as rank_zlb's.
   error_shape = "today"
   normalizations = ("ergodic", "ergodic_slope", "kmr")
+  # What a bare `--economy=rank_zlb_inertia` trains (BUILD_NOTES.md, "rank_zlb_inertia").
+  training_defaults = {"normalization": "ergodic_slope"}
   observables = ("output_growth", "inflation", "interest_rate")
   observes_previous = True
   observable_units = "annualised percent (2.0 is 2 % a year)"
