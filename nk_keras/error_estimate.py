@@ -14,7 +14,9 @@ identified from how it moves today's and tomorrow's terms together.
 Equations are taken in Newton units (`J_p^-1` applied, so each is a policy error) and divided
 by each policy's scale (the metric's units), so the fit ranks errors as the metric does.
 Expectations are by product quadrature over the shocks (trapezoid nodes on +-`WIDTH` std),
-so the residuals carry no Monte Carlo noise.
+so the residuals carry no Monte Carlo noise, and the residuals are computed in float64 from the
+policy's float32 values: a persistent error moves some residuals by (1 - beta) of itself, so
+float32 round-off in the residuals would read as errors of several percent.
 
 Where it is unreliable: errors that are not close to affine in the states within one theta
 (a policy wrong only near a kink, such as the ZLB's) are smoothed over; residuals dominated
@@ -26,12 +28,15 @@ percent is reported as off, not by how much.
 import numpy as np
 import tensorflow as tf
 
-NODES = 12      # quadrature nodes per shock (12 ** n_shock in all)
+# Quadrature nodes per shock: a kink (an occasionally binding constraint) leaves an O(h^2)
+# error in the residuals, which the persistent part of the error amplifies; product rules with
+# several shocks take fewer per shock.
+NODES = {1: 60, 2: 16}
 WIDTH = 6.0     # quadrature span in std of each shock
 CHUNK = 256     # points per compiled call
 
 
-def quadrature(n_shock, nodes=NODES, width=WIDTH):
+def quadrature(n_shock, nodes, width=WIDTH):
   """Product trapezoid rule for standard-normal shocks: nodes `[Q, n_shock]`, weights `[Q]`."""
   x = np.linspace(-width, width, nodes)
   w = np.exp(-0.5 * x ** 2)
@@ -101,31 +106,33 @@ def residuals_today_only(economy, policy, state, theta, eps, weights, shift):
                              weights)
 
 
-def estimate(economy, policy, theta, state, scale, nodes=NODES):
+def estimate(economy, policy, theta, state, scale, nodes=None):
   """Estimated policy errors `[n, m, n_pol]` in percent of `scale` at the states `state`
   `[n, m, n_state]` of each theta `theta` `[n, n_params]` (NumPy), from the residuals of
   `policy(state [k, S], theta [k, P]) -> [k, n_pol]` alone; `scale` `[n, n_pol]` is each
   policy's size at that theta (the metric's denominator: its ergodic std). Signed: policy
   minus the equilibrium policy it estimates."""
-  theta = np.asarray(theta, np.float32)
-  state = np.asarray(state, np.float32)
+  theta = np.asarray(theta, np.float64)
+  state = np.asarray(state, np.float64)
   n, m, S = state.shape
   n_pol = len(economy.policy_names)
   mean, std = state.mean(axis=1), state.std(axis=1) + 1e-12                  # [n, S]
-  eps, w = quadrature(economy.n_shock, nodes)
-  eps, w = tf.constant(eps, tf.float32), tf.constant(w, tf.float32)
-  call = tf.function(lambda *a: _system(economy, policy, *a, eps, w), reduce_retracing=True)
+  eps, w = quadrature(economy.n_shock, nodes or NODES.get(economy.n_shock, 8))
+  eps, w = tf.constant(eps), tf.constant(w)
+  f32, f64 = tf.float32, tf.float64
+  policy64 = lambda s, t: tf.cast(policy(tf.cast(s, f32), tf.cast(t, f32)), f64)
+  call = tf.function(lambda *a: _system(economy, policy64, *a, eps, w), reduce_retracing=True)
   rows, rhs = [], []
   repeat = lambda a: np.repeat(a, m, axis=0)
   flat_state = state.reshape(-1, S)
   flat = [flat_state, repeat(theta), repeat(mean), repeat(std),
-          repeat(np.asarray(scale, np.float32))]
+          repeat(np.asarray(scale, np.float64))]
   for i in range(0, n * m, CHUNK):
     r, h = call(*(tf.constant(a[i:i + CHUNK]) for a in flat))
     rows.append(r.numpy())
     rhs.append(h.numpy())
-  A = np.concatenate(rows).astype(np.float64).reshape(n, m * n_pol, -1)    # [n, m*n_pol, n_pol*B]
-  y = np.concatenate(rhs).astype(np.float64).reshape(n, m * n_pol)
+  A = np.concatenate(rows).reshape(n, m * n_pol, -1)                       # [n, m*n_pol, n_pol*B]
+  y = np.concatenate(rhs).reshape(n, m * n_pol)
   c = np.stack([np.linalg.lstsq(A[i], y[i], rcond=None)[0] for i in range(n)])  # [n, n_pol*B]
   phi = np.concatenate([np.ones((n, m, 1)), (state - mean[:, None]) / std[:, None]], axis=2)
   # `c phi` is the correction that zeroes the residuals (equilibrium minus policy), in policy

@@ -63,6 +63,7 @@ def convert(model, out, overwrite=False, check_points=1000, seed=0):
   with tempfile.TemporaryDirectory() as combined:
     _with_in_box(policy, combined)
     proto = _convert(combined, name=os.path.basename(os.path.normpath(model)))
+  _restore_input_names(proto, policy.input_names)
   _check_contract(proto, policy)
   entry = proto.metadata_props.add()
   entry.key, entry.value = METADATA_KEY, json.dumps(policy.metadata)
@@ -118,7 +119,8 @@ def _convert(model, name):
         return_tensors_to_rename=True)
     proto, _ = tf2onnx.convert.from_graph_def(
         graph_def, name=name, input_names=inputs,
-        output_names=outputs, opset=OPSET, tensors_to_rename=renames)
+        output_names=outputs, opset=OPSET, tensors_to_rename=renames,
+        custom_op_handlers={"Expm1": (_expm1, []), "Log1p": (_log1p, [])})
   finally:
     tf.get_logger().setLevel(level)
   # tf2onnx names each input's batch dimension apart (unk__N); the contract has one batch.
@@ -127,6 +129,46 @@ def _convert(model, name):
     if len(dims) == 1:
       dims[0].dim_param = "batch"
   return proto
+
+
+def _restore_input_names(proto, names):
+  """Gives the graph's inputs the signature's names: TF lowercases the placeholders of a
+  function's arguments (`rho_R` becomes `rho_r`), and tf2onnx names the inputs after them."""
+  by_lower = {n.lower(): n for n in names}
+  if len(by_lower) != len(names):
+    raise UserError(f"input names that differ only in case cannot be exported to ONNX: {names}")
+  renames = {v.name: by_lower[v.name.lower()] for v in proto.graph.input
+             if v.name not in names and v.name.lower() in by_lower}
+  for value in proto.graph.input:
+    value.name = renames.get(value.name, value.name)
+  for node in proto.graph.node:
+    for i, name in enumerate(node.input):
+      if name in renames:
+        node.input[i] = renames[name]
+
+
+# ONNX has neither expm1 nor log1p, which economies use to keep small deviations in float32 and
+# which then appear in a graph that solves the economy's perturbation (its scales): they become
+# exp(x) - 1 and log(1 + x), which lose the small deviations' last digits, harmless there (the
+# perturbation's derivatives, not its residuals' values, set the scales).
+def _expm1(ctx, node, name, args):
+  one = _one_like(ctx, node.output[0])
+  node.type = "Exp"
+  ctx.insert_new_node_on_output("Sub", node.output[0], inputs=[node.output[0], one])
+
+
+def _log1p(ctx, node, name, args):
+  one = _one_like(ctx, node.input[0])
+  plus_one = ctx.make_node("Add", [node.input[0], one])
+  ctx.replace_input(node, node.input[0], plus_one.output[0], 0)
+  node.type = "Log"
+
+
+def _one_like(ctx, tensor):
+  """The name of a constant 1 of `tensor`'s dtype in tf2onnx's graph `ctx`."""
+  from tf2onnx import utils
+  dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(tensor))
+  return ctx.make_const(utils.make_name("one"), np.array(1, dtype)).output[0]
 
 
 def _check_contract(proto, policy):

@@ -233,7 +233,10 @@ class Economy(abc.ABC):
     if key not in cache:
       if len(cache) >= 8:   # the few tensors of one step; older graphs' entries are dead
         cache.clear()
-      cache[key] = perturbation.linearise(self, theta)
+      # In float64 whatever the caller's dtype: its central differences then leave no trace of
+      # round-off, so a served graph gives the same scales in any runtime (ONNX included).
+      linear = perturbation.linearise(self, tf.cast(theta, tf.float64))
+      cache[key] = perturbation.Linear(*(tf.cast(x, theta.dtype) for x in linear))
     return cache[key]
 
   def ergodic_std(self, theta):
