@@ -5,7 +5,7 @@ divided by the reference's own scale at that theta (`Reference.scale`: for the N
 response at one ergodic std, for time iteration the ergodic std of the reference policy).
 Thetas are uniform on the box where an equilibrium exists. The states:
 - one exogenous state: `economy.accuracy_levels` ergodic std of it (a table by level);
-- several states: draws from the reference's own ergodic distribution (`Reference.ergodic_states`).
+- several states: draws from the reference's own ergodic distribution (`ergodic_sample`).
 An economy without a reference gets no measured error: its states are drawn by simulating the
 policy itself, and the report has the residuals and the error estimate alone.
 
@@ -64,7 +64,7 @@ class Points:
       std = economy.ergodic_std(tf.constant(theta)).numpy()                # [n, 1]
       state = std[:, None, :] * np.array(self.levels)[None, :, None]     # [n, L, 1]
     else:
-      state = reference.ergodic_states(ERGODIC_STATES, seed)             # [n, L, S]
+      state = reference.ergodic_sample(chains=ERGODIC_STATES, seed=seed)  # [n, L, S]
     self.exact = reference.policies(state)[valid]                         # [n, L, n_pol]
     self.scale = reference.scale()[valid]                                 # [n, n_pol]
     self.theta, self.state = theta[valid], state[valid]

@@ -61,7 +61,7 @@ def reference_states(economy, reference):
   if accuracy.on_levels(economy):
     std = economy.ergodic_std(tf.constant(reference.theta)).numpy()
     return std[:, None, :] * np.linspace(-2, 2, 5)[None, :, None]
-  return reference.ergodic_states(8, 0)
+  return reference.ergodic_sample(chains=8, seed=0)
 
 
 def reference_residuals(economy, reference, state, bump=None):
@@ -138,7 +138,8 @@ def test_a_short_run_learns(economy):
       economy.name, regime="fresh", iterations=400, batch=256, mc=4, stratified=True,
       unbiased=True, seed=2, optimizer="soap")
   model = training.build_regime(options)
-  points = accuracy.Points(economy, 12, seed=4)     # the reference solved once
+  # The reference solved once; fewer thetas where each solve is costly (eval_theta says so).
+  points = accuracy.Points(economy, min(12, max(4, economy.eval_theta // 10)), seed=4)
   before = points.errors(model.policy).mean(axis=(0, 1))
   training.fit(model, options, verbose=False)
   after = points.errors(model.policy).mean(axis=(0, 1))

@@ -18,7 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"nk_stepping.flags": ("nk_stepping", 0), "rank_zlb.flags": ("rank_zlb", 0),
            "rank_zlb_residual.flags": ("rank_zlb_residual", 0),
            "rank_zlb_level.flags": ("rank_zlb_residual", 1),
-           "rank_zlb_start.flags": ("rank_zlb_residual", 2)}
+           "rank_zlb_start.flags": ("rank_zlb_residual", 2),
+           "rank_zlb_inertia.flags": ("rank_zlb_inertia", 0)}
 
 
 def train_flags():

@@ -55,8 +55,10 @@ class RankZLBInertia(Economy):
   # Residuals mapped to policy errors by time iteration's Newton step, as rank_zlb's.
   error_shape = "today"
   normalizations = ("ergodic", "ergodic_slope", "kmr")
-  # What a bare `--economy=rank_zlb_inertia` trains (BUILD_NOTES.md, "rank_zlb_inertia").
-  training_defaults = {"normalization": "ergodic_slope"}
+  # What a bare `--economy=rank_zlb_inertia` trains: the shipped model's recipe
+  # (configs/rank_zlb_inertia.flags; BUILD_NOTES.md, "Bring your own model").
+  training_defaults = {"normalization": "ergodic_slope", "iterations": 3000, "mc": 4,
+                       "stratified": True}
   observables = ("output_growth", "inflation", "interest_rate")
   observes_previous = True
   observable_units = "annualised percent (2.0 is 2 % a year)"
@@ -66,6 +68,14 @@ class RankZLBInertia(Economy):
                    "Pi": (400.0, FIXED["log_Pibar"], "annualised inflation (%)"),
                    "R": (400.0, 0.0, "annualised policy rate (%)"),
                    "Rstar": (400.0, 0.0, "annualised shadow rate (%)")}
+
+  eval_theta = 100      # N-dimensional time iteration: seconds per theta
+
+  def reference(self, theta, progress=False):
+    """Time iteration on a tensor grid of the three states (`time_iteration_nd`), at `theta`
+    `[n, n_params]` (NumPy); `valid` marks where a stable equilibrium was found."""
+    from nk_keras.reference import time_iteration_nd
+    return time_iteration_nd.solve(self, theta, progress=progress)
 
   def default_prior(self):
     f = lambda a: tf.constant(a, tf.float32)
