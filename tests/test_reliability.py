@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import background
 from nk_keras import callbacks, training
 from nk_keras.network import ExtendedPolicy
 
@@ -116,14 +118,25 @@ def test_divergence_stops_keeps_a_good_checkpoint_and_exports_nothing(tmp_path):
   assert int(model.optimizer.iterations.numpy()) == 100
 
 
-def test_absurd_learning_rate_fails_cleanly_from_the_app(tmp_path):
-  proc = train_app("--regime=fresh", "--iterations=300", "--lr=1e4", "--log_every=100",
-                   f"--out={tmp_path / 'run'}")
-  _, stderr = proc.communicate(timeout=300)
+# Its process starts in the background lane (tests/background.py) while earlier tests run.
+ABSURD_LR = background.job(
+    "absurd_lr_run", [sys.executable, "-m", "apps.train", "--regime=fresh", "--iterations=300",
+                      "--lr=1e4", "--log_every=100", "--out={out}/run"], cwd=ROOT, timeout=300)
+
+
+@pytest.fixture()
+def absurd_lr_run():
+  proc = ABSURD_LR.result()
+  return pathlib.Path(ABSURD_LR.out) / "run", proc
+
+
+def test_absurd_learning_rate_fails_cleanly_from_the_app(absurd_lr_run):
+  run, proc = absurd_lr_run
+  stderr = proc.stderr
   assert proc.returncode == 2
   assert "Traceback" not in stderr
   assert "diverged" in stderr and "--lr" in stderr
-  assert not (tmp_path / "run" / "saved_model").exists()
+  assert not (run / "saved_model").exists()
 
 
 @pytest.mark.parametrize("optimizer, settings", [
