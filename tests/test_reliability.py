@@ -72,9 +72,11 @@ def short(seed):
                                steps_per_execution=50)
 
 
-def test_same_seed_same_policy_other_seed_other_policy(tmp_path):
-  got = {}
-  for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+def test_same_seed_same_policy_other_seed_other_policy(fresh_run, tmp_path):
+  options, _, run_a = fresh_run   # the session's run of short(5) (tests/conftest.py)
+  assert options == short(5)
+  got = {"a": weights(run_a)}
+  for name, seed in (("b", 5), ("c", 6)):
     training.run(short(seed), str(tmp_path / name), log_every=100, verbose=False)
     got[name] = weights(tmp_path / name)
   assert_same(got["a"], got["b"])
