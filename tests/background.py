@@ -4,8 +4,9 @@ A test module declares such a check with `job(name, argv, ...)` at import; `name
 that hands the check's result to the tests (or `fixture=` names it). Once collection is done,
 conftest.py starts one thread that runs the jobs some selected test needs, one at a time, in the
 order they were declared (the order of the test files, so the first needed comes first), while the
-tests run in the foreground. `Job.result()` returns the finished job's `CompletedProcess`, waits
-for it if the lane is running it, and runs it there and then if the lane has not reached it yet.
+tests run in the foreground. `Job.result()` returns the finished job's `CompletedProcess`; it
+runs the job there and then if the lane has not reached it yet, and while the lane is running it,
+runs the lane's next jobs itself rather than wait idle.
 
 The command, its working directory, environment and isolation are those the test ran before; only
 when it runs changes. On two cores the lane takes the core the foreground leaves idle while it
@@ -15,7 +16,6 @@ An argument may hold `{out}`: a fresh directory, made when the job starts (`Job.
 at the end of the session.
 """
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -23,7 +23,7 @@ import threading
 
 JOBS = {}                      # name -> Job, in declaration order
 _changed = threading.Condition()
-_state = {"stopping": False, "thread": None}
+_state = {"stopping": False, "thread": None, "wanted": []}
 
 
 class Job:
@@ -32,25 +32,33 @@ class Job:
     self.name, self.argv, self.cwd, self.timeout, self.env = name, list(argv), cwd, timeout, env
     self.fixture = fixture or name
     self.state = "pending"     # pending -> running -> done (or cancelled at the session's end)
-    self.where = None          # "background" or "foreground": who ran it
+    self.where = None          # "background", "foreground" or "launched": who ran it
     self.out = None
     self._proc = None
     self._outcome = None       # a CompletedProcess, or the exception to raise
 
   def result(self):
     """The finished run: `subprocess.CompletedProcess` (raises `subprocess.TimeoutExpired` as
-    `subprocess.run` would)."""
+    `subprocess.run` would). While the lane runs it, the caller runs the lane's next jobs
+    rather than wait idle."""
     with _changed:
       run_here = self.state == "pending"
       if run_here:
         self.state = "running"
     if run_here:
       self._execute("foreground")
-    with _changed:
-      while self.state != "done":
+    while True:
+      with _changed:
+        if self.state == "done":
+          break
         if self.state == "cancelled":
           raise RuntimeError(f"background job {self.name} was cancelled")
-        _changed.wait()
+        other = next((j for j in _state["wanted"] if j.state == "pending"), None)
+        if other is None:
+          _changed.wait()
+          continue
+        other.state = "running"
+      other._execute("foreground")
     if isinstance(self._outcome, BaseException):
       raise self._outcome
     return self._outcome
@@ -86,11 +94,24 @@ def job(name, argv, cwd, timeout, env=None, fixture=None):
   return JOBS[name]
 
 
+def launch(name, argv, cwd, timeout, env=None):
+  """Starts a job now, on its own thread (not the lane's): for checks that need something the
+  tests make first. Its `result()` waits for it."""
+  j = job(name, argv, cwd, timeout, env)
+  with _changed:
+    if j.state != "pending":
+      return j
+    j.state = "running"
+  threading.Thread(target=j._execute, args=("launched",), name=name, daemon=True).start()
+  return j
+
+
 def start(fixturenames):
   """Starts the lane on the jobs whose fixture is among `fixturenames` (the selected tests')."""
   wanted = [j for j in JOBS.values() if j.fixture in fixturenames]
   if not wanted or _state["thread"] is not None:
     return
+  _state["wanted"] = wanted
 
   def lane():
     for j in wanted:
