@@ -1,6 +1,43 @@
 import os
 import sys
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+import background  # noqa: E402  (tests/, on the path as this file's directory)
+
+
+def pytest_collection_finish(session):
+  """Starts the background lane (tests/background.py) on the jobs the selected tests use."""
+  if session.config.option.collectonly:
+    return
+  names = set()
+  for item in session.items:
+    names.update(getattr(item, "fixturenames", ()))
+  background.start(names)
+
+
+def pytest_sessionfinish(session, exitstatus):
+  background.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+  lines = background.report()
+  if lines:
+    terminalreporter.write_line("background jobs: " + "; ".join(lines))
+
+
+@pytest.fixture(scope="session")
+def fresh_run(tmp_path_factory):
+  """One short fresh run for the session, trained by `training.run` (test_reliability's
+  `short(5)`): `(options, model, run directory)`, the directory holding what `run` writes
+  (policy.keras, policy.json, history.csv). Tests read it; one that writes copies it first."""
+  from nk_keras import training
+  options = training.TrainOptions(regime="fresh", iterations=200, batch=200, seed=5,
+                                  steps_per_execution=50)
+  out = tmp_path_factory.mktemp("fresh_run") / "run"
+  model, _ = training.run(options, str(out), log_every=100, verbose=False)
+  return options, model, out

@@ -7,8 +7,12 @@ measured (positive and finite) and the report has its shape.
 import json
 import math
 import os
-import subprocess
+import pathlib
 import sys
+
+import pytest
+
+import background
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ("regimes", "flops", "scaling", "time_to_accuracy", "serving")
@@ -19,10 +23,19 @@ def positive(x):
   return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
-def test_smoke_run_writes_every_section(tmp_path):
-  out = tmp_path / "r.json"
-  run = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--smoke", f"--out={out}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+# Its process starts in the background lane (tests/background.py), beside the tests before it.
+SMOKE = background.job("smoke_run", [sys.executable, "-m", "benchmarks.speed", "--smoke",
+                                     "--out={out}/r.json"], cwd=ROOT, timeout=900)
+
+
+@pytest.fixture()
+def smoke_run():
+  run = SMOKE.result()
+  return pathlib.Path(SMOKE.out) / "r.json", run
+
+
+def test_smoke_run_writes_every_section(smoke_run):
+  out, run = smoke_run
   assert run.returncode == 0, run.stderr[-3000:]
   for title in ("1. Gradient steps/s", "2. Achieved", "3. Scaling", "4. Time to accuracy",
                 "5. Served policy"):

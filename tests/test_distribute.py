@@ -6,6 +6,7 @@ is a subprocess (tests/distributed_check.py or the train app).
 
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 import numpy as np
 import pytest
 
+import background
 from nk_keras.export import LoadedPolicy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,15 +27,30 @@ SMALL = ["--regime=stepping", "--iterations=60", "--internal=2", "--batch=200", 
          "--log_every=40", "--eval_theta=200"]
 
 
-def run_check(mode, timeout=600):
-  proc = subprocess.run([sys.executable, CHECK, mode], cwd=ROOT, capture_output=True,
-                        text=True, timeout=timeout)
+# The two checks run in the background lane (tests/background.py): each is a process of its own,
+# as before, started while earlier tests run.
+CHECKS = {mode: background.job(f"{mode}_check", [sys.executable, CHECK, mode], cwd=ROOT,
+                               timeout=600) for mode in ("mirrored", "one_replica")}
+
+
+def run_check(mode):
+  proc = CHECKS[mode].result()
   assert proc.returncode == 0, proc.stderr[-3000:]
   return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
-def test_mirrored_every_regime_learns_from_its_own_draws():
-  results = run_check("mirrored")
+@pytest.fixture()
+def mirrored_check():
+  return run_check("mirrored")
+
+
+@pytest.fixture()
+def one_replica_check():
+  return run_check("one_replica")
+
+
+def test_mirrored_every_regime_learns_from_its_own_draws(mirrored_check):
+  results = mirrored_check
   assert [r["regime"] for r in results] == ["fresh", "cached", "internal", "stepping"]
   for r in results:
     assert r["replicas"] == 2 and r["batch"] == 100, r           # --batch 200 is global
@@ -47,8 +64,8 @@ def test_mirrored_every_regime_learns_from_its_own_draws():
       assert r["shared_persistent_state"] == 0, r                # each replica keeps its batch
 
 
-def test_one_replica_gives_the_numbers_of_the_default_path():
-  assert run_check("one_replica") == [{"cached": True, "stepping": True}]
+def test_one_replica_gives_the_numbers_of_the_default_path(one_replica_check):
+  assert one_replica_check == [{"cached": True, "stepping": True}]
 
 
 def train_app(*args, env=None):
@@ -63,10 +80,20 @@ def assert_exported(out):
   return json.loads((out / "saved_model/assets/metadata.json").read_text())
 
 
-def test_mirrored_app_exports_the_contract(tmp_path):
-  out = tmp_path / "run"
-  proc = train_app(*SMALL, "--strategy=mirrored", "--cpu_devices=2", f"--out={out}")
-  stdout, stderr = proc.communicate(timeout=300)
+MIRRORED_APP = background.job(
+    "mirrored_app_run", [sys.executable, "-m", "apps.train", *SMALL, "--strategy=mirrored",
+                         "--cpu_devices=2", "--out={out}/run"], cwd=ROOT, timeout=300)
+
+
+@pytest.fixture()
+def mirrored_app_run():
+  proc = MIRRORED_APP.result()
+  return pathlib.Path(MIRRORED_APP.out) / "run", proc
+
+
+def test_mirrored_app_exports_the_contract(mirrored_app_run):
+  out, proc = mirrored_app_run
+  stdout, stderr = proc.stdout, proc.stderr
   assert proc.returncode == 0, stderr[-3000:]
   assert "note: 2 replicas run without XLA" in stdout
   meta = assert_exported(out)

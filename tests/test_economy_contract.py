@@ -150,7 +150,8 @@ def test_a_short_run_learns(economy):
 def exported(economy, tmp_path_factory):
   """A SavedModel of an untrained policy of `economy` (the contract does not need a good one)."""
   path = str(tmp_path_factory.mktemp(economy.name) / "model")
-  export.export(ExtendedPolicy.create(economy, seed=3, activation="tanh"), path, {"command": "test"})
+  export.export(ExtendedPolicy.create(economy, seed=3, activation="tanh"), path,
+                {"command": "test"})
   return path
 
 

@@ -2,12 +2,14 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import background
 from test_apps_eval_sim import ROOT, TF_NOISE, app_lines, assert_png
 
 POLICY = os.path.join(ROOT, "saved_models", "nk_cached")
@@ -23,11 +25,17 @@ def estimate(*args):
                         capture_output=True, text=True, timeout=600)
 
 
+# The run's process starts in the background lane (tests/background.py) while earlier tests run.
+SMALL_RUN = background.job("small_run", [sys.executable, "-m", "apps.estimate",
+                                         f"--policy={POLICY}", "--out={out}", *SMALL],
+                           cwd=ROOT, timeout=600)
+
+
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-  out = tmp_path_factory.mktemp("estimate")
-  r = estimate(f"--policy={POLICY}", f"--out={out}", *SMALL)
+def small_run():
+  r = SMALL_RUN.result()
   assert r.returncode == 0, r.stderr[-3000:]
+  out = pathlib.Path(SMALL_RUN.out)
   with open(out / "posterior.json") as f:
     return out, json.load(f)
 
@@ -132,12 +140,23 @@ ZLB_TINY = dict(periods=30, draws=48, refine=0.25, particles=40, width=16, depth
                 exact_grid=51, exact_nodes=20)
 
 
-def test_rank_zlb_app_runs_the_network_and_the_exact_policy_pipelines(tmp_path):
-  flags = [f"--{k}={v}" for k, v in ZLB_TINY.items()]
-  r = estimate(f"--policy={ZLB_POLICY}", f"--out={tmp_path}", *flags, "--pf_study=10,40",
-               "--pf_replications=2")
+ZLB_APP_RUN = background.job(
+    "zlb_app_run", [sys.executable, "-m", "apps.estimate", f"--policy={ZLB_POLICY}", "--out={out}",
+                    *[f"--{k}={v}" for k, v in ZLB_TINY.items()], "--pf_study=10,40",
+                    "--pf_replications=2"], cwd=ROOT, timeout=600)
+
+
+@pytest.fixture()
+def zlb_app_run():
+  """The app's run (its process started in the background lane): (output directory, result)."""
+  r = ZLB_APP_RUN.result()
+  return pathlib.Path(ZLB_APP_RUN.out), r
+
+
+def test_rank_zlb_app_runs_the_network_and_the_exact_policy_pipelines(zlb_app_run):
+  out, r = zlb_app_run
   assert r.returncode == 0, r.stderr[-3000:]
-  with open(tmp_path / "posterior.json") as f:
+  with open(out / "posterior.json") as f:
     report = json.load(f)
   s = report["settings"]
   assert s["observables"] == ["output_growth", "inflation", "interest_rate"]
@@ -145,28 +164,28 @@ def test_rank_zlb_app_runs_the_network_and_the_exact_policy_pipelines(tmp_path):
   assert s["reference"] == "exact policy" and report["kalman_reference"] is None
   names = ["theta_pi", "theta_y", "phi", "rho_zeta", "sigma_zeta"]
   assert list(report["parameters"]) == names == list(report["exact_policy_reference"])
-  assert open(tmp_path / "data.csv").readline().strip() == \
+  assert open(out / "data.csv").readline().strip() == \
       "period,output_growth,inflation,interest_rate"
   # The same Sobol thetas and filter seeds on both policies: the network's filter ranks the
   # draws as the exact policy's does (a filter reading another theta's table would not).
   # The second round's draws span a narrow band of likelihood near the first posterior, where
   # the filter's noise is a larger share of the spread (measured: 0.984 here, against 0.99+).
   for name, least in (("dataset.npz", 0.99), ("refine_dataset.npz", 0.9)):
-    net, exact = np.load(tmp_path / name), np.load(tmp_path / "exact_policy" / name)
+    net, exact = np.load(out / name), np.load(out / "exact_policy" / name)
     np.testing.assert_array_equal(net["theta"], exact["theta"])
     assert np.corrcoef(net["log_likelihood"], exact["log_likelihood"])[0, 1] > least, name
   # The second round (a quarter of the 48 draws) lies where the first posterior is: inside the
   # first round's range, and nearer the network's posterior mean than the Sobol draws are.
-  first, second = np.load(tmp_path / "dataset.npz")["theta"], net["theta"]
+  first, second = np.load(out / "dataset.npz")["theta"], net["theta"]
   assert len(second) == 12 and report["settings"]["draws_kept"] == 60
-  with np.load(tmp_path / "first_round" / "chains.npz") as f:
+  with np.load(out / "first_round" / "chains.npz") as f:
     centre = f["samples"].reshape(-1, 5).mean(axis=0)
   spread = first.std(axis=0)
   near = lambda theta: np.abs((theta - centre) / spread).mean()
   assert near(second) < 0.5 * near(first), (near(second), near(first))
   assert set(report["particle_filter_vs_reference"]) == {"network policy", "exact policy"}
   for fig in ("likelihood_slices", "posterior_densities", "trace", "pf_convergence"):
-    assert_png(os.path.join(tmp_path, f"{fig}.png"))
+    assert_png(os.path.join(out, f"{fig}.png"))
 
 
 # The agreement bar on rank_zlb at a size one can wait for (3-4.5 minutes on 2 cores): two

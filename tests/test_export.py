@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nk_keras import accuracy, export, training
+from nk_keras import accuracy, export
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -18,10 +18,8 @@ NAMES = ["zeta", "beta", "sigma", "eta", "phi", "phi_pi", "phi_y", "rho_a", "sig
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  opts = training.TrainOptions(regime="fresh", iterations=300, batch=200)
-  model = training.build_regime(opts)
-  training.fit(model, opts, verbose=False)
+def trained(fresh_run, tmp_path_factory):
+  _, model, _ = fresh_run   # the session's short fresh run (tests/conftest.py)
   path = str(tmp_path_factory.mktemp("export") / "saved_model")
   export.export(model.policy, path, {"regime": "fresh", "note": "test"})
   return model, path

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import background
 from nk_keras import callbacks, training
 from nk_keras.network import ExtendedPolicy
 
@@ -40,26 +42,34 @@ def assert_same(a, b):
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
   whole, cut = tmp_path / "whole", tmp_path / "cut"
-  proc = train_app(*SMALL, f"--out={whole}")
-  assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:]
+  # The uninterrupted run goes on beside the one that is killed and resumed (each process spends
+  # much of its time importing TensorFlow and compiling): separate directories, and neither's
+  # numbers depend on the other.
+  uninterrupted = train_app(*SMALL, f"--out={whole}")
+  try:
+    proc = train_app(*SMALL, f"--out={cut}")
+    history = cut / "history.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline:   # kill once a checkpoint exists, mid-run
+      if history.exists() and len(history.read_text().splitlines()) >= 4:
+        break
+      time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows = len(history.read_text().splitlines()) - 1
+    assert 3 <= rows < 8, rows      # it was killed mid-way (8 rows = finished)
 
-  proc = train_app(*SMALL, f"--out={cut}")
-  history = cut / "history.csv"
-  deadline = time.time() + 240
-  while time.time() < deadline:   # kill once a checkpoint exists, mid-run
-    if history.exists() and len(history.read_text().splitlines()) >= 4:
-      break
-    time.sleep(0.2)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  rows = len(history.read_text().splitlines()) - 1
-  assert 3 <= rows < 8, rows      # it was killed mid-way (8 rows = finished)
-
-  proc = train_app(*SMALL, f"--out={cut}")
-  stdout, stderr = proc.communicate(timeout=300)
-  assert proc.returncode == 0, stderr[-2000:]
-  assert stdout.splitlines()[0].startswith("resuming"), stdout[:500]
-  assert len(history.read_text().splitlines()) - 1 == 8
+    proc = train_app(*SMALL, f"--out={cut}")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert stdout.splitlines()[0].startswith("resuming"), stdout[:500]
+    assert len(history.read_text().splitlines()) - 1 == 8
+    _, stderr = uninterrupted.communicate(timeout=300)
+    assert uninterrupted.returncode == 0, stderr[-2000:]
+  finally:
+    if uninterrupted.poll() is None:   # a failure above: no process left behind
+      uninterrupted.kill()
+      uninterrupted.communicate()
   # Weights, optimiser state, step (which keys every draw) and the persistent batch are all
   # restored, and XLA on CPU is deterministic: the result is bitwise the same.
   assert_same(weights(whole), weights(cut))
@@ -70,9 +80,11 @@ def short(seed):
                                steps_per_execution=50)
 
 
-def test_same_seed_same_policy_other_seed_other_policy(tmp_path):
-  got = {}
-  for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+def test_same_seed_same_policy_other_seed_other_policy(fresh_run, tmp_path):
+  options, _, run_a = fresh_run   # the session's run of short(5) (tests/conftest.py)
+  assert options == short(5)
+  got = {"a": weights(run_a)}
+  for name, seed in (("b", 5), ("c", 6)):
     training.run(short(seed), str(tmp_path / name), log_every=100, verbose=False)
     got[name] = weights(tmp_path / name)
   assert_same(got["a"], got["b"])
@@ -116,14 +128,25 @@ def test_divergence_stops_keeps_a_good_checkpoint_and_exports_nothing(tmp_path):
   assert int(model.optimizer.iterations.numpy()) == 100
 
 
-def test_absurd_learning_rate_fails_cleanly_from_the_app(tmp_path):
-  proc = train_app("--regime=fresh", "--iterations=300", "--lr=1e4", "--log_every=100",
-                   f"--out={tmp_path / 'run'}")
-  _, stderr = proc.communicate(timeout=300)
+# Its process starts in the background lane (tests/background.py) while earlier tests run.
+ABSURD_LR = background.job(
+    "absurd_lr_run", [sys.executable, "-m", "apps.train", "--regime=fresh", "--iterations=300",
+                      "--lr=1e4", "--log_every=100", "--out={out}/run"], cwd=ROOT, timeout=300)
+
+
+@pytest.fixture()
+def absurd_lr_run():
+  proc = ABSURD_LR.result()
+  return pathlib.Path(ABSURD_LR.out) / "run", proc
+
+
+def test_absurd_learning_rate_fails_cleanly_from_the_app(absurd_lr_run):
+  run, proc = absurd_lr_run
+  stderr = proc.stderr
   assert proc.returncode == 2
   assert "Traceback" not in stderr
   assert "diverged" in stderr and "--lr" in stderr
-  assert not (tmp_path / "run" / "saved_model").exists()
+  assert not (run / "saved_model").exists()
 
 
 @pytest.mark.parametrize("optimizer, settings", [

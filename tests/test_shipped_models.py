@@ -3,11 +3,12 @@ cannot import nk_keras, against a closed form written independently (tests/isola
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+import background
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "tests")
@@ -16,12 +17,19 @@ BAR = {"mean": 0.1, "p95": 0.3, "cal": 0.1}
 MODELS = ["nk_fresh", "nk_cached", "nk_internal", "nk_stepping"]
 
 
-def measure(name, n_theta=20_000, seed=2026):
+# Each measurement is its own `python -I` process, run in the background lane
+# (tests/background.py) while earlier tests run; `measure` waits for it.
+MEASURED = {name: background.job(
+    f"isolated_check_{name}",
+    [sys.executable, "-I", os.path.join(HERE, "isolated_check.py"),
+     os.path.join(ROOT, "saved_models", name), "20000", "2026"],
+    cwd=os.path.join(ROOT, "saved_models"), timeout=300, fixture="results") for name in MODELS}
+
+
+def measure(name):
   path = os.path.join(ROOT, "saved_models", name)
   assert os.path.exists(os.path.join(path, "saved_model.pb")), f"{name} is not shipped"
-  proc = subprocess.run([sys.executable, "-I", os.path.join(HERE, "isolated_check.py"), path,
-                         str(n_theta), str(seed)], capture_output=True, text=True, timeout=300,
-                        cwd=os.path.join(ROOT, "saved_models"))
+  proc = MEASURED[name].result()
   assert proc.returncode == 0, proc.stderr[-2000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -99,13 +107,19 @@ def test_moments_under_the_shipped_stepping_policy_match_the_analytical_ones(the
 ZLB_BAR = {"mean": 0.3, "p95": 1.5}
 
 
+# The longest check of the suite (150 thetas solved by the NumPy time iteration, on one core):
+# its `python -I` process runs in the background lane (tests/background.py).
+ZLB_CHECK = background.job(
+    "zlb_result", [sys.executable, "-I", os.path.join(HERE, "isolated_zlb_check.py"),
+                   os.path.join(ROOT, "saved_models", "rank_zlb"), "150", "2026"],
+    cwd=os.path.join(ROOT, "saved_models"), timeout=900)
+
+
 @pytest.fixture(scope="module")
 def zlb_result():
   path = os.path.join(ROOT, "saved_models", "rank_zlb")
   assert os.path.exists(os.path.join(path, "saved_model.pb")), "rank_zlb is not shipped"
-  proc = subprocess.run([sys.executable, "-I", os.path.join(HERE, "isolated_zlb_check.py"), path,
-                         "150", "2026"], capture_output=True, text=True, timeout=900,
-                        cwd=os.path.join(ROOT, "saved_models"))
+  proc = ZLB_CHECK.result()
   assert proc.returncode == 0, proc.stderr[-2000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 

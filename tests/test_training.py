@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import background
 from nk_keras import accuracy, economies, training
 from nk_keras.errors import UserError
 
@@ -43,13 +45,18 @@ def run_app(*args, timeout=300, app="apps.train"):
                         capture_output=True, text=True, timeout=timeout)
 
 
+# The app's run starts in the background lane (tests/background.py) while earlier tests run.
+TRAIN_RUN = background.job(
+    "train_run", [sys.executable, "-m", "apps.train", "--regime=stepping", "--iterations=40",
+                  "--internal=2", "--mc=2", "--eval_theta=500", "--log_every=20",
+                  "--out={out}/run"], cwd=ROOT, timeout=300)
+
+
 @pytest.fixture(scope="module")
-def train_run(tmp_path_factory):
-  out = tmp_path_factory.mktemp("train") / "run"
-  proc = run_app("--regime=stepping", "--iterations=40", "--internal=2", "--mc=2",
-                 "--eval_theta=500", "--log_every=20", f"--out={out}")
+def train_run():
+  proc = TRAIN_RUN.result()
   assert proc.returncode == 0, proc.stderr[-2000:]
-  return out, proc
+  return pathlib.Path(TRAIN_RUN.out) / "run", proc
 
 
 def test_train_app_end_to_end(train_run):

@@ -4,14 +4,17 @@ they report: a policy equal to the reference scores ~0, a shifted one does not."
 import json
 import math
 import os
+import pathlib
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import background
 from nk_keras import accuracy, constraint, economies, export, simulation, training
 from nk_keras.economies import rank_zlb
-from tests.test_apps_eval_sim import app, app_lines, assert_png, read_csv
+from tests.test_apps_eval_sim import ROOT, app_lines, assert_png, read_csv
 
 ZLB = economies.get("rank_zlb")
 
@@ -30,14 +33,45 @@ def zlb_model(tmp_path_factory):
   return path
 
 
+# The app runs on `zlb_model`, by test: the app and its arguments after --model.
+APP_RUNS = {
+    "test_evaluate_app_on_rank_zlb": (
+        "evaluate", ["--out={out}/eval", "--n_theta=5", "--sweep_points=3"]),
+    "test_simulate_app_on_rank_zlb": (
+        "simulate", ["--out={out}/sim", "--periods=60", "--irf_periods=10", "--moment_chains=20",
+                     "--moment_periods=50", "--girf_draws=100", "--zlb_chains=20",
+                     "--zlb_periods=200", "--theta=theta_pi=1.8"]),
+    "test_simulate_without_an_equilibrium_fails_with_one_line": (
+        "simulate", ["--out={out}/out", "--theta=rho_zeta=0.9,sigma_zeta=0.025"]),
+}
+
+
+@pytest.fixture(scope="module")
+def zlb_app_runs(zlb_model, request):
+  """The selected tests' app runs on `zlb_model`, started together as soon as it is exported,
+  each its own process as `app` runs it (most of their time is TensorFlow's import and the
+  reference's solve): test name -> `background.Job`."""
+  chosen = {getattr(item, "originalname", None) for item in request.session.items}
+  return {test: background.launch(f"zlb_apps_{test}", [
+              sys.executable, "-m", f"apps.{name}", f"--model={zlb_model}", *args],
+              cwd=ROOT, timeout=300)
+          for test, (name, args) in APP_RUNS.items() if test in chosen}
+
+
+def app_run(runs, request):
+  """This test's app run: (the directory its --out is in, the `CompletedProcess`)."""
+  job = runs[request.node.originalname]
+  result = job.result()
+  return pathlib.Path(job.out), result
+
+
 def finite(x):
   return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def test_evaluate_app_on_rank_zlb(zlb_model, tmp_path):
-  out = tmp_path / "eval"
-  result = app("evaluate", f"--model={zlb_model}", f"--out={out}", "--n_theta=5",
-               "--sweep_points=3")
+def test_evaluate_app_on_rank_zlb(zlb_app_runs, request):
+  base, result = app_run(zlb_app_runs, request)
+  out = base / "eval"
   assert result.returncode == 0, result.stderr
   assert "ZLB binds at calibration |" in result.stdout and "Euler errors" in result.stdout
   with open(out / "evaluation.json") as f:
@@ -57,12 +91,9 @@ def test_evaluate_app_on_rank_zlb(zlb_model, tmp_path):
     assert_png(out / png)
 
 
-def test_simulate_app_on_rank_zlb(zlb_model, tmp_path):
-  out = tmp_path / "sim"
-  result = app("simulate", f"--model={zlb_model}", f"--out={out}", "--periods=60",
-               "--irf_periods=10", "--moment_chains=20", "--moment_periods=50",
-               "--girf_draws=100", "--zlb_chains=20", "--zlb_periods=200",
-               "--theta=theta_pi=1.8")
+def test_simulate_app_on_rank_zlb(zlb_app_runs, request):
+  base, result = app_run(zlb_app_runs, request)
+  out = base / "sim"
   assert result.returncode == 0, result.stderr
   header, path = read_csv(out / "simulation.csv")
   assert header == ["period", "zeta", "N_nn", "Pi_nn", "R_nn",
@@ -109,10 +140,9 @@ def test_the_reference_as_a_network_scores_zero():
   assert "| -2.5 |" not in accuracy.markdown(report)
 
 
-def test_simulate_without_an_equilibrium_fails_with_one_line(zlb_model, tmp_path):
+def test_simulate_without_an_equilibrium_fails_with_one_line(zlb_app_runs, request):
   # docs/models.md, "Where an equilibrium exists": no stable equilibrium at high rho_zeta with high sigma_zeta.
-  result = app("simulate", f"--model={zlb_model}", f"--out={tmp_path / 'out'}",
-               "--theta=rho_zeta=0.9,sigma_zeta=0.025")
+  _, result = app_run(zlb_app_runs, request)
   assert result.returncode != 0 and "Traceback" not in result.stderr
   lines = app_lines(result.stderr)
   assert len(lines) == 1 and "no stable equilibrium" in lines[0], result.stderr

@@ -1,0 +1,155 @@
+"""A background lane for the suite's long, self-contained subprocess checks.
+
+A test module declares such a check with `job(name, argv, ...)` at import; `name` is the fixture
+that hands the check's result to the tests (or `fixture=` names it). Once collection is done,
+conftest.py starts one thread that runs the jobs some selected test needs, one at a time, in the
+order they were declared (the order of the test files, so the first needed comes first), while the
+tests run in the foreground. `Job.result()` returns the finished job's `CompletedProcess`; it
+runs the job there and then if the lane has not reached it yet, and while the lane is running it,
+runs the lane's next jobs itself rather than wait idle.
+
+The command, its working directory, environment and isolation are those the test ran before; only
+when it runs changes. On two cores the lane takes the core the foreground leaves idle while it
+imports TensorFlow, compiles a graph or waits on a subprocess of its own.
+
+An argument may hold `{out}`: a fresh directory, made when the job starts (`Job.out`) and removed
+at the end of the session.
+"""
+
+import shutil
+import subprocess
+import tempfile
+import threading
+
+JOBS = {}                      # name -> Job, in declaration order
+_changed = threading.Condition()
+_state = {"stopping": False, "thread": None, "wanted": []}
+
+
+class Job:
+
+  def __init__(self, name, argv, cwd, timeout, env=None, fixture=None):
+    self.name, self.argv, self.cwd, self.timeout, self.env = name, list(argv), cwd, timeout, env
+    self.fixture = fixture or name
+    self.state = "pending"     # pending -> running -> done (or cancelled at the session's end)
+    self.where = None          # "background", "foreground" or "launched": who ran it
+    self.out = None
+    self._proc = None
+    self._outcome = None       # a CompletedProcess, or the exception to raise
+
+  def result(self):
+    """The finished run: `subprocess.CompletedProcess` (raises `subprocess.TimeoutExpired` as
+    `subprocess.run` would). While the lane runs it, the caller runs the lane's next jobs
+    rather than wait idle."""
+    with _changed:
+      run_here = self.state == "pending"
+      if run_here:
+        self.state = "running"
+    if run_here:
+      self._execute("foreground")
+    while True:
+      with _changed:
+        if self.state == "done":
+          break
+        if self.state == "cancelled":
+          raise RuntimeError(f"background job {self.name} was cancelled")
+        other = next((j for j in _state["wanted"] if j.state == "pending"), None)
+        if other is None:
+          _changed.wait()
+          continue
+        other.state = "running"
+      other._execute("foreground")
+    if isinstance(self._outcome, BaseException):
+      raise self._outcome
+    return self._outcome
+
+  def _execute(self, where):
+    self.where = where
+    try:
+      if any("{out}" in a for a in self.argv):
+        self.out = tempfile.mkdtemp(prefix=f"nk-suite-{self.name}-")
+      argv = [a.replace("{out}", self.out or "") for a in self.argv]
+      self._proc = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+      if _state["stopping"]:     # the session ended while it started
+        self._proc.kill()
+      try:
+        stdout, stderr = self._proc.communicate(timeout=self.timeout)
+      except subprocess.TimeoutExpired as e:
+        self._proc.kill()
+        e.stdout, e.stderr = self._proc.communicate()
+        raise
+      outcome = subprocess.CompletedProcess(argv, self._proc.returncode, stdout, stderr)
+    except BaseException as e:   # noqa: BLE001 - handed to whoever asks for the result
+      outcome = e
+    with _changed:
+      self._outcome, self.state = outcome, "done"
+      _changed.notify_all()
+
+
+def job(name, argv, cwd, timeout, env=None, fixture=None):
+  """Declares a job (once: a module imported twice gets the first declaration back)."""
+  if name not in JOBS:
+    JOBS[name] = Job(name, argv, cwd, timeout, env, fixture)
+  return JOBS[name]
+
+
+def launch(name, argv, cwd, timeout, env=None):
+  """Starts a job now, on its own thread (not the lane's): for checks that need something the
+  tests make first. Its `result()` waits for it."""
+  j = job(name, argv, cwd, timeout, env)
+  with _changed:
+    if j.state != "pending":
+      return j
+    j.state = "running"
+  threading.Thread(target=j._execute, args=("launched",), name=name, daemon=True).start()
+  return j
+
+
+def start(fixturenames):
+  """Starts the lane on the jobs whose fixture is among `fixturenames` (the selected tests')."""
+  wanted = [j for j in JOBS.values() if j.fixture in fixturenames]
+  if not wanted or _state["thread"] is not None:
+    return
+  _state["wanted"] = wanted
+
+  def lane():
+    for j in wanted:
+      with _changed:
+        if _state["stopping"]:
+          return
+        if j.state != "pending":
+          continue
+        j.state = "running"
+      j._execute("background")
+
+  _state["thread"] = threading.Thread(target=lane, name="background-jobs", daemon=True)
+  _state["thread"].start()
+
+
+def stop():
+  """Ends the session's jobs: those not started are cancelled, a running one is killed, their
+  directories removed."""
+  with _changed:
+    _state["stopping"] = True
+    for j in JOBS.values():
+      if j.state == "pending":
+        j.state = "cancelled"
+      elif j.state == "running" and j._proc is not None and j._proc.poll() is None:
+        j._proc.kill()
+    _changed.notify_all()
+  if _state["thread"] is not None:
+    _state["thread"].join(timeout=30)
+  for j in JOBS.values():
+    if j.out:
+      shutil.rmtree(j.out, ignore_errors=True)
+
+
+def report():
+  """One line per job that ran: where, and its exit status."""
+  lines = []
+  for j in JOBS.values():
+    if j.state == "done":
+      rc = getattr(j._outcome, "returncode", type(j._outcome).__name__)
+      lines.append(f"{j.name}: {j.where}, exit {rc}")
+  return lines
