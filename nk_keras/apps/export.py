@@ -26,7 +26,7 @@ flags.DEFINE_string("model", None, "SavedModel directory of the export contract 
 flags.DEFINE_string("out", None, "SavedModel directory to write (default <run>/saved_model), or "
                     "the .onnx file.")
 flags.DEFINE_integer("n_theta", None, "Theta draws of the accuracy summary in the metadata "
-                     "(default: the economy's; savedmodel).", lower_bound=100)
+                     "(default: the economy's; savedmodel).", lower_bound=5)
 flags.DEFINE_bool("overwrite", False, "Replace an existing SavedModel or ONNX file at --out.")
 flags.register_multi_flags_validator(
     ["format", "run", "model", "out"],

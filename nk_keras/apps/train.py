@@ -30,7 +30,8 @@ FLAGS = flags.FLAGS
 cli.define_flags(training.TrainOptions, training.CHECKS, module=__name__)
 flags.DEFINE_integer("log_every", 1000, "Gradient steps per history row.", lower_bound=1)
 flags.DEFINE_integer("eval_theta", None, "Theta draws for the final accuracy report (default: "
-                     "the economy's, 20,000 for nk, 500 for rank_zlb).", lower_bound=100)
+                     "the economy's: 20,000 for nk, 500 for rank_zlb, 100 for "
+                     "rank_zlb_inertia).", lower_bound=5)
 flags.DEFINE_string("out", "runs/default", "Output directory.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard logs to <out>/tensorboard.")
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
