@@ -12,6 +12,9 @@ The command, its working directory, environment and isolation are those the test
 when it runs changes. On two cores the lane takes the core the foreground leaves idle while it
 imports TensorFlow, compiles a graph or waits on a subprocess of its own.
 
+A check that needs something a fixture makes first (a model the tests train) is `launch`ed by that
+fixture instead: it starts at once if one of two slots beside the lane is free.
+
 An argument may hold `{out}`: a fresh directory, made when the job starts (`Job.out`) and removed
 at the end of the session.
 """
