@@ -12,6 +12,9 @@ The command, its working directory, environment and isolation are those the test
 when it runs changes. On two cores the lane takes the core the foreground leaves idle while it
 imports TensorFlow, compiles a graph or waits on a subprocess of its own.
 
+A check that needs something a fixture makes first (a model the tests train) is `launch`ed by that
+fixture instead: it starts at once if one of two slots beside the lane is free.
+
 An argument may hold `{out}`: a fresh directory, made when the job starts (`Job.out`) and removed
 at the end of the session.
 """
@@ -28,9 +31,11 @@ _state = {"stopping": False, "thread": None, "wanted": []}
 
 class Job:
 
-  def __init__(self, name, argv, cwd, timeout, env=None, fixture=None):
+  def __init__(self, name, argv, cwd, timeout, env=None, fixture=None, needs=None, prepare=None):
     self.name, self.argv, self.cwd, self.timeout, self.env = name, list(argv), cwd, timeout, env
     self.fixture = fixture or name
+    self.needs = needs         # item -> bool: which tests need it (default: its fixture's users)
+    self.prepare = prepare     # out -> None: writes what the command reads, before it starts
     self.state = "pending"     # pending -> running -> done (or cancelled at the session's end)
     self.where = None          # "background", "foreground" or "launched": who ran it
     self.out = None
@@ -66,8 +71,10 @@ class Job:
   def _execute(self, where):
     self.where = where
     try:
-      if any("{out}" in a for a in self.argv):
+      if any("{out}" in a for a in self.argv) or self.prepare:
         self.out = tempfile.mkdtemp(prefix=f"nk-suite-{self.name}-")
+      if self.prepare:
+        self.prepare(self.out)
       argv = [a.replace("{out}", self.out or "") for a in self.argv]
       self._proc = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
@@ -87,28 +94,47 @@ class Job:
       _changed.notify_all()
 
 
-def job(name, argv, cwd, timeout, env=None, fixture=None):
-  """Declares a job (once: a module imported twice gets the first declaration back)."""
+def job(name, argv, cwd, timeout, env=None, fixture=None, needs=None, prepare=None):
+  """Declares a job (once: a module imported twice gets the first declaration back). It is
+  started for the selected tests that use `fixture` (default `name`) and, if `needs` is given,
+  for which `needs(item)` is true (one case of a parametrized test); `prepare(out)` runs first."""
   if name not in JOBS:
-    JOBS[name] = Job(name, argv, cwd, timeout, env, fixture)
+    JOBS[name] = Job(name, argv, cwd, timeout, env, fixture, needs, prepare)
   return JOBS[name]
 
 
+def param(item, name):
+  """The value of a parametrized test's argument `name` (None if it has none): for `needs`."""
+  callspec = getattr(item, "callspec", None)
+  return callspec.params.get(name) if callspec else None
+
+
+_launched = threading.BoundedSemaphore(2)   # launched jobs running at once, beside the lane
+
+
 def launch(name, argv, cwd, timeout, env=None):
-  """Starts a job now, on its own thread (not the lane's): for checks that need something the
-  tests make first. Its `result()` waits for it."""
+  """Starts a job as soon as one of two slots beside the lane is free, on its own thread: for
+  checks that need something the tests make first. Its `result()` waits for it, or runs it if it
+  has not started yet."""
   j = job(name, argv, cwd, timeout, env)
-  with _changed:
-    if j.state != "pending":
-      return j
-    j.state = "running"
-  threading.Thread(target=j._execute, args=("launched",), name=name, daemon=True).start()
+
+  def run():
+    with _launched:
+      with _changed:
+        if j.state != "pending" or _state["stopping"]:
+          return
+        j.state = "running"
+      j._execute("launched")
+
+  threading.Thread(target=run, name=name, daemon=True).start()
   return j
 
 
-def start(fixturenames):
-  """Starts the lane on the jobs whose fixture is among `fixturenames` (the selected tests')."""
-  wanted = [j for j in JOBS.values() if j.fixture in fixturenames]
+def start(items):
+  """Starts the lane on the jobs the selected test `items` need."""
+  wanted = [j for j in JOBS.values()
+            if any(j.fixture in getattr(item, "fixturenames", ()) and
+                   (j.needs is None or j.needs(item)) for item in items)]
   if not wanted or _state["thread"] is not None:
     return
   _state["wanted"] = wanted
@@ -146,10 +172,9 @@ def stop():
 
 
 def report():
-  """One line per job that ran: where, and its exit status."""
-  lines = []
+  """Where the jobs that ran ran: one line per place, with their names."""
+  where = {}
   for j in JOBS.values():
     if j.state == "done":
-      rc = getattr(j._outcome, "returncode", type(j._outcome).__name__)
-      lines.append(f"{j.name}: {j.where}, exit {rc}")
-  return lines
+      where.setdefault(j.where, []).append(j.name)
+  return [f"{len(names)} {place}: {', '.join(names)}" for place, names in sorted(where.items())]

@@ -14,10 +14,7 @@ def pytest_collection_finish(session):
   """Starts the background lane (tests/background.py) on the jobs the selected tests use."""
   if session.config.option.collectonly:
     return
-  names = set()
-  for item in session.items:
-    names.update(getattr(item, "fixturenames", ()))
-  background.start(names)
+  background.start(session.items)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -25,9 +22,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
-  lines = background.report()
-  if lines:
-    terminalreporter.write_line("background jobs: " + "; ".join(lines))
+  for line in background.report():
+    terminalreporter.write_line(f"subprocess jobs (tests/background.py), {line}")
 
 
 @pytest.fixture(scope="session")

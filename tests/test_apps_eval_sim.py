@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import background
 from nk_keras import economies, export, simulation
 from nk_keras.network import ExtendedPolicy
 
@@ -57,9 +59,58 @@ def read_csv(path):
   return rows[0], np.array(rows[1:], float)
 
 
-def test_evaluate_writes_tables_and_figures(run_dir):
+@pytest.fixture(scope="session")
+def not_a_model(tmp_path_factory):
+  path = tmp_path_factory.mktemp("not_a_model")
+  (path / "notes.txt").write_text("no SavedModel here\n")
+  return path
+
+
+SIMULATE_ARGS = ["--periods=50", "--irf_periods=12", "--moment_chains=50", "--moment_periods=20",
+                 "--theta=rho_a=0.9,phi_pi=1.5"]
+
+
+def planned_run(item, run_dir, not_a_model):
+  """The app run test `item` of this file makes, `(app, args)` as `app` takes them (`{out}`: a
+  fresh directory of the run's own), or None."""
+  model = run_dir / "saved_model"
+  name = getattr(item, "originalname", None)
+  if name == "test_evaluate_writes_tables_and_figures":
+    return "evaluate", [f"--model={model}", "--n_theta=500"]
+  if name == "test_simulate_writes_paths_irf_and_moments":
+    return "simulate", [f"--model={model}", "--out={out}/sim", *SIMULATE_ARGS]
+  if name == "test_bad_input_fails_with_one_line":
+    p = item.callspec.params
+    return p["name"], [a.format(tmp="{out}", not_a_model=not_a_model, model=model)
+                       for a in p["args"]] + ["--out={out}/out"]
+  return None
+
+
+@pytest.fixture(scope="module")
+def app_runs(run_dir, not_a_model, request):
+  """The selected tests' app runs, started together once `run_dir` exists, each its own process
+  as `app` runs it (most of their time is TensorFlow's import): test name -> `background.Job`."""
+  runs = {}
+  for item in request.session.items:
+    if item.module is request.module:
+      plan = planned_run(item, run_dir, not_a_model)
+      if plan:
+        runs[item.name] = background.launch(
+            f"eval_sim_{item.name}", [sys.executable, "-m", f"apps.{plan[0]}", *plan[1]],
+            cwd=ROOT, timeout=300)
+  return runs
+
+
+def app_run(runs, request):
+  """This test's app run: (its `{out}` directory, the `CompletedProcess`)."""
+  job = runs[request.node.name]
+  result = job.result()
+  return (pathlib.Path(job.out) if job.out else None), result
+
+
+def test_evaluate_writes_tables_and_figures(run_dir, app_runs, request):
   model = str(run_dir / "saved_model")
-  result = app("evaluate", f"--model={model}", "--n_theta=500")
+  _, result = app_run(app_runs, request)
   assert result.returncode == 0, result.stderr
   assert "| all levels |" in result.stdout
   out = model + "_evaluation"   # the documented default: a sibling of the model directory
@@ -71,11 +122,9 @@ def test_evaluate_writes_tables_and_figures(run_dir):
     assert_png(os.path.join(out, png))
 
 
-def test_simulate_writes_paths_irf_and_moments(run_dir, tmp_path):
-  out = tmp_path / "sim"
-  result = app("simulate", f"--model={run_dir / 'saved_model'}", f"--out={out}", "--periods=50",
-               "--irf_periods=12", "--moment_chains=50", "--moment_periods=20",
-               "--theta=rho_a=0.9,phi_pi=1.5")
+def test_simulate_writes_paths_irf_and_moments(app_runs, request):
+  base, result = app_run(app_runs, request)
+  out = base / "sim"
   assert result.returncode == 0, result.stderr
   columns = ["period", "zeta", "X_nn", "Pi_nn", "X_exact", "Pi_exact"]
   header, sim = read_csv(out / "simulation.csv")
@@ -92,13 +141,6 @@ def test_simulate_writes_paths_irf_and_moments(run_dir, tmp_path):
     assert_png(out / png)
 
 
-@pytest.fixture(scope="session")
-def not_a_model(tmp_path_factory):
-  path = tmp_path_factory.mktemp("not_a_model")
-  (path / "notes.txt").write_text("no SavedModel here\n")
-  return path
-
-
 @pytest.mark.parametrize("name,args,expected", [
     ("evaluate", ["--model={tmp}/missing"], "no model directory"),
     ("evaluate", ["--model={not_a_model}"], "not a SavedModel"),
@@ -107,10 +149,8 @@ def not_a_model(tmp_path_factory):
     ("simulate", ["--model={model}", "--theta=foo=1"], "unknown parameter"),
     ("simulate", ["--model={model}", "--periods=abc"], "--periods"),
 ])
-def test_bad_input_fails_with_one_line(name, args, expected, run_dir, not_a_model, tmp_path):
-  args = [a.format(tmp=tmp_path, not_a_model=not_a_model, model=run_dir / "saved_model")
-          for a in args]
-  result = app(name, *args, f"--out={tmp_path / 'out'}")
+def test_bad_input_fails_with_one_line(name, args, expected, app_runs, request):
+  _, result = app_run(app_runs, request)   # `app(name, *args, --out)`, args as planned_run fills them
   assert result.returncode != 0
   assert "Traceback" not in result.stderr
   assert result.returncode == 2   # absl's flag errors too (README, "When things go wrong")

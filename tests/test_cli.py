@@ -4,12 +4,14 @@ and leaves its traceback in a log file."""
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 import tensorflow as tf
 
+import background
 from nk_keras import cli, errors, export, training
 from nk_keras.estimation import data
 
@@ -37,18 +39,57 @@ cli.run(main)
 """
 
 
-@pytest.fixture(scope="module")
-def tiny_app(tmp_path_factory):
-  path = tmp_path_factory.mktemp("app") / "tiny_app.py"
-  path.write_text(TINY_APP)
-  return str(path)
+def write_tiny_app(out):
+  with open(os.path.join(out, "tiny_app.py"), "w") as f:
+    f.write(TINY_APP)
 
 
-def python(script, *args):
-  """Runs `script` in a fresh interpreter with the repository on its path: (rc, stderr)."""
-  proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+def python(name, *args, fixture, needs=None):
+  """The tiny app's run with `args` in a fresh interpreter with the repository on its path, its
+  process started in the background lane (tests/background.py); the script is written to the
+  job's directory (`{out}`) first."""
+  return background.job(name, [sys.executable, "{out}/tiny_app.py", *args], cwd=ROOT,
+                        timeout=300, env={**os.environ, "PYTHONPATH": ROOT}, fixture=fixture,
+                        needs=needs, prepare=write_tiny_app)
+
+
+USER_ERROR = python("tiny_app_user_error", "--raise_=user", fixture="user_error_run")
+BUGS = {with_out: python(f"tiny_app_bug_{with_out}", *(["--out={out}"] if with_out else []),
+                         fixture="bug_run",
+                         needs=lambda item, w=with_out: background.param(item, "with_out") == w)
+        for with_out in (True, False)}
+FLAG_ERRORS = [(["--n=1"], "--n=1: 1 is not integer >= 5"), (["--nosuchflag=3"], "nosuchflag")]
+FLAG_ERROR_RUNS = {tuple(args): python(
+    f"tiny_app_flags_{i}", *args, fixture="flag_error_run",
+    needs=lambda item, a=args: background.param(item, "args") == a)
+    for i, (args, _) in enumerate(FLAG_ERRORS)}
+# Its process too: evaluate on a model directory that does not exist.
+BAD_INPUT = background.job("evaluate_bad_input", [sys.executable, "-m", "apps.evaluate",
+                                                  "--model={out}/nope"], cwd=ROOT, timeout=300)
+
+
+@pytest.fixture()
+def user_error_run():
+  proc = USER_ERROR.result()
   return proc.returncode, proc.stderr
+
+
+@pytest.fixture()
+def bug_run(with_out):
+  proc = BUGS[with_out].result()
+  return BUGS[with_out].out, proc.returncode, proc.stderr
+
+
+@pytest.fixture()
+def flag_error_run(args):
+  proc = FLAG_ERROR_RUNS[tuple(args)].result()
+  return proc.returncode, proc.stderr
+
+
+@pytest.fixture()
+def evaluate_bad_input():
+  proc = BAD_INPUT.result()
+  return pathlib.Path(BAD_INPUT.out), proc
 
 
 def test_user_errors_share_one_base_that_is_still_a_value_error():
@@ -57,23 +98,22 @@ def test_user_errors_share_one_base_that_is_still_a_value_error():
     assert issubclass(cls, errors.UserError) and issubclass(cls, ValueError), cls
 
 
-def test_a_user_error_is_one_line_and_exit_2(tiny_app):
-  rc, err = python(tiny_app, "--raise_=user")
+def test_a_user_error_is_one_line_and_exit_2(user_error_run):
+  rc, err = user_error_run
   assert rc == 2, err
   assert err.splitlines() == ["error: --raise_: you asked for a user error"], err
 
 
 @pytest.mark.parametrize("with_out", [True, False])
-def test_a_bug_says_so_exits_70_and_logs_its_traceback(tiny_app, tmp_path, with_out):
-  args = [f"--out={tmp_path}"] if with_out else []
-  rc, err = python(tiny_app, *args)
+def test_a_bug_says_so_exits_70_and_logs_its_traceback(bug_run, with_out):
+  out, rc, err = bug_run   # with_out: the app ran with --out=<out>
   assert rc == cli.BUG == 70, err
   lines = err.splitlines()
   assert len(lines) == 1 and "bug" in lines[0] and "ZeroDivisionError" in lines[0], err
   assert "Traceback" not in err
   log = lines[0].rsplit("traceback in ", 1)[1]
   if with_out:   # the app's output directory, when it had accepted one
-    assert log == os.path.join(str(tmp_path), "error.log")
+    assert log == os.path.join(str(out), "error.log")
   try:
     text = open(log).read()
   finally:
@@ -82,6 +122,7 @@ def test_a_bug_says_so_exits_70_and_logs_its_traceback(tiny_app, tmp_path, with_
   assert text.startswith("Traceback") and "1 / 0" in text and "ZeroDivisionError" in text
 
 
+<<<<<<< HEAD
 def test_help_exits_0_with_the_flags_on_stdout(tiny_app):
   # In parallel: each process spends most of its time importing TensorFlow.
   procs = {arg: subprocess.Popen([sys.executable, tiny_app, arg], cwd=ROOT, text=True,
@@ -101,18 +142,22 @@ def test_help_exits_0_with_the_flags_on_stdout(tiny_app):
 ])
 def test_flag_errors_are_one_line_and_exit_2(tiny_app, args, expected):
   rc, err = python(tiny_app, *args)
+=======
+@pytest.mark.parametrize("args,expected", FLAG_ERRORS)
+def test_flag_errors_are_one_line_and_exit_2(flag_error_run, args, expected):
+  rc, err = flag_error_run
+>>>>>>> suite
   assert rc == 2, err
   lines = err.splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
 
 
-def test_an_app_on_bad_input_prints_exactly_one_line(tmp_path):
+def test_an_app_on_bad_input_prints_exactly_one_line(evaluate_bad_input):
   """Nothing of TensorFlow's start-up (e.g. `failed call to cuInit` without a GPU) comes first:
   stderr is the one line, unfiltered."""
-  proc = subprocess.run([sys.executable, "-m", "apps.evaluate", f"--model={tmp_path / 'nope'}"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  out, proc = evaluate_bad_input
   assert proc.returncode == 2
-  assert proc.stderr.splitlines() == [f"error: no model directory at '{tmp_path / 'nope'}'"], \
+  assert proc.stderr.splitlines() == [f"error: no model directory at '{out / 'nope'}'"], \
       proc.stderr
 
 

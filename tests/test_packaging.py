@@ -13,6 +13,8 @@ import zipfile
 
 import pytest
 
+import background
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
   PROJECT = tomllib.load(f)["project"]
@@ -142,10 +144,21 @@ def test_installed_scripts_resolve_and_start_from_another_directory(venv, tmp_pa
     assert "flags:" in text and "--out" in text and OWN_FLAG[app] in text, (script, text[-2000:])
 
 
-@pytest.mark.parametrize("how", [["apps/train.py"], ["-m", "apps.train"]])
-def test_the_train_app_starts_from_the_root_uninstalled(how):
-  proc = subprocess.run([sys.executable, *how, "--help"], cwd=ROOT, capture_output=True,
-                        text=True, timeout=300, env=clean_env())
-  text = help_lines(proc)
+HOWS = [["apps/train.py"], ["-m", "apps.train"]]
+# Each start's process runs in the background lane (tests/background.py) while earlier tests run.
+UNINSTALLED = {tuple(how): background.job(
+    f"train_help_{i}", [sys.executable, *how, "--help"], cwd=ROOT, timeout=300, env=clean_env(),
+    fixture="uninstalled_start", needs=lambda item, how=how: background.param(item, "how") == how)
+    for i, how in enumerate(HOWS)}
+
+
+@pytest.fixture()
+def uninstalled_start(how):
+  return UNINSTALLED[tuple(how)].result()
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_the_train_app_starts_from_the_root_uninstalled(uninstalled_start, how):
+  text = help_lines(uninstalled_start)
   assert text.startswith(summary("train")), text[:500]   # the app's, though run by its shim
   assert "--regime" in text and "--iterations" in text, text[-2000:]

@@ -97,19 +97,12 @@ def test_export_app_rewrites_the_export_of_a_run(train_run, tmp_path):
   assert proc.returncode == 2 and "--overwrite" in proc.stderr
 
 
-@pytest.mark.parametrize("make,needle", [
+NOT_FINISHED = [
     (lambda d: None, "no run directory"),
     (lambda d: (d / "backup").mkdir(parents=True), "unfinished"),
     (lambda d: d.mkdir(), "no trained policy"),
-])
-def test_export_app_rejects_what_is_not_a_finished_run(tmp_path, make, needle):
-  make(tmp_path / "run")
-  proc = run_app(f"--run={tmp_path / 'run'}", app="apps.export", timeout=120)
-  assert proc.returncode == 2 and "Traceback" not in proc.stderr
-  assert needle in proc.stderr
-
-
-@pytest.mark.parametrize("args,needle", [
+]
+BAD_FLAGS = [
     (["--regime=magic"], "regime"),
     (["--iterations=abc"], "iterations"),
     (["--mc=3"], "mc"),
@@ -118,9 +111,41 @@ def test_export_app_rejects_what_is_not_a_finished_run(tmp_path, make, needle):
     (["--pool=10", "--batch=100"], "pool"),
     (["--out=/proc/forbidden"], "cannot write"),
     (["--clipnorm=0"], "--clipnorm must be positive"),
-])
-def test_train_app_rejects_bad_flags(args, needle):
-  proc = run_app(*args, timeout=120)
+]
+# Each case's app process (most of it TensorFlow's import) runs in the background lane
+# (tests/background.py), the same command as `run_app` runs; the test asserts on its result.
+EXPORT_REFUSALS = {needle: background.job(
+    f"export_refuses_{i}", [sys.executable, "-m", "apps.export", "--run={out}/run"], cwd=ROOT,
+    timeout=120, fixture="export_refusal",
+    needs=lambda item, needle=needle: background.param(item, "needle") == needle,
+    prepare=lambda out, make=make: make(pathlib.Path(out) / "run"))
+    for i, (make, needle) in enumerate(NOT_FINISHED)}
+BAD_FLAG_RUNS = {tuple(args): background.job(
+    f"train_bad_flags_{i}", [sys.executable, "-m", "apps.train", *args], cwd=ROOT, timeout=120,
+    fixture="bad_flag_run", needs=lambda item, args=args: background.param(item, "args") == args)
+    for i, (args, _) in enumerate(BAD_FLAGS)}
+
+
+@pytest.fixture()
+def export_refusal(needle):
+  return EXPORT_REFUSALS[needle].result()
+
+
+@pytest.fixture()
+def bad_flag_run(args):
+  return BAD_FLAG_RUNS[tuple(args)].result()
+
+
+@pytest.mark.parametrize("make,needle", NOT_FINISHED)
+def test_export_app_rejects_what_is_not_a_finished_run(export_refusal, make, needle):
+  proc = export_refusal   # `make` made its run directory before the app started
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert needle in proc.stderr
+
+
+@pytest.mark.parametrize("args,needle", BAD_FLAGS)
+def test_train_app_rejects_bad_flags(bad_flag_run, args, needle):
+  proc = bad_flag_run
   assert proc.returncode == 2, proc.stderr
   lines = proc.stderr.splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
