@@ -122,7 +122,6 @@ def test_a_bug_says_so_exits_70_and_logs_its_traceback(bug_run, with_out):
   assert text.startswith("Traceback") and "1 / 0" in text and "ZeroDivisionError" in text
 
 
-<<<<<<< HEAD
 def test_help_exits_0_with_the_flags_on_stdout(tiny_app):
   # In parallel: each process spends most of its time importing TensorFlow.
   procs = {arg: subprocess.Popen([sys.executable, tiny_app, arg], cwd=ROOT, text=True,
@@ -136,17 +135,9 @@ def test_help_exits_0_with_the_flags_on_stdout(tiny_app):
   assert "--log_dir" in out["--helpfull"] and "--log_dir" not in out["--help"]
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--n=1"], "--n=1: 1 is not integer >= 5"),
-    (["--nosuchflag=3"], "nosuchflag"),
-])
-def test_flag_errors_are_one_line_and_exit_2(tiny_app, args, expected):
-  rc, err = python(tiny_app, *args)
-=======
 @pytest.mark.parametrize("args,expected", FLAG_ERRORS)
 def test_flag_errors_are_one_line_and_exit_2(flag_error_run, args, expected):
   rc, err = flag_error_run
->>>>>>> suite
   assert rc == 2, err
   lines = err.splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
