@@ -122,6 +122,12 @@ def test_a_bug_says_so_exits_70_and_logs_its_traceback(bug_run, with_out):
   assert text.startswith("Traceback") and "1 / 0" in text and "ZeroDivisionError" in text
 
 
+@pytest.fixture()
+def tiny_app(tmp_path):
+  write_tiny_app(str(tmp_path))
+  return os.path.join(str(tmp_path), "tiny_app.py")
+
+
 def test_help_exits_0_with_the_flags_on_stdout(tiny_app):
   # In parallel: each process spends most of its time importing TensorFlow.
   procs = {arg: subprocess.Popen([sys.executable, tiny_app, arg], cwd=ROOT, text=True,
