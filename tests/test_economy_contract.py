@@ -20,6 +20,15 @@ def economy(request):
   return economies.get(request.param)
 
 
+# The checks that solve the economy's reference: with an N-dimensional time iteration (seconds
+# per theta, `eval_theta` below 200) they run with the slow tests (`pytest -m slow`).
+@pytest.fixture(scope="module", params=[
+    name if economies.ECONOMIES[name].eval_theta >= 200 else
+    pytest.param(name, marks=pytest.mark.slow) for name in NAMES])
+def solved(request):
+  return economies.get(request.param)
+
+
 def test_shapes_and_names(economy):
   P, n_pol, b, mc = economy.n_params, len(economy.policy_names), 7, 6
   S, K = economy.n_state, economy.n_shock
@@ -86,7 +95,8 @@ def reference_residuals(economy, reference, state, bump=None):
   return res.numpy().reshape(n, L, -1) / scale.reshape(n, L, 1)
 
 
-def test_reference_solves_the_equilibrium_and_an_error_shows(economy):
+def test_reference_solves_the_equilibrium_and_an_error_shows(solved):
+  economy = solved
   theta = accuracy.draw_box(economy, 3, seed=1).numpy().astype(np.float64)
   # Inside the economy's domain; where that is the whole box, some draws may have no
   # equilibrium, and the rest must be solved.
@@ -136,7 +146,8 @@ def test_unsupported_options_are_refused_by_name(economy):
     regimes.build("fresh", ExtendedPolicy.create(economy), loss_weights={"Nope": 1.0})
 
 
-def test_a_short_run_learns(economy):
+def test_a_short_run_learns(solved):
+  economy = solved
   options = training.TrainOptions.for_economy(
       economy.name, regime="fresh", iterations=400, batch=256, mc=4, stratified=True,
       unbiased=True, seed=2, optimizer="soap")
@@ -164,7 +175,11 @@ def test_onnx_reproduces_the_saved_model(economy, exported, tmp_path):
   assert check["in_box"]["points"] == 200
 
 
-def test_simulation_runs_on_the_network_and_the_reference(economy, exported):
+def test_simulation_runs_on_the_network_and_the_reference(solved, tmp_path):
+  economy = solved
+  exported = str(tmp_path / "model")
+  export.export(ExtendedPolicy.create(economy, seed=3, activation="tanh"), exported,
+                {"command": "test"})
   policy = export.LoadedPolicy(exported)
   theta = economy.calibration.astype(np.float32)
   path = simulation.simulate(economy, policy, theta, periods=12, seed=1)

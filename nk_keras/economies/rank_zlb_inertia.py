@@ -69,7 +69,7 @@ class RankZLBInertia(Economy):
                    "R": (400.0, 0.0, "annualised policy rate (%)"),
                    "Rstar": (400.0, 0.0, "annualised shadow rate (%)")}
 
-  eval_theta = 100      # N-dimensional time iteration: seconds per theta
+  eval_theta = 40       # N-dimensional time iteration: 20-60 s per theta on 2 cores
 
   def reference(self, theta, progress=False):
     """Time iteration on a tensor grid of the three states (`time_iteration_nd`), at `theta`
