@@ -66,36 +66,6 @@ def test_inertia_without_inertia_or_tfp_is_rank_zlb():
     assert np.abs(ref.policies(state[None]) - one.policies(zeta[None, :, None])).max() < 1e-9
 
 
-def test_residuals_off_the_grid_are_small(inertia_small):
-  ref = inertia_small
-  state = ref.ergodic_sample(chains=500)[0]                                  # [500, 3]
-  theta = tf.constant(np.repeat(ref.theta, len(state), 0))
-  eps = tf.constant(np.broadcast_to(ref.nodes[:, None], (len(ref.nodes), len(state), 2)).copy())
-  weights = tf.constant(ref.weights)
-
-  def residuals(policy):
-    today, tomorrow = INERTIA.policies(policy, tf.constant(state), theta, eps)
-    return np.abs(INERTIA.equilibrium(tf.constant(state), theta, eps, today, tomorrow,
-                                      weights).numpy()).mean(0)
-
-  linear = INERTIA.linear(tf.constant(ref.theta))
-  first_order = lambda s, t: (linear.policy + tf.linalg.matvec(linear.slopes,
-                                                               s - linear.state))
-  ours, theirs = residuals(ref.as_policy()), residuals(first_order)
-  # Measured: TODO
-  assert (ours < theirs / 20).all() and (ours < 1e-4).all(), (ours, theirs)
-
-
-def test_refinement(inertia_small):
-  finer = nd.solve(INERTIA, INERTIA.calibration[None], n_grid=(17, 9, 13), n_nodes=(9, 5),
-                   tol=1e-10)
-  state = finer.ergodic_sample(chains=2000)
-  scale = finer.scale(chains=2000)[0]
-  error = np.abs(inertia_small.policies(state) - finer.policies(state))[0].mean(0) / scale
-  # Measured: TODO
-  assert (error < 0.05).all(), error
-
-
 def test_marks_where_no_stable_equilibrium_exists():
   theta = np.stack([ZLB.calibration,
                     ZLB.theta_from(dict(rho_zeta=0.9, sigma_zeta=0.025, theta_pi=1.5,
