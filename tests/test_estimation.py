@@ -75,8 +75,8 @@ class GrowthNK(economies.ECONOMIES["nk"]):
   observables = ("X_growth", "Pi")
   observes_previous = True
 
-  def measure(self, theta, policies, previous):
-    return {"X_growth": policies[..., 0] - previous[..., 0], "Pi": policies[..., 1]}
+  def measure(self, state, theta, policies, previous):
+    return {"X_growth": policies[..., 0] - previous[1][..., 0], "Pi": policies[..., 1]}
 
 
 def growth_log_density(economy, observations, theta):

@@ -10,6 +10,8 @@ float64) and answers in the economy's policy units:
 import numpy as np
 import tensorflow as tf
 
+from nk_keras import simulation
+
 
 class Reference:
   """Base: subclasses set `economy`, `theta`, `valid` and implement `policies` and `scale`."""
@@ -40,6 +42,11 @@ class ClosedFormReference(Reference):
   def as_policy(self):
     """`policy(state [m, n_state], theta [m, P]) -> [m, n_pol]`: the closed form, at any theta."""
     return self.economy.closed_form
+
+  def ergodic_sample(self, chains, seed=0):
+    """States `[n, chains, n_state]` from each theta's ergodic distribution under the closed
+    form (the metric's states where there are several)."""
+    return simulation.ergodic_states(self.economy, self.as_policy(), self.theta, chains, seed)
 
   def scale(self):
     """|policy| `[n, n_pol]` with every state at one ergodic std (the metric is one-state)."""

@@ -302,15 +302,21 @@ class TimeIterationReference(Reference):
 
   def as_policy(self):
     """`policy(state [m, 1], theta [m, P]) -> [m, n_pol]` (float64 tensors) for thetas among this
-    reference's rows (nearest row in box units): the form networks are called in."""
+    reference's rows (nearest row in box units): the form networks are called in, TensorFlow
+    ops throughout so that it traces inside a `tf.function` as a network does."""
     span = np.where(self.economy.box_high > self.economy.box_low,
                     self.economy.box_high - self.economy.box_low, 1.0)
+    rows_theta = tf.constant(self.theta / span, DTYPE)                        # [n, P]
+    std, values = tf.constant(self.std, DTYPE), tf.constant(self.values, DTYPE)
+    n_grid = len(self.grid)
     def policy(state, theta):
-      state, theta = np.asarray(state, np.float64), np.asarray(theta, np.float64)
-      dist = (((theta[:, None, :] - self.theta[None]) / span) ** 2).sum(-1)
-      rows = np.argmin(dist, axis=1)
-      z = state[:, 0] / self.std[rows]
-      lo, frac = _interp_index(z, self.span, len(self.grid))
-      left, right = self.values[rows, lo], self.values[rows, lo + 1]
-      return tf.constant(left + (right - left) * frac[:, None], DTYPE)
+      state, theta = tf.cast(state, DTYPE), tf.cast(theta, DTYPE)
+      dist = tf.reduce_sum((theta[:, None, :] / span - rows_theta[None]) ** 2, -1)
+      rows = tf.argmin(dist, axis=1)
+      u = (state[:, 0] / tf.gather(std, rows) + self.span) * ((n_grid - 1) / (2.0 * self.span))
+      lo = tf.cast(tf.clip_by_value(tf.floor(u), 0, n_grid - 2), tf.int64)
+      frac = u - tf.cast(lo, DTYPE)
+      left = tf.gather_nd(values, tf.stack([rows, lo], 1))
+      right = tf.gather_nd(values, tf.stack([rows, lo + 1], 1))
+      return left + (right - left) * frac[:, None]
     return policy
