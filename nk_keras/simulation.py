@@ -38,8 +38,8 @@ def batched(policy, size=CHUNK):
   def call(state, theta):
     state = tf.convert_to_tensor(state, tf.float32)
     theta = tf.convert_to_tensor(theta, tf.float32)
-    n = int(state.shape[0])
-    if n <= size:
+    n = state.shape[0]
+    if n is None or n <= size:   # unknown inside a traced caller, which bounds its own batches
       return tf.cast(policy(state, theta), tf.float32)
     return tf.concat([tf.cast(policy(state[i:i + size], theta[i:i + size]), tf.float32)
                       for i in range(0, n, size)], axis=0)
