@@ -97,9 +97,25 @@ class StopOnDivergence(keras.callbacks.Callback):
     self.factor, self.probe_factor = factor, probe_factor
 
   def on_train_begin(self, logs=None):
-    # Runs after BackupAndRestore: a resumed run is judged against its restored network.
+    # Runs after BackupAndRestore. A resumed run takes the start and best of the run it
+    # continues from the checkpoint (measured afresh, "start" would be the resume point and a
+    # later healthy spike would read as the fit undone).
+    saved = self._saved()
+    if saved is not None and saved[3] > 0:
+      self.reference, self.best, self.best_step = float(saved[0]), float(saved[1]), int(saved[2])
+      return
     self.reference = self.probe()
     self.best, self.best_step = self.reference, self.step()
+    self._keep()
+
+  def _saved(self):
+    state = getattr(self.model, "guard_state", None)
+    return None if state is None else keras.ops.convert_to_numpy(state)
+
+  def _keep(self):
+    # Before BackupAndRestore's on_epoch_end writes the checkpoint that holds it.
+    if getattr(self.model, "guard_state", None) is not None:
+      self.model.guard_state.assign([self.reference, self.best, self.best_step, 1.0])
 
   def step(self):
     return int(self.model.optimizer.iterations.numpy())
@@ -135,3 +151,4 @@ class StopOnDivergence(keras.callbacks.Callback):
           f"orders of magnitude to its start {self.reference:.3g}; the fit is being undone"))
     if probe < self.best:
       self.best, self.best_step = probe, self.step()
+      self._keep()

@@ -88,6 +88,11 @@ class Regime(keras.Model):
     self.loss_weights = tf.constant([loss_weights.get(n, 1.0) for n in economy.residual_names],
                                     tf.float32)
     self.weighting = weighting
+    # The divergence guard's memory (`callbacks.StopOnDivergence`): start, best, best step and a
+    # set flag, saved in every checkpoint with the weights, so a resumed run is judged against
+    # the same start and best as the uninterrupted one. float64: its tests compare ratios.
+    self.guard_state = self.add_weight(shape=(4,), initializer="zeros", trainable=False,
+                                       dtype="float64", name="divergence_guard")
     self.trackers = [keras.metrics.Mean(name="loss")] + [
         keras.metrics.Mean(name=f"mse_{name}") for name in self.economy.policy_names]
     if level_states > 1:

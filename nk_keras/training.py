@@ -3,6 +3,7 @@ whole run (`train_and_export`)."""
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -224,26 +225,64 @@ def warm_start(policy, run_dir):
   policy.net.set_weights(start.net.get_weights())
 
 
+def epochs_of(total, steps_per_epoch=None, steps_per_execution=100):
+  """How `fit` cuts `total` gradient steps: `(steps per epoch, steps per compiled call, whole
+  epochs, steps of a last shorter epoch (0: none), steps per compiled call in it)`. The run takes
+  exactly `total` steps, and every epoch ends on a whole compiled call."""
+  spe = min(steps_per_epoch or 1000, total)
+  per_call = math.gcd(min(steps_per_execution, spe), spe)
+  tail = total % spe
+  return spe, per_call, total // spe, tail, math.gcd(per_call, tail) if tail else 0
+
+
 def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
-  """Runs the whole schedule; an epoch is `steps_per_epoch` gradient steps (one history row)."""
+  """Runs the whole schedule, exactly `options.gradient_steps` gradient steps; an epoch is
+  `steps_per_epoch` of them (one history row), the last one shorter where that does not divide
+  the run. Returns the `History` of every epoch run."""
   total = options.gradient_steps
-  spe = steps_per_epoch or max(1, min(total, 1000))
-  per_call = min(compiled_calls(options, model.replicas)[1], spe)
-  spe -= spe % per_call                               # whole compiled calls per epoch
-  if model.steps_per_execution != per_call:
-    # Keras bakes steps_per_execution into its cached train function: rebuild it.
-    model.steps_per_execution = per_call
-    model.make_train_function(force=True)
-  epochs = -(-total // spe)
+  spe, per_call, whole, tail, tail_call = epochs_of(
+      total, steps_per_epoch, compiled_calls(options, model.replicas)[1])
   # The points come from the regime; the dataset only paces `fit`. Each replica gets its own
   # (there is no batch to split); without a strategy it is the plain dataset.
   ticks = model.distribute_strategy.distribute_datasets_from_function(
       lambda _: tf.data.Dataset.from_tensors(0.0).repeat())
   cbs = [nk_callbacks.WallTime()] + list(callbacks)
   if verbose:
-    cbs.append(nk_callbacks.Progress(epochs * spe))
-  return model.fit(ticks, epochs=epochs, steps_per_epoch=spe, callbacks=cbs, verbose=0,
-                   shuffle=False)
+    cbs.append(nk_callbacks.Progress(total))
+  # Keras fits epochs of one length only: a shorter last epoch is a second `fit`, its epoch
+  # numbered after the others (so a resumed run, which starts at its step's epoch, finds it).
+  history = None
+  for epochs, steps, call in ((whole, spe, per_call), (whole + 1, tail, tail_call)):
+    if not steps:
+      continue
+    if model.steps_per_execution != call:
+      # Keras bakes steps_per_execution into its cached train function: rebuild it.
+      model.steps_per_execution = call
+      model.make_train_function(force=True)
+    part = model.fit(ticks, epochs=epochs, initial_epoch=epochs - 1 if steps == tail else 0,
+                     steps_per_epoch=steps, callbacks=cbs, verbose=0, shuffle=False)
+    if history is None:
+      history = part
+    else:
+      for key, values in part.history.items():
+        history.history.setdefault(key, []).extend(values)
+  return history
+
+
+class Checkpoint(keras.callbacks.BackupAndRestore):
+  """`BackupAndRestore` that resumes by gradient step: the restored optimiser step, over the
+  epoch length, is the epoch to resume at (Keras' saved count of epochs means other steps under
+  another epoch length). Keeps its checkpoint at the end: `run` removes it once the policy is
+  saved, so a kill in between resumes to a finished run instead of starting over."""
+
+  def __init__(self, backup_dir, steps_per_epoch):
+    super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=False)
+    self.steps_per_epoch = steps_per_epoch
+
+  def on_train_begin(self, logs=None):
+    super().on_train_begin(logs)
+    step = int(self.model.optimizer.iterations.numpy())
+    self.model._initial_epoch = -(-step // self.steps_per_epoch)
 
 
 class DivergenceError(UserError, RuntimeError):
@@ -275,18 +314,21 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
     shutil.rmtree(backup, ignore_errors=True)
   metadata = os.path.join(backup, "training_metadata.json")
   resumed = os.path.exists(metadata)
+  # The epoch length is part of the run: the divergence checks and the history rows fall at its
+  # ends, so a resume under another one would not reach the uninterrupted run's end.
+  settings = dict(dataclasses.asdict(options), log_every=log_every)
   if resumed:
     with open(options_path) as f:
       before = json.load(f)
-    if before != dataclasses.asdict(options):
-      changed = sorted(k for k in before if before[k] != dataclasses.asdict(options).get(k))
+    if before != settings:
+      changed = sorted(k for k in set(before) | set(settings)
+                       if before.get(k) != settings.get(k))
       raise OptionsMismatch(f"{out!r} holds an interrupted run with other options "
-                            f"({', '.join(changed)}); rerun it unchanged or pass --restart")
-    with open(metadata) as f:
-      epochs_done = json.load(f)["epoch"]   # Keras stores the count of completed epochs
+                            f"({', '.join(f'--{k}' for k in changed)}); rerun it unchanged or "
+                            f"pass --restart")
     if writer:
-      print(f"resuming the interrupted run in {out} after {epochs_done} of its history rows "
-            f"({options.regime}, {options.gradient_steps} gradient steps in all)")
+      print(f"resuming the interrupted run in {out} ({options.regime}, "
+            f"{options.gradient_steps} gradient steps in all)")
   else:
     if writer:
       print(f"training {options.regime}: {options.gradient_steps} gradient steps -> {out}")
@@ -294,7 +336,7 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
       os.remove(history_path)
     os.makedirs(backup, exist_ok=True)
     with open(options_path, "w") as f:
-      json.dump(dataclasses.asdict(options), f, indent=2)
+      json.dump(settings, f, indent=2)
   model = build_regime(options, strategy)
   if writer and (model.jit_compile, model.steps_per_execution) != (
       options.jit_compile, options.steps_per_execution):
@@ -303,7 +345,7 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
   # Keras restores weights, optimiser state (hence the schedule position and the step that keys
   # every random draw) and the regimes' persistent points; the previous checkpoint is kept so a
   # kill during a write falls back to it.
-  cbs = [keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
+  cbs = [Checkpoint(backup, epochs_of(options.gradient_steps, log_every)[0]),
          nk_callbacks.StopOnDivergence()]
   if writer:
     cbs.append(nk_callbacks.HistoryCSV(history_path))
@@ -321,10 +363,19 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
         + (f"The last good checkpoint is kept in {backup}." if os.path.exists(
             os.path.join(backup, "training_metadata.json")) else
            "No checkpoint had been written yet.")) from None
-  shutil.rmtree(backup, ignore_errors=True)
   if writer:
     model.policy.save(out)
+  shutil.rmtree(backup, ignore_errors=True)
   return model, history
+
+
+def last_loss(history_path):
+  """The training loss of the last row of a run's history (a resumed run may have trained
+  nothing in this process)."""
+  import csv
+  with open(history_path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  return float(rows[-1]["loss"]) if rows else math.nan
 
 
 def train_and_export(options, out, strategy=None, strategy_name="default", log_every=1000,
@@ -349,7 +400,7 @@ def train_and_export(options, out, strategy=None, strategy_name="default", log_e
             "strategy": strategy_name, "replicas": strategy.num_replicas_in_sync,
             "command": command, "wall_time_s": round(wall, 1),
             "gradient_steps": options.gradient_steps,
-            "final_loss": float(history.history["loss"][-1]), "git_commit": commit,
+            "final_loss": last_loss(os.path.join(out, "history.csv")), "git_commit": commit,
             "versions": export.versions()}
   if options.init and os.path.exists(os.path.join(options.init, export.RUN)):
     with open(os.path.join(options.init, export.RUN)) as f:
