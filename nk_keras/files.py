@@ -3,12 +3,51 @@
 `replacing(path)` yields a fresh name beside `path` for its block to create (a file or a
 directory). When the block completes, what it made takes the place of `path`; when it raises,
 what it made is removed and `path` is left as it was. A reader therefore finds either the old
-output or the whole new one, and a rerun never mistakes an interrupted write for a result.
+output or the whole new one, and a rerun never mistakes an interrupted write for a result; what
+a killed writer left beside `path` is removed by the next one.
+
+`locked(directory)` makes a run the only writer of its output directory.
 """
 
 import contextlib
+import errno
+import fcntl
 import os
+import re
 import shutil
+
+from nk_keras.errors import UserError
+
+LOCK = ".lock"
+
+
+class InUse(UserError):
+  """Another process holds the output directory."""
+
+
+@contextlib.contextmanager
+def locked(directory):
+  """Holds an exclusive lock on `directory` (created if needed) for the block: a second run into
+  the same directory fails at once with `InUse` instead of interleaving its files with the
+  first's. The kernel drops the lock when the process dies, so a killed run leaves none behind.
+  """
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, LOCK)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+        raise
+      holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+      raise InUse(f"{directory!r} is in use by another run (process {holder or 'unknown'}); "
+                  f"wait for it to finish or choose another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    yield directory
+  finally:
+    os.close(fd)   # releases the lock
 
 
 @contextlib.contextmanager
@@ -20,6 +59,7 @@ def replacing(path):
   # the extension kept: np.savez appends .npz to any other name.
   tmp = os.path.join(parent, f".{root}.partial-{os.getpid()}{ext}")
   remove(tmp)
+  remove_stale(parent)
   try:
     yield tmp
   except BaseException:
@@ -35,6 +75,33 @@ def replacing(path):
     remove(old)
   else:
     os.replace(tmp, path)
+
+
+# What `replacing` names its work in progress: `.<root>.partial-<pid><ext>`, `.<name>.old-<pid>`.
+_WORK = re.compile(r"\.(?:.+\.partial-(\d+)(?:\..*)?|.+\.old-(\d+))")
+
+
+def remove_stale(directory):
+  """Removes what killed writers of `replacing` left in `directory` (a SIGKILL runs no
+  cleanup): the work in progress of processes that are gone. A live process's is left alone."""
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return
+  for entry in names:
+    match = _WORK.fullmatch(entry)
+    if match and not alive(int(match.group(1) or match.group(2))):
+      remove(os.path.join(directory, entry))
+
+
+def alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True   # someone else's process
+  return True
 
 
 def remove(path):

@@ -295,11 +295,12 @@ class OptionsMismatch(UserError):
 
 
 def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=False,
-        callbacks=(), strategy=None):
+        callbacks=(), strategy=None, finish=None):
   """Trains per `options` into `out`, resuming from `<out>/backup` if a run was interrupted.
 
   Writes `<out>/history.csv` as it goes and the policy (`policy.keras`, `policy.json`) at the
-  end. Says on its first line whether it starts or resumes. Returns (model, history).
+  end, then calls `finish()` (the chief) before removing the checkpoint. Says on its first line
+  whether it starts or resumes. Returns (model, history).
 
   Under a multi-worker `strategy` only the chief writes these; every other worker keeps its
   own checkpoints in `<out>/backup-<worker>` (so all workers resume from the same step, even
@@ -365,6 +366,8 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
            "No checkpoint had been written yet.")) from None
   if writer:
     model.policy.save(out)
+    if finish is not None:
+      finish()
   shutil.rmtree(backup, ignore_errors=True)
   return model, history
 
@@ -383,33 +386,98 @@ def train_and_export(options, out, strategy=None, strategy_name="default", log_e
   """The train app's run: `run` (resuming an interrupted one), then, on the chief, `run.json`
   (options, `command`, commit, versions, wall time), the SavedModel export at
   `<out>/saved_model` with its accuracy summary on `eval_theta` draws, and `evaluation.*`.
-  Prints the accuracy tables; returns the accuracy report (None on another worker)."""
-  from nk_keras import accuracy, export
+  The chief holds `out` locked throughout (`files.locked`).
+
+  Run again on its finished `out`, it says so and does nothing (returns None); on a run
+  trained but killed in its export, it finishes the export; with other options, a
+  `OptionsMismatch` (`restart` trains anew in every case). Prints the accuracy tables; returns
+  the accuracy report (None on another worker)."""
+  from nk_keras import files
   options.check()
   strategy = strategy or tf.distribute.get_strategy()
+  if not distribute.is_writer(strategy):
+    return _train_and_export(options, out, strategy, strategy_name, log_every, eval_theta,
+                             tensorboard, restart, command)
+  with files.locked(out):
+    files.remove_stale(out)
+    stage = "train" if restart else finished_stage(options, out)
+    if stage == "done":
+      print(f"{out} holds this run, finished (trained, exported, evaluated): nothing to do; "
+            f"--restart trains it again")
+      return None
+    if stage == "export":
+      print(f"{out} holds this run trained but not exported (interrupted): exporting it")
+      return _export(ExtendedPolicy.load(out), out, eval_theta, wall=None)
+    return _train_and_export(options, out, strategy, strategy_name, log_every, eval_theta,
+                             tensorboard, restart, command)
+
+
+def finished_stage(options, out):
+  """How far a previous run of `options` into `out` got: "train" (none, or interrupted in
+  training: `run` resumes it), "export" (trained, its export unfinished) or "done". A
+  `OptionsMismatch` if `out` holds another finished run."""
+  from nk_keras import export
+  if os.path.exists(os.path.join(out, "backup", "training_metadata.json")):
+    return "train"
+  record = os.path.join(out, export.RUN)
+  if not os.path.exists(record):
+    if os.path.exists(os.path.join(out, "policy.keras")):
+      raise OptionsMismatch(f"{out!r} holds a trained policy but no {export.RUN} (not a run of "
+                            f"the train app); choose another --out or pass --restart")
+    return "train"
+  try:
+    with open(record) as f:
+      before = json.load(f)["options"]
+  except (OSError, ValueError, KeyError, TypeError):
+    raise OptionsMismatch(f"{record!r} is not a train-app record (unreadable); choose another "
+                          f"--out or pass --restart") from None
+  now = dataclasses.asdict(options)
+  if before != now:
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    raise OptionsMismatch(f"{out!r} holds a finished run with other options "
+                          f"({', '.join(f'--{k}' for k in changed)}); choose another --out or "
+                          f"pass --restart to replace it")
+  exported = all(os.path.exists(os.path.join(out, p)) for p in (
+      os.path.join("saved_model", "saved_model.pb"), "evaluation.json", "evaluation.md"))
+  return "done" if exported else "export"
+
+
+def _train_and_export(options, out, strategy, strategy_name, log_every, eval_theta, tensorboard,
+                      restart, command):
+  from nk_keras import export
   commit = export.git_commit()   # the code this process runs, before anyone edits the tree
   start = time.time()
-  model, history = distribute.fail_on_lost_worker(
+
+  def record():
+    # Written before the checkpoint is removed: a kill after it finds the export to finish.
+    run_record = {"regime": options.regime, "options": dataclasses.asdict(options),
+                  "strategy": strategy_name, "replicas": strategy.num_replicas_in_sync,
+                  "command": command, "wall_time_s": round(time.time() - start, 1),
+                  "gradient_steps": options.gradient_steps,
+                  "final_loss": last_loss(os.path.join(out, "history.csv")),
+                  "git_commit": commit, "versions": export.versions()}
+    if options.init and os.path.exists(os.path.join(options.init, export.RUN)):
+      with open(os.path.join(options.init, export.RUN)) as f:
+        run_record["init_run"] = json.load(f)   # how the starting policy was made: the recipe
+    with open(os.path.join(out, export.RUN), "w") as f:
+      json.dump(run_record, f, indent=2)
+
+  model, _ = distribute.fail_on_lost_worker(
       run, options, out, log_every=log_every, tensorboard=tensorboard, restart=restart,
-      strategy=strategy)
-  wall = time.time() - start
+      strategy=strategy, finish=record)
   if not distribute.is_writer(strategy):
     print(f"worker {distribute.worker_id(strategy)} done; the chief writes {out}")
     return None
-  record = {"regime": options.regime, "options": dataclasses.asdict(options),
-            "strategy": strategy_name, "replicas": strategy.num_replicas_in_sync,
-            "command": command, "wall_time_s": round(wall, 1),
-            "gradient_steps": options.gradient_steps,
-            "final_loss": last_loss(os.path.join(out, "history.csv")), "git_commit": commit,
-            "versions": export.versions()}
-  if options.init and os.path.exists(os.path.join(options.init, export.RUN)):
-    with open(os.path.join(options.init, export.RUN)) as f:
-      record["init_run"] = json.load(f)   # how the starting policy was made: the full recipe
-  with open(os.path.join(out, export.RUN), "w") as f:
-    json.dump(record, f, indent=2)
-  report = export.export_run(model.policy, out, os.path.join(out, "saved_model"),
-                             n_theta=eval_theta, progress=True)
+  return _export(model.policy, out, eval_theta, wall=time.time() - start)
+
+
+def _export(policy, out, eval_theta, wall):
+  from nk_keras import accuracy, export, files
+  # Complete or absent: a kill mid-export leaves no half SavedModel for a rerun to trust.
+  with files.replacing(os.path.join(out, "saved_model")) as tmp:
+    report = export.export_run(policy, out, tmp, n_theta=eval_theta, progress=True)
   accuracy.write(report, out)
   print(accuracy.markdown(report))
-  print(f"wall time {wall:.0f} s; SavedModel at {os.path.join(out, 'saved_model')}")
+  print((f"wall time {wall:.0f} s; " if wall is not None else "")
+        + f"SavedModel at {os.path.join(out, 'saved_model')}")
   return report

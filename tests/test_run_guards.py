@@ -4,13 +4,20 @@ seen to fail with its guard removed (BUILD_NOTES.md, "Injected bugs")."""
 import csv
 import os
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
-from nk_keras import training
+from nk_keras import files, training
+from nk_keras.errors import UserError
+from nk_keras.estimation import pipeline
 from nk_keras.network import ExtendedPolicy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POLICY = os.path.join(ROOT, "saved_models", "nk_cached")
 
 
 def short(**given):
@@ -81,3 +88,107 @@ def test_a_run_takes_exactly_its_gradient_steps(tmp_path):
   assert history_steps(tmp_path / "a") == [100, 150]
   assert training.epochs_of(150, 1000, 100) == (150, 50, 1, 0, 0)
   assert training.epochs_of(2501, 1000, 100) == (1000, 100, 2, 501, 1)
+
+
+# --- a finished --out, and one killed in its export -----------------------------------------------
+
+TINY = dict(regime="fresh", iterations=100, batch=64, seed=3, steps_per_execution=50, width=16,
+            depth=2)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+  """A whole train-app run, tiny: `(options, out)`."""
+  options = training.TrainOptions(**TINY)
+  out = str(tmp_path_factory.mktemp("finished") / "run")
+  assert training.train_and_export(options, out, log_every=50, eval_theta=20) is not None
+  return options, out
+
+
+def test_rerun_on_a_finished_out_does_nothing_and_other_options_are_refused(finished, capsys):
+  options, out = finished
+  stamp = os.stat(os.path.join(out, "policy.keras")).st_mtime_ns
+  capsys.readouterr()
+  assert training.train_and_export(options, out, log_every=50, eval_theta=20) is None
+  assert "nothing to do" in capsys.readouterr().out
+  with pytest.raises(training.OptionsMismatch, match="--seed"):
+    training.train_and_export(training.TrainOptions(**{**TINY, "seed": 4}), out, log_every=50)
+  assert os.stat(os.path.join(out, "policy.keras")).st_mtime_ns == stamp
+
+
+def test_a_run_killed_in_its_export_finishes_the_export(finished, tmp_path, capsys):
+  options, done = finished
+  out = str(tmp_path / "run")
+  shutil.copytree(done, out)
+  # A kill mid-export: trained, recorded, no evaluation, a half-written SavedModel.
+  for name in ("evaluation.json", "evaluation.md"):
+    os.remove(os.path.join(out, name))
+  os.remove(os.path.join(out, "saved_model", "saved_model.pb"))
+  stamp = os.stat(os.path.join(out, "policy.keras")).st_mtime_ns
+  capsys.readouterr()
+  assert training.train_and_export(options, out, log_every=50, eval_theta=20) is not None
+  assert "not exported" in capsys.readouterr().out
+  assert os.path.exists(os.path.join(out, "saved_model", "saved_model.pb"))
+  assert os.path.exists(os.path.join(out, "evaluation.json"))
+  assert os.stat(os.path.join(out, "policy.keras")).st_mtime_ns == stamp   # not retrained
+
+
+# --- one run per --out; what killed writers leave -------------------------------------------------
+
+def test_a_second_run_into_a_locked_out_is_refused(tmp_path):
+  out = str(tmp_path / "run")
+  with files.locked(out):
+    with pytest.raises(files.InUse, match=str(os.getpid())):
+      with files.locked(out):
+        pass
+    with pytest.raises(files.InUse):
+      training.train_and_export(training.TrainOptions(**TINY), out, log_every=50)
+    with pytest.raises(files.InUse):
+      pipeline.run(pipeline.EstimateOptions(policy=POLICY, estimate="rho_a", theta="rho_a=0.9",
+                                            periods=30), out)
+  with files.locked(out):   # released when the block ends
+    pass
+
+
+def test_the_train_app_on_a_locked_out_says_so_in_one_line(tmp_path):
+  out = str(tmp_path / "run")
+  with files.locked(out):
+    proc = subprocess.run([sys.executable, "-m", "apps.train", f"--out={out}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith("error: ") and "in use" in lines[0], lines
+
+
+def dead_pid():
+  proc = subprocess.Popen(["true"])
+  proc.wait()
+  return proc.pid
+
+
+def test_what_killed_writers_left_is_removed_and_a_live_ones_kept(tmp_path):
+  out = tmp_path / "est"
+  dead, live = dead_pid(), os.getpid()
+  stale = [out / f".surrogate.partial-{dead}", out / f".surrogate.old-{dead}",
+           out / "exact_policy" / f".surrogate.partial-{dead}"]
+  for d in stale:
+    d.mkdir(parents=True)
+  (out / f".dataset.partial-{dead}.npz").write_bytes(b"half")
+  stale.append(out / f".dataset.partial-{dead}.npz")
+  kept = [out / f".surrogate.partial-{live}", out / "surrogate"]
+  for d in kept:
+    d.mkdir()
+  pipeline.start(pipeline.EstimateOptions(policy=POLICY, estimate="rho_a", theta="rho_a=0.9",
+                                          periods=30), str(out))
+  assert [p for p in stale if p.exists()] == []
+  assert all(p.exists() for p in kept)
+
+
+def test_estimate_refuses_simulation_flags_with_data(tmp_path):
+  data = tmp_path / "data.csv"
+  data.write_text("X,Pi\n0.1,0.2\n")
+  for given, flag in ((dict(periods=30), "--periods"), (dict(observe_zeta=True), "--observe_zeta"),
+                      (dict(data_seed=5), "--data_seed"), (dict(theta="rho_a=0.9"), "--theta")):
+    with pytest.raises(UserError, match=flag):
+      pipeline.start(pipeline.EstimateOptions(policy=POLICY, data=str(data), **given),
+                     str(tmp_path / "out"))

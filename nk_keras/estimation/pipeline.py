@@ -31,6 +31,7 @@ keeps the Sobol datasets and fits again (and draws the second round again, which
 placed); with other options it refuses (`resume.py`).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -208,11 +209,12 @@ def timed(timings, name, log=True):
   return Stage()
 
 
-def start(options, out):
+def start(options, out, held=None):
   """Checks the options' syntax, loads the policy, sets the sizes left to the economy, chooses
   the estimated parameters, accepts `out` and claims it for this run (or resumes the run there).
   Sets `options` (resolved), `fixed_values`, `true_values`, `pf_counts`, `policy`, `economy`,
-  `names`, `resumed`."""
+  `names`, `resumed`. With `held` (a `contextlib.ExitStack`), `out` is locked until it
+  closes."""
   from nk_keras import cli, export
   from nk_keras.estimation import resume
   from nk_keras.estimation import surrogate as sg
@@ -221,8 +223,15 @@ def start(options, out):
   fixed_values = cli.parse_assignments("--fixed", o.fixed)
   true_values = cli.parse_assignments("--theta", o.theta)
   estimate = parse_names(o.estimate)
-  if o.data and o.theta:
-    raise UserError("--theta sets the truth of simulated data; it has no use with --data")
+  if o.data:
+    # Each shapes only simulated data: with --data it would be ignored without a word.
+    unused = [flag for flag, given in (("--theta", o.theta), ("--periods", o.periods is not None),
+                                       ("--observe_zeta", o.observe_zeta),
+                                       ("--data_seed", o.data_seed != 0)) if given]
+    if unused:
+      raise UserError(f"{', '.join(unused)} {'shapes' if len(unused) == 1 else 'shape'} "
+                      f"simulated data; {'it has' if len(unused) == 1 else 'they have'} no use "
+                      f"with --data")
   if o.data and not os.path.isfile(o.data):
     raise UserError(f"--data: no file at {o.data!r}")
   try:
@@ -249,6 +258,10 @@ def start(options, out):
   est.filter_policy = filter_policy(policy, o.pf_table)
   est.names = choose_parameters(est.economy, estimate, fixed_values)
   cli.writable_dir(out)
+  if held is not None:
+    held.enter_context(files.locked(out))
+  for directory in (out, os.path.join(out, "exact_policy")):
+    files.remove_stale(directory)
   est.resumed = resume.claim(out, {
       "options": dataclasses.asdict(o), "policy_sha256": resume.digest(o.policy),
       "data_sha256": resume.digest(o.data) if o.data else None},
@@ -687,7 +700,10 @@ STAGES = (data, likelihood_dataset, refine, fit_surrogate, chains, exact_policy_
 
 def run(options, out):
   """Every stage in order; returns the report written to `<out>/posterior.json`."""
-  est = start(options, out)
-  for stage in STAGES:
-    stage(est)
-  return report(est)
+  # Held from the first write (start's claim) to the report: a second run into `out` would mix
+  # its stages' files with this one's.
+  with contextlib.ExitStack() as held:
+    est = start(options, out, held)
+    for stage in STAGES:
+      stage(est)
+    return report(est)
