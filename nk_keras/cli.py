@@ -187,15 +187,11 @@ def _adopt_help(module):
 def writable_dir(path, output=True):
   """Creates `path` if needed; a UsageError if it cannot be written. `output`: the app's output
   directory, where a bug's traceback is logged."""
+  from nk_keras import files
   try:
-    os.makedirs(path, exist_ok=True)
-    # One probe per process: the workers of a multi-worker run on one machine share `path`.
-    probe = os.path.join(path, f".write_test-{os.getpid()}")
-    with open(probe, "w"):
-      pass
-    os.remove(probe)
-  except OSError as e:
-    raise UsageError(f"cannot write to {path!r}: {e.strerror}")
+    files.writable(path)
+  except UserError as e:
+    raise UsageError(str(e)) from None
   if output:
     global _output_dir
     _output_dir = path

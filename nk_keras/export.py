@@ -152,11 +152,9 @@ def export_run_again(run, out=None, n_theta=None, overwrite=False, progress=Fals
       raise UserError(f"{out!r} holds a SavedModel already; pass --overwrite to replace it")
   elif os.path.exists(out) and not os.path.isdir(out):
     raise UserError(f"{out!r} is a file; choose another --out")
-  parent = os.path.dirname(os.path.abspath(out))
-  try:
-    os.makedirs(parent, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"cannot write to {parent!r}: {e.strerror}") from None
+  # Checked before the evaluation and the write, which would fail only at their end (TF's
+  # PermissionDeniedError, reported as a bug).
+  files.writable(os.path.dirname(os.path.abspath(out)))
   # The new export is written beside `out` and replaces it only once complete: a run that cannot
   # be exported (no run.json, a failed evaluation) leaves the old SavedModel as it was.
   with files.replacing(out) as tmp:

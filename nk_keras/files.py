@@ -104,6 +104,22 @@ def alive(pid):
   return True
 
 
+def writable(directory):
+  """Creates `directory` if needed and checks that a file can be written there; a UserError
+  naming it otherwise (read-only, no permission, a file in the way). For a check before work
+  whose output would be refused only at its end."""
+  try:
+    os.makedirs(directory, exist_ok=True)
+    # One probe per process: processes that share `directory` (workers of one run) may race.
+    probe = os.path.join(directory, f".write_test-{os.getpid()}")
+    with open(probe, "w"):
+      pass
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"cannot write to {directory!r}: {e.strerror}") from None
+  return directory
+
+
 def remove(path):
   """Removes a file or a directory tree; nothing if `path` does not exist."""
   if os.path.isdir(path):

@@ -56,10 +56,7 @@ def convert(model, out, overwrite=False, check_points=1000, seed=0):
   _require_the_onnx_extra()
   import onnx
   policy = export.LoadedPolicy(model)   # refuses what is not a policy of the contract
-  if os.path.isdir(out):
-    raise UserError(f"{out!r} is a directory; --out names the .onnx file to write")
-  if os.path.exists(out) and not overwrite:
-    raise UserError(f"{out!r} exists; pass --overwrite to replace it")
+  check_target(out, overwrite)
   with tempfile.TemporaryDirectory() as combined:
     _with_in_box(policy, combined)
     proto = _convert(combined, name=os.path.basename(os.path.normpath(model)))
@@ -72,6 +69,30 @@ def convert(model, out, overwrite=False, check_points=1000, seed=0):
     onnx.save(proto, tmp)
     check = compare(policy, tmp, check_points, seed)
   return check
+
+
+def check_target(out, overwrite):
+  """A UserError, before any conversion, if `out` cannot take the ONNX file: not named .onnx
+  (onnx writes other names in other formats), a directory, an existing file without
+  `overwrite`, an existing file that is not an ONNX model (only ever replace one, as the
+  SavedModel export only replaces a SavedModel), or a folder that cannot be written."""
+  import onnx
+  if os.path.isdir(out):
+    raise UserError(f"{out!r} is a directory; --out names the .onnx file to write")
+  if not out.endswith(".onnx"):
+    raise UserError(f"--out={out!r}: the ONNX file's name must end in .onnx")
+  if os.path.exists(out):
+    if not overwrite:
+      raise UserError(f"{out!r} exists; pass --overwrite to replace it")
+    try:
+      # Protobuf parses some foreign bytes without complaint: a model has nodes too.
+      is_model = bool(onnx.load(out, load_external_data=False).graph.node)
+    except Exception:  # onnx raises several types for bytes that are not a model
+      is_model = False
+    if not is_model:
+      raise UserError(f"{out!r} exists and is not an ONNX model; --overwrite replaces only an "
+                      f"ONNX model, choose another --out")
+  files.writable(os.path.dirname(os.path.abspath(out)))
 
 
 def _require_the_onnx_extra():

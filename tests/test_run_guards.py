@@ -192,3 +192,33 @@ def test_estimate_refuses_simulation_flags_with_data(tmp_path):
     with pytest.raises(UserError, match=flag):
       pipeline.start(pipeline.EstimateOptions(policy=POLICY, data=str(data), **given),
                      str(tmp_path / "out"))
+
+
+# --- exports: what --out may be, checked before any work ------------------------------------------
+
+def test_onnx_out_is_checked_before_converting(finished, tmp_path):
+  from nk_keras import onnx_export
+  _, run = finished
+  keras_file = os.path.join(run, "policy.keras")
+  before = open(keras_file, "rb").read()
+  fake = tmp_path / "fake.onnx"
+  fake.write_bytes(before)
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  for out, overwrite, message in ((keras_file, True, r"\.onnx"),
+                                  (str(tmp_path / "x.json"), False, r"\.onnx"),
+                                  (str(fake), True, "not an ONNX model"),
+                                  (str(blocker / "x.onnx"), False, "cannot write")):
+    with pytest.raises(UserError, match=message):
+      onnx_export.convert(os.path.join(run, "saved_model"), out, overwrite=overwrite)
+  assert open(keras_file, "rb").read() == before
+  onnx_export.check_target(str(tmp_path / "new" / "folder" / "x.onnx"), False)   # made
+
+
+def test_savedmodel_export_to_an_unwritable_out_is_a_user_error(finished, tmp_path):
+  from nk_keras import export
+  _, run = finished
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  with pytest.raises(UserError, match="cannot write"):
+    export.export_run_again(run, str(blocker / "sub" / "saved_model"), n_theta=5)
