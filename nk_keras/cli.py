@@ -110,6 +110,11 @@ def _parse_flags(argv):
   --helpfull, --helpxml) exits 0 once printed, as argparse's does, where absl exits 1."""
   from absl import flags
   try:
+    check_flagfiles(argv[1:])
+  except UsageError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(USER_ERROR)
+  try:
     return flags.FLAGS(argv)
   except flags.Error as e:
     print(f"error: {e} (--helpshort lists the flags)", file=sys.stderr)
@@ -118,6 +123,37 @@ def _parse_flags(argv):
     # absl's help flags exit 1 from inside the parse: the only exit there but
     # --only_check_flags', which is 0 already.
     sys.exit(0 if e.code == 1 else e.code)
+
+
+def _flagfiles(args):
+  """The files named by the `--flagfile` directives among `args`, in order."""
+  names, rest = [], list(args)
+  while rest:
+    arg = rest.pop(0)
+    if arg == "--":
+      break
+    if arg in ("--flagfile", "-flagfile") and rest:
+      names.append(rest.pop(0))
+    elif arg.startswith(("--flagfile=", "-flagfile=")):
+      names.append(arg.split("=", 1)[1])
+  return [os.path.expanduser(n) for n in names if n]
+
+
+def check_flagfiles(args, _stack=()):
+  """A UsageError if the `--flagfile`s of `args` include themselves (a -> b -> a): absl only
+  warns, skips the file and runs on without its flags (a default run nobody asked for). Files
+  that cannot be read are left to absl's own error."""
+  for name in _flagfiles(args):
+    real = os.path.realpath(name)
+    if real in _stack:
+      chain = [os.path.relpath(p) for p in (*_stack[_stack.index(real):], real)]
+      raise UsageError(f"--flagfile: circular ({' -> '.join(chain)})")
+    try:
+      with open(name) as f:
+        lines = [line.strip() for line in f]
+    except OSError:
+      continue
+    check_flagfiles([l for l in lines if l and not l.startswith(("#", "//"))], (*_stack, real))
 
 
 def report_bug(error):
@@ -296,5 +332,6 @@ def options_from_args(options_class, checks, args):
   from absl import flags
   values = flags.FlagValues()
   define_flags(options_class, checks, module="options", flag_values=values)
+  check_flagfiles(args)
   values(["options", *args])
   return options_from_flags(options_class, values)

@@ -190,8 +190,15 @@ class LoadedPolicy:
     try:
       with open(os.path.join(path, METADATA)) as f:
         self.metadata = json.load(f)
-    except (OSError, ValueError):
+    except OSError:
       self.metadata = {}
+    except ValueError as e:
+      # A damaged export of the contract, not some other SavedModel: say which file is bad.
+      raise ModelError(f"{os.path.join(path, METADATA)!r} is corrupt (not valid JSON: {e}); "
+                       f"export the policy again") from None
+    if not isinstance(self.metadata, dict):
+      raise ModelError(f"{os.path.join(path, METADATA)!r} is corrupt (not a JSON object); "
+                       f"export the policy again")
     from nk_keras import economies
     names = self.metadata.get("signature", {}).get("inputs")
     name = self.metadata.get("economy", "nk")

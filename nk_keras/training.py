@@ -106,7 +106,8 @@ CHECKS = (
      "as no clip at all, and an unclipped step is how runs diverge"),
     (("lr", "eta_min"), lambda o: 0 < o["eta_min"] <= o["lr"],
      "--eta_min must be positive and no larger than --lr"),
-    (("pool", "batch"), lambda o: o["pool"] >= o["batch"], "--pool must be at least --batch"),
+    (("regime", "pool", "batch"), lambda o: o["regime"] != "cached" or o["pool"] >= o["batch"],
+     "--pool must be at least --batch (--regime=cached draws each batch from its pool)"),
     (("level_states", "batch"), lambda o: o["batch"] % o["level_states"] == 0,
      "--level_states must divide --batch (each theta fills whole groups)"),
 )
@@ -217,11 +218,17 @@ def warm_start(policy, run_dir):
     start = ExtendedPolicy.load(run_dir)
   except (OSError, ValueError) as e:
     raise UserError(f"--init={run_dir!r}: no saved policy there ({e})") from None
-  theirs = (start.economy.name, start.normalization, [w.shape for w in start.net.get_weights()])
-  ours = (policy.economy.name, policy.normalization, [w.shape for w in policy.net.get_weights()])
-  if theirs != ours:
-    raise UserError(f"--init={run_dir!r} holds a policy of economy {theirs[0]!r}, normalization "
-                    f"{theirs[1]!r} and another network shape than this run's")
+  def shape(p):
+    return [tuple(w.shape) for w in p.net.get_weights()]
+  # The first difference only: the economy decides the normalisation's meaning and the shape.
+  for what, theirs, ours in (("economy", start.economy.name, policy.economy.name),
+                             ("normalization", start.normalization, policy.normalization),
+                             ("network shape (--width, --depth)", shape(start), shape(policy))):
+    if theirs != ours:
+      if what.startswith("network"):
+        theirs, ours = _layers(theirs), _layers(ours)
+      raise UserError(f"--init={run_dir!r} holds a policy of another {what}: {theirs} there, "
+                      f"{ours} in this run")
   policy.net.set_weights(start.net.get_weights())
 
 
@@ -233,6 +240,13 @@ def epochs_of(total, steps_per_epoch=None, steps_per_execution=100):
   per_call = math.gcd(min(steps_per_execution, spe), spe)
   tail = total % spe
   return spe, per_call, total // spe, tail, math.gcd(per_call, tail) if tail else 0
+
+
+def _layers(shapes):
+  """Weight shapes as the hidden widths they imply (`64 x 5`), for messages."""
+  widths = [s[1] for s in shapes if len(s) == 2][:-1]
+  return (f"{widths[0]} x {len(widths)}" if widths and len(set(widths)) == 1
+          else "widths " + ", ".join(map(str, widths)))
 
 
 def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):

@@ -46,7 +46,7 @@ def test_every_option_with_help_is_a_flag_with_its_default_and_help():
 
 @pytest.mark.parametrize("arg", ["--iterations=0", "--state_scale=0.05", "--regime=magic",
                                  "--normalization=none", "--mc=3", "--clipnorm=0",
-                                 "--lr=0.001 --eta_min=0.01", "--pool=10 --batch=100",
+                                 "--lr=0.001 --eta_min=0.01", "--regime=cached --pool=10 --batch=100",
                                  "--stratified=maybe"])
 def test_bounds_choices_and_checks_refuse_bad_values(arg):
   with pytest.raises(flags.Error):
@@ -85,7 +85,7 @@ def test_every_config_file_is_checked():
 
 def test_options_check_applies_the_same_conditions_in_python():
   assert training.TrainOptions().check() == training.TrainOptions()
-  for bad, message in ((dict(mc=3), "--mc must be even"), (dict(pool=10), "--pool must be")):
+  for bad, message in ((dict(mc=3), "--mc must be even"), (dict(regime="cached", pool=10), "--pool must be")):
     with pytest.raises(UserError, match=message):
       training.TrainOptions(**bad).check()
 

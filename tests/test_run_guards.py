@@ -222,3 +222,45 @@ def test_savedmodel_export_to_an_unwritable_out_is_a_user_error(finished, tmp_pa
   blocker.write_text("")
   with pytest.raises(UserError, match="cannot write"):
     export.export_run_again(run, str(blocker / "sub" / "saved_model"), n_theta=5)
+
+
+# --- errors of the right kind, saying what is wrong ------------------------------------------------
+
+def test_a_circular_flagfile_is_refused(tmp_path):
+  from nk_keras import cli
+  a, b, c = tmp_path / "a.flags", tmp_path / "b.flags", tmp_path / "c.flags"
+  a.write_text(f"--iterations=10\n--flagfile={b}\n")
+  b.write_text(f"# b\n--flagfile={a}\n")
+  c.write_text(f"--flagfile={c}\n")
+  for start in (a, c):
+    with pytest.raises(cli.UsageError, match="circular"):
+      cli.options_from_args(training.TrainOptions, training.CHECKS, [f"--flagfile={start}"])
+  b.write_text("--batch=100\n")   # a -> b only: fine
+  options = cli.options_from_args(training.TrainOptions, training.CHECKS, [f"--flagfile={a}"])
+  assert (options.iterations, options.batch) == (10, 100)
+
+
+def test_init_says_what_differs(fresh_run):
+  _, _, run = fresh_run
+  for given, message in ((dict(economy="rank_zlb"), "another economy: nk there, rank_zlb"),
+                         (dict(normalization="kmr"), "another normalization"),
+                         (dict(width=32), "another network shape.*64 x 5 there, 32 x 5")):
+    with pytest.raises(UserError, match=message):
+      training.build_regime(training.TrainOptions(**{"regime": "fresh", **given,
+                                                     "init": str(run)}))
+
+
+def test_the_pool_check_is_for_the_cached_regime_only():
+  training.TrainOptions(regime="fresh", batch=300_000).check()
+  with pytest.raises(UserError, match="--pool"):
+    training.TrainOptions(regime="cached", batch=300_000).check()
+
+
+def test_a_corrupt_metadata_file_is_named(finished, tmp_path):
+  from nk_keras import export
+  _, run = finished
+  model = tmp_path / "saved_model"
+  shutil.copytree(os.path.join(run, "saved_model"), model)
+  (model / "assets" / "metadata.json").write_text('{"economy": "nk", ')
+  with pytest.raises(export.ModelError, match="metadata.json.* corrupt"):
+    export.LoadedPolicy(str(model))
