@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 
+from nk_keras import sizes
 from nk_keras.errors import UserError
 from nk_keras.options import option
 
@@ -65,6 +66,7 @@ def evaluate(options):
   o = options
   policy = export.LoadedPolicy(o.model)
   economy = policy.economy
+  sizes.evaluate(o.n_theta or economy.eval_theta, economy)
   # Checked before the long evaluation, so a bad --out fails at once.
   out = cli.writable_dir(o.out or default_out(o.model, "evaluation"))
   closed = simulation.has_closed_form(economy)
@@ -103,6 +105,7 @@ def simulate(options):
   policy = export.LoadedPolicy(o.model)
   economy = policy.economy
   theta = cli.theta_with(economy, "--theta", overrides)
+  sizes.simulate(o, economy)
   out = cli.writable_dir(
       o.out or os.path.normpath(os.path.abspath(o.model)) + "_simulation")
   described = ", ".join(f"{n}={v:g}" for n, v in overrides.items()) or "calibration"

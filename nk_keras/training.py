@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from nk_keras import callbacks as nk_callbacks
-from nk_keras import distribute, economies, regimes
+from nk_keras import distribute, economies, regimes, sizes
 from nk_keras.errors import UserError
 from nk_keras.network import NORMALIZATIONS, ExtendedPolicy
 from nk_keras.soap import SOAP
@@ -320,6 +320,7 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
   own checkpoints in `<out>/backup-<worker>` (so all workers resume from the same step, even
   on machines that share no disk) and removes them at the end.
   """
+  sizes.training(options, economies.get(options.economy))
   strategy = strategy or tf.distribute.get_strategy()
   writer = distribute.is_writer(strategy)
   backup = os.path.join(out, "backup" if writer else f"backup-{distribute.worker_id(strategy)}")
@@ -408,6 +409,9 @@ def train_and_export(options, out, strategy=None, strategy_name="default", log_e
   the accuracy report (None on another worker)."""
   from nk_keras import files
   options.check()
+  economy = economies.get(options.economy)
+  sizes.training(options, economy)
+  sizes.evaluate(eval_theta or economy.eval_theta, economy, flag="eval_theta")
   strategy = strategy or tf.distribute.get_strategy()
   if not distribute.is_writer(strategy):
     return _train_and_export(options, out, strategy, strategy_name, log_every, eval_theta,

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from nk_keras import files, training
+from nk_keras import files, sizes, training
 from nk_keras.errors import UserError
 from nk_keras.estimation import pipeline
 from nk_keras.network import ExtendedPolicy
@@ -264,3 +264,55 @@ def test_a_corrupt_metadata_file_is_named(finished, tmp_path):
   (model / "assets" / "metadata.json").write_text('{"economy": "nk", ')
   with pytest.raises(export.ModelError, match="metadata.json.* corrupt"):
     export.LoadedPolicy(str(model))
+
+
+# --- sizes the machine cannot hold -----------------------------------------------------------------
+
+GIB = 2**30
+
+
+@pytest.fixture()
+def two_gib_free(monkeypatch):
+  monkeypatch.setattr(sizes, "available", lambda: 2 * GIB)
+
+
+def refused(flag, call):
+  """`call()` raises TooLarge naming `--flag` and the largest value that fits; returns that."""
+  with pytest.raises(sizes.TooLarge, match=f"^--{flag}=[0-9,]+ needs about .* at most "
+                                           f"--{flag}=[0-9,]+ fits$") as e:
+    call()
+  return int(str(e.value).rsplit("=", 1)[1].split()[0].replace(",", ""))
+
+
+def test_sizes_too_large_for_the_machine_are_refused(two_gib_free, tmp_path):
+  from nk_keras import reports
+  from nk_keras.reference import report
+  out = str(tmp_path / "out")
+  refused("periods", lambda: reports.simulate(reports.SimulateOptions(
+      model=POLICY, periods=10**9, out=out)))
+  refused("n_theta", lambda: reports.evaluate(reports.EvaluateOptions(
+      model=POLICY, n_theta=10**8, out=out)))
+  refused("points", lambda: report.solve_and_write("rank_zlb", "", out, points=10**8))
+  fits = refused("batch", lambda: training.run(training.TrainOptions(batch=10**8), out))
+  sizes.training(training.TrainOptions(batch=fits), training.economies.get("nk"))
+  assert 10**4 < fits < 10**8
+  refused("particles", lambda: pipeline.start(pipeline.EstimateOptions(
+      policy=POLICY, particles=10**9), out))
+  refused("draws", lambda: pipeline.start(pipeline.EstimateOptions(
+      policy=POLICY, draws=10**9), out))
+  assert not os.path.exists(os.path.join(out, "backup"))   # refused before any work
+  # The defaults fit in 2 GiB.
+  nk = training.economies.get("nk")
+  sizes.training(training.TrainOptions(), nk)
+  sizes.simulate(reports.SimulateOptions(model=POLICY), nk)
+  sizes.evaluate(nk.eval_theta, nk)
+  sizes.estimation(pipeline.EstimateOptions(draws=10_000, particles=1000), nk, 8)
+
+
+def test_the_simulate_app_refuses_a_size_in_one_line():
+  proc = subprocess.run([sys.executable, "-m", "apps.simulate", f"--model={POLICY}",
+                         "--periods=1000000000000"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith("error: --periods="), lines

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from nk_keras import files
+from nk_keras import files, sizes
 from nk_keras import options as options_lib
 from nk_keras.errors import UserError
 from nk_keras.options import option
@@ -257,6 +257,7 @@ def start(options, out, held=None):
   est.policy, est.economy = policy, policy.economy
   est.filter_policy = filter_policy(policy, o.pf_table)
   est.names = choose_parameters(est.economy, estimate, fixed_values)
+  sizes.estimation(o, est.economy, len(est.names))
   cli.writable_dir(out)
   if held is not None:
     held.enter_context(files.locked(out))

@@ -18,6 +18,8 @@ def solve_and_write(economy, overrides, out, points=11):
   import tensorflow as tf
   from nk_keras import cli, constraint, economies, plots, simulation
   from nk_keras.reference.figures import policy_figure
+  from nk_keras import sizes
+  sizes.reference_table(points)
   economy = economies.get(economy)
   if not economy.has_reference():
     raise UserError(f"economy {economy.name!r} has no reference solution")
