@@ -316,3 +316,26 @@ def test_the_simulate_app_refuses_a_size_in_one_line():
   assert proc.returncode == 2, proc.stderr[-2000:]
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert len(lines) == 1 and lines[0].startswith("error: --periods="), lines
+
+
+# --- data in the wrong units -----------------------------------------------------------------------
+
+def test_data_in_the_wrong_units_give_a_loud_flat_likelihood_warning(tmp_path, capsys):
+  given = dict(policy=POLICY, estimate="rho_a,sigma_a", draws=64, particles=50, pf_table=0)
+
+  def first_stages(out, **more):
+    est = pipeline.start(pipeline.EstimateOptions(**given, **more), str(out))
+    pipeline.data(est)
+    return pipeline.likelihood_dataset(est)
+
+  right = first_stages(tmp_path / "right", theta="rho_a=0.9,sigma_a=0.05", periods=50)
+  assert right.warnings == []
+  lines = (tmp_path / "right" / "data.csv").read_text().splitlines()
+  scaled = [lines[0]] + [",".join([row.split(",")[0]] + [repr(float(v) * 1e6) for v in
+                                                         row.split(",")[1:]])
+                         for row in lines[1:]]
+  (tmp_path / "scaled.csv").write_text("\n".join(scaled) + "\n")
+  capsys.readouterr()
+  wrong = first_stages(tmp_path / "wrong", data=str(tmp_path / "scaled.csv"))
+  assert len(wrong.warnings) == 1 and "flat" in wrong.warnings[0]
+  assert "WARNING: the log-likelihood is flat" in capsys.readouterr().err

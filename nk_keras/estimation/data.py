@@ -146,6 +146,31 @@ def check_likelihood(particle_filter, theta, data, seed=0):
                     f"{data.units}")
 
 
+# Below this spread (nats, 5th to 95th percentile over the box's draws) the likelihood cannot
+# move the posterior off the prior. Data in the model's units spread it by hundreds of nats
+# (nk, 100 periods: 400-2,000); data scaled 1e6 make the measurement error swamp the model and
+# spread it by a fraction of a nat.
+FLAT_NATS = 2.0
+
+
+def flat_likelihood(log_likelihood, data, names):
+  """A warning (text) if the log-likelihoods of the draws of the estimated `names` hardly vary:
+  the posterior will be the prior, which looks like a perfect recovery when the prior is centred
+  on the truth. None otherwise."""
+  values = np.asarray(log_likelihood, np.float64)
+  values = values[np.isfinite(values)]
+  if values.size < 2:
+    return None
+  spread = float(np.percentile(values, 95) - np.percentile(values, 5))
+  if spread >= FLAT_NATS:
+    return None
+  largest = ", ".join(f"{n} {v:.3g}" for n, v in zip(data.names, np.abs(data.y).max(axis=0)))
+  return (f"the log-likelihood is flat over the box: it varies by {spread:.2g} nats between the "
+          f"5th and 95th percentiles of {values.size} draws, so the data say next to nothing "
+          f"about {', '.join(names)} and the posterior is the prior. Data in the wrong units do "
+          f"this: they must be in {data.units} (largest |values| here: {largest})")
+
+
 def write_csv(path, data):
   with open(path, "w", newline="") as f:
     w = csv.writer(f)

@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -158,6 +159,7 @@ class Estimation:
   def __init__(self, options, out):
     self.options, self.out = options, out
     self.timings = {}
+    self.warnings = []
 
 
 def second_round(draws, refine):
@@ -389,7 +391,17 @@ def likelihood_dataset(est):
   est.sobol = sg.sobol_thetas(est.economy, est.names, est.fixed, o.draws)
   est.dataset = _dataset(est, est.filt, est.sobol, os.path.join(est.out, "dataset.npz"),
                          "particle filter on Sobol draws")
+  flat = data_lib.flat_likelihood(est.dataset["log_likelihood"], est.observations, est.names)
+  if flat:
+    warn(est, flat)
   return est
+
+
+def warn(est, text):
+  """A warning printed at once to stderr and again under the posterior table, and kept in
+  posterior.json's `warnings`: for results that would otherwise look sound."""
+  est.warnings.append(text)
+  print(f"WARNING: {text}", file=sys.stderr, flush=True)
 
 
 def refine(est):
@@ -652,7 +664,7 @@ def report(est):
   }
   kalman = est.reference_kind == "Kalman"
   exact = est.reference_kind == "exact policy"
-  result = {"parameters": est.result, "settings": settings,
+  result = {"warnings": est.warnings, "parameters": est.result, "settings": settings,
             "kalman_reference": est.reference if kalman else None,
             "kalman_mcmc": _mcmc_report(est.reference_mcmc) if kalman else None,
             "exact_policy_reference": est.reference if exact else None,
@@ -665,6 +677,8 @@ def report(est):
   print()
   print(table(est.names, est.result, est.reference, est.theta_true, economy,
               est.reference_kind))
+  for text in est.warnings:
+    print(f"WARNING: {text}")
   print(f"wrote posterior.json, figures and files to {est.out}")
   return result
 
