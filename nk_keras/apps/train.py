@@ -5,7 +5,9 @@
   python -m apps.train --economy=rank_zlb --out=runs/rank_zlb   # its shipped recipe
 
 A run that is interrupted (Ctrl-C, kill) resumes from its last checkpoint when the same command
-is run again; --restart starts over. Writes to --out: policy.keras + policy.json (the Keras
+is run again (killed during its export, it finishes the export); on a finished --out the same
+command does nothing, and other options are refused; --restart starts over. One run at a time
+per --out: a second one is refused. Writes to --out: policy.keras + policy.json (the Keras
 model), run.json (options, command, commit, wall time), history.csv, saved_model/ (the
 SavedModel contract of README; apps.export rewrites it from the other files), evaluation.json
 and evaluation.md. The training options' flags are made from nk_keras.training.TrainOptions;
