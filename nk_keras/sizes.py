@@ -12,8 +12,10 @@ import os
 
 from nk_keras.errors import UserError
 
-# Of the memory free when a run starts, the share a run may plan to use: the rest is for what the
-# estimates leave out (TF's own pools, the figures) and for the machine's other processes.
+# Of the machine's memory, the share a run may plan to use: the rest is for what the estimates
+# leave out (TF's own pools, the figures) and for the system. The machine's whole memory, not
+# what is free at the moment: the same command gets the same answer on the same machine, and a
+# busy machine does not refuse a run that waiting would let through.
 SHARE = 0.8
 
 
@@ -22,19 +24,18 @@ class TooLarge(UserError):
 
 
 def available():
-  """Bytes this process may still allocate: the kernel's MemAvailable, or less where a cgroup
-  (a container's limit) leaves less."""
-  free = _meminfo("MemAvailable")
-  try:
-    with open("/sys/fs/cgroup/memory.max") as f:
-      limit = f.read().strip()
-    with open("/sys/fs/cgroup/memory.current") as f:
-      used = int(f.read())
-    if limit != "max":
-      free = min(free, int(limit) - used) if free else int(limit) - used
-  except (OSError, ValueError):
-    pass
-  return free if free else None
+  """Bytes of memory a run may have: the machine's (MemTotal), or a cgroup's limit (a
+  container's) where lower; None where neither can be read."""
+  total = _meminfo("MemTotal")
+  for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    try:
+      with open(path) as f:
+        limit = f.read().strip()
+    except OSError:
+      continue
+    if limit.isdigit():
+      total = min(total, int(limit)) if total else int(limit)
+  return total
 
 
 def _meminfo(key):
@@ -54,8 +55,8 @@ def gib(n):
 
 def check(flag, value, per_unit, fixed=0, free=None):
   """A `TooLarge` naming `--flag` if `fixed + value * per_unit` bytes exceed `SHARE` of the
-  free memory (`free`, default `available()`); with it, the largest value that fits. Nothing
-  where the free memory cannot be read."""
+  memory (`free`, default `available()`); with it, the largest value that fits. Nothing where
+  the memory cannot be read."""
   free = available() if free is None else free
   if free is None:
     return
@@ -66,8 +67,8 @@ def check(flag, value, per_unit, fixed=0, free=None):
   fits = int((budget - fixed) // per_unit)
   hint = (f"at most --{flag}={fits:,} fits" if fits >= 1 else
           "nothing of this size fits")
-  raise TooLarge(f"--{flag}={value:,} needs about {gib(need)} of memory and {gib(free)} is free; "
-                 f"{hint}")
+  raise TooLarge(f"--{flag}={value:,} needs about {gib(need)} of memory, more than this "
+                 f"machine's {gib(free)} allows; {hint}")
 
 
 # Bytes per unit of each checked size, measured peaks with a margin (BUILD_NOTES.md,

@@ -272,7 +272,7 @@ GIB = 2**30
 
 
 @pytest.fixture()
-def two_gib_free(monkeypatch):
+def two_gib_machine(monkeypatch):
   monkeypatch.setattr(sizes, "available", lambda: 2 * GIB)
 
 
@@ -284,7 +284,7 @@ def refused(flag, call):
   return int(str(e.value).rsplit("=", 1)[1].split()[0].replace(",", ""))
 
 
-def test_sizes_too_large_for_the_machine_are_refused(two_gib_free, tmp_path):
+def test_sizes_too_large_for_the_machine_are_refused(two_gib_machine, tmp_path):
   from nk_keras import reports
   from nk_keras.reference import report
   out = str(tmp_path / "out")
