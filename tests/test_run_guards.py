@@ -271,9 +271,21 @@ def test_a_corrupt_metadata_file_is_named(finished, tmp_path):
 GIB = 2**30
 
 
+class NotRefused(Exception):
+  pass
+
+
 @pytest.fixture()
 def two_gib_machine(monkeypatch):
+  """A 2 GiB machine, where the work after each app's size check fails at once: a size that is
+  not refused fails the test instead of running (and eating this machine)."""
+  from nk_keras import cli
+
+  def work(*args, **kwargs):
+    raise NotRefused
   monkeypatch.setattr(sizes, "available", lambda: 2 * GIB)
+  monkeypatch.setattr(cli, "writable_dir", work)
+  monkeypatch.setattr(training, "build_regime", work)
 
 
 def refused(flag, call):
