@@ -80,19 +80,9 @@ def test_resume_under_another_log_every_is_refused(interrupted, tmp_path):
   assert not os.path.exists(os.path.join(out, "policy.keras"))
 
 
-def test_a_run_takes_exactly_its_gradient_steps(tmp_path):
-  # 150 steps with rows every 100: the last row is a shorter epoch, not 50 steps more.
-  model, _ = training.run(short(iterations=150), str(tmp_path / "a"), log_every=100,
-                          verbose=False)
-  assert int(model.optimizer.iterations.numpy()) == 150
-  assert history_steps(tmp_path / "a") == [100, 150]
-  assert training.epochs_of(150, 1000, 100) == (150, 50, 1, 0, 0)
-  assert training.epochs_of(2501, 1000, 100) == (1000, 100, 2, 501, 1)
-
-
 # --- a finished --out, and one killed in its export -----------------------------------------------
 
-TINY = dict(regime="fresh", iterations=100, batch=64, seed=3, steps_per_execution=50, width=16,
+TINY = dict(regime="fresh", iterations=125, batch=64, seed=3, steps_per_execution=50, width=16,
             depth=2)
 
 
@@ -103,6 +93,15 @@ def finished(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("finished") / "run")
   assert training.train_and_export(options, out, log_every=50, eval_theta=20) is not None
   return options, out
+
+
+def test_a_run_takes_exactly_its_gradient_steps(finished):
+  # `finished`: 125 steps with rows every 50; the last row is a shorter epoch, not 25 steps more.
+  options, out = finished
+  assert options.gradient_steps == 125
+  assert history_steps(out) == [50, 100, 125]
+  assert training.epochs_of(150, 1000, 100) == (150, 50, 1, 0, 0)
+  assert training.epochs_of(2501, 1000, 100) == (1000, 100, 2, 501, 1)
 
 
 def test_rerun_on_a_finished_out_does_nothing_and_other_options_are_refused(finished, capsys):
