@@ -234,12 +234,11 @@ def warm_start(policy, run_dir):
 
 def epochs_of(total, steps_per_epoch=None, steps_per_execution=100):
   """How `fit` cuts `total` gradient steps: `(steps per epoch, steps per compiled call, whole
-  epochs, steps of a last shorter epoch (0: none), steps per compiled call in it)`. The run takes
-  exactly `total` steps, and every epoch ends on a whole compiled call."""
+  epochs, steps of a last shorter epoch (0: none))`. The run takes exactly `total` steps, and
+  every whole epoch ends on a whole compiled call."""
   spe = min(steps_per_epoch or 1000, total)
   per_call = math.gcd(min(steps_per_execution, spe), spe)
-  tail = total % spe
-  return spe, per_call, total // spe, tail, math.gcd(per_call, tail) if tail else 0
+  return spe, per_call, total // spe, total % spe
 
 
 def _layers(shapes):
@@ -254,27 +253,33 @@ def fit(model, options, steps_per_epoch=None, callbacks=(), verbose=True):
   `steps_per_epoch` of them (one history row), the last one shorter where that does not divide
   the run. Returns the `History` of every epoch run."""
   total = options.gradient_steps
-  spe, per_call, whole, tail, tail_call = epochs_of(
+  spe, per_call, whole, tail = epochs_of(
       total, steps_per_epoch, compiled_calls(options, model.replicas)[1])
-  # The points come from the regime; the dataset only paces `fit`. Each replica gets its own
-  # (there is no batch to split); without a strategy it is the plain dataset.
-  ticks = model.distribute_strategy.distribute_datasets_from_function(
-      lambda _: tf.data.Dataset.from_tensors(0.0).repeat())
+  if model.steps_per_execution != per_call:
+    # Keras bakes steps_per_execution into its cached train function: rebuild it.
+    model.steps_per_execution = per_call
+    model.make_train_function(force=True)
+
+  def ticks(n=None):
+    # The points come from the regime; the dataset only paces `fit`. Each replica gets its own
+    # (there is no batch to split); without a strategy it is the plain dataset. A compiled call
+    # stops where the dataset ends: `n` ticks end a shorter epoch inside a call, with no
+    # train function compiled for it.
+    return model.distribute_strategy.distribute_datasets_from_function(
+        lambda _: tf.data.Dataset.from_tensors(0.0).repeat(n))
+
   cbs = [nk_callbacks.WallTime()] + list(callbacks)
   if verbose:
     cbs.append(nk_callbacks.Progress(total))
   # Keras fits epochs of one length only: a shorter last epoch is a second `fit`, its epoch
   # numbered after the others (so a resumed run, which starts at its step's epoch, finds it).
   history = None
-  for epochs, steps, call in ((whole, spe, per_call), (whole + 1, tail, tail_call)):
+  for epochs, steps in ((whole, spe), (whole + 1, tail)):
     if not steps:
       continue
-    if model.steps_per_execution != call:
-      # Keras bakes steps_per_execution into its cached train function: rebuild it.
-      model.steps_per_execution = call
-      model.make_train_function(force=True)
-    part = model.fit(ticks, epochs=epochs, initial_epoch=epochs - 1 if steps == tail else 0,
-                     steps_per_epoch=steps, callbacks=cbs, verbose=0, shuffle=False)
+    part = model.fit(ticks(None if steps == spe else steps), epochs=epochs,
+                     initial_epoch=0 if steps == spe else whole, steps_per_epoch=steps,
+                     callbacks=cbs, verbose=0, shuffle=False)
     if history is None:
       history = part
     else:

@@ -100,8 +100,8 @@ def test_a_run_takes_exactly_its_gradient_steps(finished):
   options, out = finished
   assert options.gradient_steps == 125
   assert history_steps(out) == [50, 100, 125]
-  assert training.epochs_of(150, 1000, 100) == (150, 50, 1, 0, 0)
-  assert training.epochs_of(2501, 1000, 100) == (1000, 100, 2, 501, 1)
+  assert training.epochs_of(150, 1000, 100) == (150, 50, 1, 0)
+  assert training.epochs_of(2501, 1000, 100) == (1000, 100, 2, 501)
 
 
 def test_rerun_on_a_finished_out_does_nothing_and_other_options_are_refused(finished, capsys):
