@@ -98,11 +98,12 @@ def test_bad_input_is_one_line(tmp_path):
       "(largest |value| 9.9": [f"--policy={POLICY}", f"--data={large}"],
   }
   # Other bad files (NaN, text, too short) are the library's tests; each process here spends
-  # most of its time importing TensorFlow, so they run in parallel and are few.
-  procs = {msg: subprocess.Popen([sys.executable, "-m", "apps.estimate", f"--out={tmp_path / 'o'}",
-                                  *args], cwd=ROOT, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-           for msg, args in cases.items()}
+  # most of its time importing TensorFlow, so they run in parallel and are few. Each has its own
+  # --out: one run at a time may hold one (files.locked).
+  procs = {msg: subprocess.Popen([sys.executable, "-m", "apps.estimate",
+                                  f"--out={tmp_path / f'o{i}'}", *args], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i, (msg, args) in enumerate(cases.items())}
   for msg, p in procs.items():
     _, err = p.communicate(timeout=300)
     lines = app_lines(err)
