@@ -8,8 +8,12 @@ apps define some flags of the same name (`--out`).
 """
 
 import importlib
+import os
 import pkgutil
 import sys
+
+# The repository root, so the build reads this checkout's apps even where nk_keras is not installed.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MARKER = "<!-- cli-reference -->"
 
@@ -86,6 +90,8 @@ def _section(name):
 
 
 def reference():
+  if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
   import nk_keras.apps
   names = sorted(m.name for m in pkgutil.iter_modules(nk_keras.apps.__path__))
   order = ["train", "export", "evaluate", "simulate", "estimate", "reference", "existence"]
