@@ -12,7 +12,7 @@ import os
 import pkgutil
 import sys
 
-# The repository root, so the build reads this checkout's apps even where nk_keras is not installed.
+# The repository root: the build reads this checkout's apps, installed or not.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MARKER = "<!-- cli-reference -->"
@@ -90,9 +90,11 @@ def _section(name):
 
 
 def reference():
-  if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+  if sys.path[:1] != [ROOT]:
+    sys.path.insert(0, ROOT)   # ahead of an nk_keras installed from another checkout
   import nk_keras.apps
+  assert os.path.dirname(os.path.abspath(nk_keras.apps.__file__)).startswith(ROOT), \
+      f"the CLI reference would describe {nk_keras.apps.__file__}, not this checkout's apps"
   names = sorted(m.name for m in pkgutil.iter_modules(nk_keras.apps.__path__))
   order = ["train", "export", "evaluate", "simulate", "estimate", "reference", "existence"]
   names = [n for n in order if n in names] + [n for n in names if n not in order]
