@@ -44,7 +44,9 @@ def _kind(flag):
 
 
 def _cell(text):
-  return " ".join(str(text).split()).replace("|", "\\|")
+  """One table cell of plain text: `<run>` and the like shown, not read as HTML."""
+  text = " ".join(str(text).split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+  return text.replace("|", "\\|")
 
 
 def _default(flag):
