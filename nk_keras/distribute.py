@@ -42,8 +42,8 @@ def cluster_spec():
   """`(cluster, task)` from `TF_CONFIG`, checked; a ValueError says what is missing."""
   raw = os.environ.get("TF_CONFIG")
   if not raw:
-    raise UserError("--strategy=multi_worker needs TF_CONFIG (see README, 'Training on several "
-                    "devices')")
+    raise UserError("--strategy=multi_worker needs TF_CONFIG (see docs/performance.md, "
+                    "'Training on several devices')")
   try:
     config = json.loads(raw)
   except ValueError:
