@@ -108,7 +108,7 @@ BAD_FLAGS = [
     (["--mc=3"], "mc"),
     (["--batch=0"], "batch"),
     (["--lr=0.001", "--eta_min=0.01"], "eta_min"),
-    (["--pool=10", "--batch=100"], "pool"),
+    (["--regime=cached", "--pool=10", "--batch=100"], "pool"),
     (["--out=/proc/forbidden"], "cannot write"),
     (["--clipnorm=0"], "--clipnorm must be positive"),
 ]
