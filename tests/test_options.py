@@ -85,7 +85,8 @@ def test_every_config_file_is_checked():
 
 def test_options_check_applies_the_same_conditions_in_python():
   assert training.TrainOptions().check() == training.TrainOptions()
-  for bad, message in ((dict(mc=3), "--mc must be even"), (dict(regime="cached", pool=10), "--pool must be")):
+  for bad, message in ((dict(mc=3), "--mc must be even"),
+                       (dict(regime="cached", pool=10), "--pool must be")):
     with pytest.raises(UserError, match=message):
       training.TrainOptions(**bad).check()
 
