@@ -223,7 +223,7 @@ def test_savedmodel_export_to_an_unwritable_out_is_a_user_error(finished, tmp_pa
     export.export_run_again(run, str(blocker / "sub" / "saved_model"), n_theta=5)
 
 
-# --- errors of the right kind, saying what is wrong ------------------------------------------------
+# --- errors of the right kind, saying what is wrong -----------------------------------------------
 
 def test_a_circular_flagfile_is_refused(tmp_path):
   from nk_keras import cli
@@ -265,7 +265,7 @@ def test_a_corrupt_metadata_file_is_named(finished, tmp_path):
     export.LoadedPolicy(str(model))
 
 
-# --- sizes the machine cannot hold -----------------------------------------------------------------
+# --- sizes the machine cannot hold ----------------------------------------------------------------
 
 GIB = 2**30
 
@@ -329,7 +329,7 @@ def test_the_simulate_app_refuses_a_size_in_one_line():
   assert len(lines) == 1 and lines[0].startswith("error: --periods="), lines
 
 
-# --- data in the wrong units -----------------------------------------------------------------------
+# --- data in the wrong units ----------------------------------------------------------------------
 
 def test_data_in_the_wrong_units_give_a_loud_flat_likelihood_warning(tmp_path, capsys):
   given = dict(policy=POLICY, estimate="rho_a,sigma_a", draws=64, particles=50, pf_table=0)
