@@ -5,10 +5,10 @@
 Runs `python -m apps.train --out=OUT` (every default: nk, stepping, 25,000 steps, the accuracy
 report at 20,000 thetas, the export) under `/usr/bin/time -v` from the repository root, and
 prints its peak RSS (`Maximum resident set size`), wall time, exit status and the mean errors
-of the run's report. Also, from a background sample of the process's VmRSS every 0.5 s, the
-peak of each phase (start and training, then the evaluation and export, split where
-`history.csv` last changes). A figure to read, not a test: a run takes minutes; compare
-numbers only from runs on the same, equally idle machine. Needs GNU time (`/usr/bin/time`).
+of the run's report; also, from a sample of the app's VmRSS every 0.5 s, the peak of each
+phase: start and training, then the accuracy report and the export (from when the app writes
+`run.json`, between the two). A figure to read, not a test: a run takes minutes; compare numbers
+only from runs on the same, equally idle machine. Needs GNU time (`/usr/bin/time`).
 """
 
 import json
@@ -28,7 +28,7 @@ flags.DEFINE_float("sample_every", 0.5, "Seconds between VmRSS samples.", lower_
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _vmrss_mb(pid):
+def _vmrss_mib(pid):
   try:
     with open(f"/proc/{pid}/status") as f:
       for line in f:
@@ -53,20 +53,24 @@ def main(argv):
     sys.exit("needs GNU time at /usr/bin/time")
   shutil.rmtree(FLAGS.out, ignore_errors=True)
   command = [sys.executable, "-m", "apps.train", f"--out={FLAGS.out}"] + argv[1:]
-  print("command:", "/usr/bin/time -v " + " ".join(command[0:1] + command[1:]), flush=True)
+  print("command: /usr/bin/time -v " + " ".join(command), flush=True)
   start = time.time()
   proc = subprocess.Popen(["/usr/bin/time", "-v"] + command, cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  samples = []   # (seconds since start, VmRSS MB) of the python child of time
+  samples = []   # (seconds since start, VmRSS MiB) of time's child, the app
+  trained = []   # seconds since start when run.json appeared: training done, the report next
+  run_json = os.path.join(FLAGS.out, "run.json")
 
   def sample():
     child = None
     while proc.poll() is None:
+      if not trained and os.path.exists(run_json):
+        trained.append(time.time() - start)
       child = child or next(iter(_children(proc.pid)), None)
       if child is not None:
-        mb = _vmrss_mb(child)
-        if mb is not None:
-          samples.append((time.time() - start, mb))
+        mib = _vmrss_mib(child)
+        if mib is not None:
+          samples.append((time.time() - start, mib))
       time.sleep(FLAGS.sample_every)
 
   sampler = threading.Thread(target=sample, daemon=True)
@@ -77,28 +81,28 @@ def main(argv):
   peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
   elapsed = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", stderr)
   status = re.search(r"Exit status: (\d+)", stderr)
-  print(f"peak RSS (/usr/bin/time -v): "
-        f"{int(peak.group(1)) / 1024 ** 2:.2f} GB" if peak else "peak RSS: not reported")
-  print(f"wall time: {elapsed.group(1) if elapsed else f'{wall:.0f} s'} ({wall:.0f} s)")
+  if peak:
+    kib = int(peak.group(1))
+    print(f"peak RSS (/usr/bin/time -v): {kib / 1024:.0f} MiB ({kib * 1024 / 1e9:.2f} GB)")
+  else:
+    print("peak RSS: not reported")
+  print(f"wall time: {elapsed.group(1) if elapsed else '?'} ({wall:.0f} s)")
   print(f"exit status: {status.group(1) if status else proc.returncode}")
-  history = os.path.join(FLAGS.out, "history.csv")
-  if samples and os.path.exists(history):
-    trained = os.path.getmtime(history) - start
-    before = [mb for t, mb in samples if t <= trained]
-    after = [mb for t, mb in samples if t > trained]
+  if samples and trained:
+    before = [mib for t, mib in samples if t <= trained[0]]
+    after = [mib for t, mib in samples if t > trained[0]]
     if before:
-      print(f"sampled peak, start and training (first {trained:.0f} s): {max(before):.0f} MB")
+      print(f"sampled peak, start and training (first {trained[0]:.0f} s): {max(before):.0f} MiB")
     if after:
-      print(f"sampled peak, evaluation and export (last {wall - trained:.0f} s): "
-            f"{max(after):.0f} MB")
+      print(f"sampled peak, accuracy report and export (last {wall - trained[0]:.0f} s): "
+            f"{max(after):.0f} MiB")
   report = os.path.join(FLAGS.out, "evaluation.json")
   if os.path.exists(report):
     with open(report) as f:
       errors = json.load(f).get("errors_pct", {})
     print("mean errors (%): " + ", ".join(f"{n} {v['mean']:.4f}" for n, v in errors.items()))
-  run = os.path.join(FLAGS.out, "run.json")
-  if os.path.exists(run):
-    with open(run) as f:
+  if os.path.exists(run_json):
+    with open(run_json) as f:
       print(f"training wall time (run.json): {json.load(f)['wall_time_s']} s")
   if proc.returncode:
     print(stdout[-2000:], stderr[-4000:], sep="\n")
