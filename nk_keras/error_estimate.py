@@ -121,7 +121,11 @@ def estimate(economy, policy, theta, state, scale, nodes=None):
   eps, w = tf.constant(eps), tf.constant(w)
   f32, f64 = tf.float32, tf.float64
   policy64 = lambda s, t: tf.cast(policy(tf.cast(s, f32), tf.cast(t, f32)), f64)
-  call = tf.function(lambda *a: _system(economy, policy64, *a, eps, w), reduce_retracing=True)
+  # Any chunk size: traced once (the last, shorter chunk would trace the whole system again).
+  spec = lambda k: tf.TensorSpec([None, k], f64)
+  call = tf.function(lambda *a: _system(economy, policy64, *a, eps, w),
+                     input_signature=[spec(S), spec(theta.shape[1]), spec(S), spec(S),
+                                      spec(n_pol)])
   rows, rhs = [], []
   repeat = lambda a: np.repeat(a, m, axis=0)
   flat_state = state.reshape(-1, S)

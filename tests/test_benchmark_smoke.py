@@ -34,6 +34,9 @@ def smoke_run():
   return pathlib.Path(SMOKE.out) / "r.json", run
 
 
+# Slow (`pytest -m slow`): 4-8 minutes of the 2 cores' time for a script that measures, not a
+# behaviour of the library; the suite's default run keeps to the brief's ~12 minutes.
+@pytest.mark.slow
 def test_smoke_run_writes_every_section(smoke_run):
   out, run = smoke_run
   assert run.returncode == 0, run.stderr[-3000:]

@@ -137,6 +137,12 @@ def finish(proc, timeout):
   return proc.returncode, stdout, stderr
 
 
+# Several training processes at once (2.5 minutes of the suite on 2 cores): slow, run with
+# `pytest -m slow`; one replica's bitwise equality and the mirrored checks stay in the default run.
+MULTI_WORKER = pytest.mark.slow
+
+
+@MULTI_WORKER
 def test_two_workers_finish_and_only_the_chief_writes(tmp_path):
   chief, worker = start_workers(tmp_path, *SMALL)
   results = [finish(p, 300) for p in (chief, worker)]
@@ -150,6 +156,7 @@ def test_two_workers_finish_and_only_the_chief_writes(tmp_path):
   assert sorted(os.listdir(tmp_path / "w1")) == []
 
 
+@MULTI_WORKER
 def test_a_dead_worker_fails_the_run_with_a_clear_error(tmp_path):
   chief, worker = start_workers(tmp_path, "--regime=fresh", "--iterations=100000",
                                 "--batch=200", "--log_every=20", "--worker_timeout=30")
@@ -166,6 +173,7 @@ def test_a_dead_worker_fails_the_run_with_a_clear_error(tmp_path):
   assert not (tmp_path / "w0" / "saved_model").exists()
 
 
+@MULTI_WORKER
 def test_a_worker_that_never_comes_fails_the_run_within_the_timeout(tmp_path):
   (chief,) = start_workers(tmp_path, *SMALL, "--worker_timeout=10", started=1)
   start = time.time()
