@@ -34,6 +34,7 @@ import tensorflow as tf
 NODES = {1: 60, 2: 16}
 WIDTH = 6.0     # quadrature span in std of each shock
 CHUNK = 256     # points per compiled call
+FD_STEP = 1e-2  # tomorrow's state derivative: central differences of this many std of each state
 
 
 def quadrature(n_shock, nodes, width=WIDTH):
@@ -62,17 +63,34 @@ def _system(economy, policy, state, theta, mean, std, scale, nodes, weights):
   eps = tf.broadcast_to(nodes[:, None, :], tf.stack([tf.shape(nodes)[0], b, economy.n_shock]))
   phi = basis(state, mean, std)                                            # [b, B]
 
+  # Everything is linearised at c = 0: the policies there are computed once, and tomorrow's
+  # policy moves with tomorrow's state (an endogenous state moves with today's error) through
+  # its state derivative by central differences. Forward-mode autodiff through the policy
+  # instead, on a served graph that solves a perturbation, held every loop iteration of it:
+  # more than 20 GB for 4,096 rows of rank_zlb_inertia.
+  Q = tf.shape(nodes)[0]
+  tile = lambda x: tf.tile(x, tf.stack([Q, 1]))                           # rows follow `flat`
+  today0 = policy(state, theta)                                             # [b, n_pol]
+  flat0 = tf.reshape(economy.step(state, theta, eps, today0), [-1, S])      # [Q b, S]
+  theta_q = tile(theta)
+  tomorrow0 = policy(flat0, theta_q)                                        # [Q b, n_pol]
+  if economy.endogenous_states:
+    h = FD_STEP * tile(std)                                                 # [Q b, S]
+    moved = lambda d, sign: policy(flat0 + sign * h * tf.one_hot(d, S, dtype=h.dtype), theta_q)
+    slope = tf.stack([(moved(d, 1.0) - moved(d, -1.0)) / (2 * h[:, d:d + 1])
+                      for d in range(S)], axis=2)                           # [Q b, n_pol, S]
+
   def residuals(c, today_shift):
     """Residuals `[b, n_res]` with the policy moved by `e(s) = c phi(s)` (`c` `[b, n_pol, B]`)
     and today's policies moved by `today_shift` `[b, n_pol]`, tomorrow's state following."""
-    today = policy(state, theta) + tf.einsum("bjk,bk->bj", c, phi) + today_shift
-    nxt = economy.step(state, theta, eps, today)                            # [Q, b, S]
-    flat = tf.reshape(nxt, [-1, S])
-    Q = tf.shape(nodes)[0]
-    tile = lambda x: tf.tile(x, tf.stack([Q, 1]))                         # rows follow `flat`
-    tomorrow = tf.reshape(policy(flat, tile(theta)), tf.stack([Q, b, n_pol]))
+    today = today0 + tf.einsum("bjk,bk->bj", c, phi) + today_shift
+    flat = tf.reshape(economy.step(state, theta, eps, today), [-1, S])
+    tomorrow = tomorrow0
+    if economy.endogenous_states:
+      tomorrow = tomorrow + tf.einsum("rjs,rs->rj", slope, flat - flat0)
     phi_next = tf.reshape(basis(flat, tile(mean), tile(std)), tf.stack([Q, b, B]))
-    tomorrow = tomorrow + tf.einsum("bjk,qbk->qbj", c, phi_next)
+    tomorrow = tf.reshape(tomorrow, tf.stack([Q, b, n_pol])) + tf.einsum("bjk,qbk->qbj", c,
+                                                                          phi_next)
     return economy.equilibrium(state, theta, eps, today, tomorrow, weights)
 
   zero_c = tf.zeros(tf.stack([b, n_pol, B]), state.dtype)
@@ -90,20 +108,13 @@ def _system(economy, policy, state, theta, mean, std, scale, nodes, weights):
   for j in range(n_pol):   # today's error alone, tomorrow held: time iteration's Newton matrix
     with tf.autodiff.ForwardAccumulator(zero_t, tf.one_hot(tf.fill([b], j), n_pol,
                                                            dtype=state.dtype)) as acc:
-      nxt_held = residuals_today_only(economy, policy, state, theta, eps, weights, zero_t)
-    newton.append(acc.jvp(nxt_held))
+      held = economy.equilibrium(state, theta, eps, today0 + zero_t,
+                                 tf.reshape(tomorrow0, tf.stack([Q, b, n_pol])), weights)
+    newton.append(acc.jvp(held))
   J_p = tf.stack(newton, axis=2)                                            # [b, n_res, n_pol]
   rows = tf.linalg.solve(J_p, dr_dc) / scale[:, :, None]
   rhs = -tf.linalg.solve(J_p, r[..., None])[..., 0] / scale
   return rows, rhs
-
-
-def residuals_today_only(economy, policy, state, theta, eps, weights, shift):
-  """Residuals `[b, n_res]` with today's policies moved by `shift` and tomorrow's held at the
-  unmoved policy's (the derivative is the Newton matrix of time iteration)."""
-  today, tomorrow = economy.policies(policy, state, theta, eps)
-  return economy.equilibrium(state, theta, eps, today + shift, tf.stop_gradient(tomorrow),
-                             weights)
 
 
 def estimate(economy, policy, theta, state, scale, nodes=None):
