@@ -116,15 +116,19 @@ def error_histograms(report, economy, scale_text="|{name}| at 1 ergodic std"):
   bins = np.linspace(np.floor(logs.min()), np.ceil(logs.max()) + 1e-9, 61)
   fig = Figure(figsize=(5.5 * len(policy_names), 4.0), layout="constrained")
   axes = fig.subplots(1, len(policy_names), squeeze=False).ravel()
+  # One line per level of a one-state economy; ergodic draws of several states make one line.
+  if isinstance(levels, str):
+    series = [(f"{logs.shape[0]} ergodic states per theta", logs.reshape(-1, logs.shape[-1]))]
+  else:
+    series = [(f"state = {k:+g} std", logs[i]) for i, k in enumerate(levels)]
+  # The default cycle repeats after ten colours: more levels (rank_zlb has 11) take a
+  # rainbow from dark blue (lowest state) to dark red (highest).
+  colors = ([f"C{i}" for i in range(len(series))] if len(series) <= 10
+            else cm.turbo(np.linspace(0.05, 0.95, len(series))))
   for j, name in enumerate(policy_names):
     ax = axes[j]
-    # The default cycle repeats after ten colours: more levels (rank_zlb has 11) take a
-    # rainbow from dark blue (lowest state) to dark red (highest).
-    colors = ([f"C{i}" for i in range(len(levels))] if len(levels) <= 10
-              else cm.turbo(np.linspace(0.05, 0.95, len(levels))))
-    for i, k in enumerate(levels):
-      ax.hist(logs[i, :, j], bins=bins, histtype="step", lw=1.4, color=colors[i],
-              label=f"state = {k:+g} std")
+    for (text, values), color in zip(series, colors):
+      ax.hist(values[:, j], bins=bins, histtype="step", lw=1.4, color=color, label=text)
     p95 = report["errors_pct"][name]["p95"]
     ax.axvline(np.log10(max(p95, 1e-8)), color="k", ls="--", lw=1,
                label=f"95th pct, all levels ({p95:.3g} %)")

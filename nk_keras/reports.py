@@ -75,8 +75,13 @@ def evaluate(options):
   accuracy.write(report, out)
   written = ["evaluation.md", "evaluation.json"]
   points = o.sweep_points or (41 if closed else 15)
-  for name, fig in plots.policy_vs_params(economy, policy, n_grid=points).items():
-    written.append(os.path.basename(plots.save(fig, os.path.join(out, f"policy_{name}.png"))))
+  notes = []
+  if economy.n_state == 1:
+    for name, fig in plots.policy_vs_params(economy, policy, n_grid=points).items():
+      written.append(os.path.basename(plots.save(fig, os.path.join(out, f"policy_{name}.png"))))
+  else:   # the sweep holds the state at a level of its one ergodic std
+    notes.append(f"note: no policy_<name>.png: the policy-against-parameters figure is defined "
+                 f"for one state ({economy.name} has {economy.n_state})")
   scale = "|{name}| at 1 ergodic std" if closed else "the reference's ergodic std of {name}"
   plots.save(plots.error_histograms(report, economy, scale),
              os.path.join(out, "errors.png"))
@@ -91,6 +96,8 @@ def evaluate(options):
     plots.save(plots.loss_curve(rows), os.path.join(out, "loss.png"))
     written.append("loss.png")
   print(accuracy.markdown(report))
+  for note in notes:
+    print(note)
   print(f"wrote {', '.join(written)} to {out}"
         + ("" if "loss.png" in written else " (no readable history.csv next to the model)"))
 
