@@ -40,6 +40,10 @@ def assert_same(a, b):
     np.testing.assert_array_equal(x, y)
 
 
+# Slow (`pytest -m slow`): two training processes, one SIGKILLed (1.5 minutes); the default run
+# proves the same resume in-process, bitwise and with the guard's state
+# (test_run_guards.py::test_resume_restores_the_divergence_guard_and_reaches_the_same_end).
+@pytest.mark.slow
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
   whole, cut = tmp_path / "whole", tmp_path / "cut"
   proc = train_app(*SMALL, f"--out={whole}")
@@ -143,7 +147,9 @@ def test_absurd_learning_rate_fails_cleanly_from_the_app(absurd_lr_run):
 
 @pytest.mark.parametrize("optimizer, settings", [
     ("soap", [(0.1, 1), (0.1, 2), (0.1, 3)]),
-    ("adamw", [(0.05, 1), (0.05, 2), (0.05, 3), (0.03, 1)])])
+    # The same guard with the other optimiser: 1 minute, with the slow tests.
+    pytest.param("adamw", [(0.05, 1), (0.05, 2), (0.05, 3), (0.03, 1)],
+                 marks=pytest.mark.slow)])
 def test_a_fit_ruined_without_a_blow_up_is_stopped(tmp_path, optimizer, settings):
   """Too high a learning rate (SOAP's default path at 0.1, AdamW at 0.03-0.05) keeps the network
   thrashing: some runs blow up past the 1000x bar at once, others stay under it with the probe
