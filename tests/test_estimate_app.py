@@ -214,6 +214,8 @@ def test_rank_zlb_surrogate_agrees_with_the_exact_policy_reference(tmp_path):
     assert 0.8 < s["std"] / exact["std"] < 1.25, (name, s, exact)
 
 
+# Four pipeline runs (1.5 minutes): with the slow tests.
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_from_its_finished_stages(tmp_path, monkeypatch):
   import dataclasses
   from nk_keras.errors import UserError
