@@ -460,21 +460,22 @@ class Stepping(Persistent):
 
 class Distill(Regime):
   """Regression on the economy's reference solution (`Economy.training_reference`) at a pool
-  of `thetas` draws of the training prior: each step takes `batch` (theta, z) points, theta
-  from the pool and the state at z ergodic std, z uniform on +-`DISTILL_SPAN`, and the loss is
-  the squared error in the accuracy metric's units (% of the reference's own scale at that
-  theta: `Reference.scale`).
+  of `thetas` draws of the training prior, `DISTILL_POINTS` states each: each step takes
+  `batch` of those (theta, state) points, and the loss is the squared error in the accuracy
+  metric's units (% of the reference's own scale at that theta: `Reference.scale`).
 
   Where the residual loss mis-ranks approximate policies (rank_zlb: it trades errors the
   metric counts for ones it does not see; BUILD_NOTES.md, "rank_zlb"), fitting the reference
   reaches the bar; an economy without a reference cannot use it. The reference is solved once,
-  when the regime is built (again on a restart), and held as a table on a fine z grid.
+  when the regime is built (again on a restart), and read at the pool's states there: the
+  states are uniform on +-`DISTILL_SPAN` in the whitened coordinates of the states' ergodic law
+  (`Economy.ergodic_state`; with one state, +-3 ergodic std), so correlated states are drawn
+  where the economy goes, not in the corners of a box.
   """
 
   def __init__(self, policy, *, thetas=4000, **kwargs):
     super().__init__(policy, **kwargs)
     economy = self.economy
-    economy.require_one_state("the distill regime")
     if thetas < 1:
       raise UserError(f"the distill regime needs at least one theta, got {thetas}")
     seed = tf.constant([self.seed, 4], tf.int32)
@@ -487,32 +488,43 @@ class Distill(Regime):
     keep = solved.valid
     if not keep.any():
       raise UserError(f"the reference found no solution at any of the {thetas} thetas")
-    z = np.linspace(-DISTILL_SPAN, DISTILL_SPAN, DISTILL_TABLE)              # [M]
-    std = economy.ergodic_std(tf.constant(theta)).numpy()                    # [n, 1]
-    table = solved.policies(std[:, None, :] * z[None, :, None])[keep]       # [n, M, n_pol]
+    n, S = len(theta), economy.n_state
+    z = tf.random.stateless_uniform([n, DISTILL_POINTS, S], tf.constant([self.seed, 5], tf.int32),
+                                    -DISTILL_SPAN, DISTILL_SPAN, tf.float64)
+    # The ergodic law is normal, so `ergodic_state` is affine in z: its offset and columns
+    # from S + 1 calls on the n thetas, not one perturbation per point.
+    t = tf.constant(theta)
+    offset = economy.ergodic_state(t, tf.zeros([n, S], tf.float64))          # [n, S]
+    columns = tf.stack([economy.ergodic_state(t, tf.one_hot(tf.fill([n], k), S, dtype=tf.float64))
+                        - offset for k in range(S)], axis=-1)                 # [n, S, S]
+    state = (offset[:, None, :] + tf.einsum("nsk,nmk->nms", columns, z)).numpy()  # [n, M, S]
+    target = solved.policies(state)                                           # [n, M, n_pol]
     self.n_pool = int(keep.sum())
     self.pool_theta = self.held(theta[keep], "pool_theta")                   # [n, P]
-    self.table = self.held(table.reshape(-1, table.shape[-1]), "table")      # [n * M, n_pol]
-    self.table_scale = self.held(solved.scale()[keep], "table_scale")       # [n, n_pol]
+    self.pool_state = self.held(state[keep].reshape(-1, S), "pool_state")    # [n * M, S]
+    self.pool_target = self.held(target[keep].reshape(-1, target.shape[-1]), "pool_target")
+    self.pool_scale = self.held(solved.scale()[keep], "pool_scale")          # [n, n_pol]
+    # The network's input and output scales at the pool's thetas, computed once: for an
+    # economy whose scales come from its perturbation, solving it on every step's batch would
+    # cost more than the step.
+    self.pool_net_scales = [
+        self.held(s, name) for s, name in zip(
+            economy.scales(tf.constant(theta[keep], tf.float32)), ("pool_std", "pool_policy_std"))]
 
   def examples(self, seeds):
-    """This step's `theta [batch, P]`, `state [batch, 1]`, reference `target [batch, n_pol]`
-    and the metric's `scale [batch, n_pol]` there, from two stateless `seeds`."""
-    idx = tf.random.stateless_uniform([self.batch], seeds[0], 0, self.n_pool, tf.int32)
-    z = tf.random.stateless_uniform([self.batch], seeds[1], -DISTILL_SPAN, DISTILL_SPAN)
-    theta = tf.gather(self.pool_theta, idx)
-    state = z[:, None] * self.economy.ergodic_std(theta)
-    # Linear interpolation in the table's uniform z grid.
-    position = (z + DISTILL_SPAN) / (2 * DISTILL_SPAN) * (DISTILL_TABLE - 1)
-    low = tf.clip_by_value(tf.cast(tf.floor(position), tf.int32), 0, DISTILL_TABLE - 2)
-    frac = (position - tf.cast(low, tf.float32))[:, None]
-    row = idx * DISTILL_TABLE + low
-    left, right = tf.gather(self.table, row), tf.gather(self.table, row + 1)
-    return theta, state, left + frac * (right - left), tf.gather(self.table_scale, idx)
+    """This step's `theta [batch, P]`, `state [batch, n_state]`, reference `target
+    [batch, n_pol]`, the metric's `scale [batch, n_pol]` there and the network's scales
+    (`Economy.scales`), from stateless `seeds`."""
+    point = tf.random.stateless_uniform([self.batch], seeds[0], 0,
+                                        self.n_pool * DISTILL_POINTS, tf.int32)
+    row = point // DISTILL_POINTS
+    return (tf.gather(self.pool_theta, row), tf.gather(self.pool_state, point),
+            tf.gather(self.pool_target, point), tf.gather(self.pool_scale, row),
+            [tf.gather(s, row) for s in self.pool_net_scales])
 
   def loss_terms(self, step, seeds):
-    theta, state, target, scale = self.examples(seeds)
-    error = 100.0 * (self.policy(state, theta) - target) / scale       # [batch, n_pol]
+    theta, state, target, scale, net_scales = self.examples(seeds)
+    error = 100.0 * (self.policy(state, theta, net_scales) - target) / scale   # [batch, n_pol]
     mse = tf.reduce_mean(tf.square(error), axis=0)                     # [n_pol]
     return tf.reduce_sum(mse), mse, None
 
@@ -521,11 +533,10 @@ class Distill(Regime):
     return float(self.loss_terms(0, seeds)[0])
 
 
-# The distill regime's states: z uniform on +-3 ergodic std (the metric's levels span +-2.5),
-# its targets interpolated in a table of 1,201 points (spacing 0.005, finer than the time
-# iteration grid it is read from).
+# The distill regime's states: DISTILL_POINTS per pool theta, uniform on +-DISTILL_SPAN whitened
+# ergodic std (the metric's one-state levels span +-2.5; its several-state draws are ergodic).
 DISTILL_SPAN = 3.0
-DISTILL_TABLE = 1201
+DISTILL_POINTS = 512
 
 
 def build(regime, policy, **options):

@@ -73,3 +73,29 @@ def test_marks_where_no_stable_equilibrium_exists():
   ref = nd.solve(ZLB, theta, n_grid=101, n_nodes=20)
   assert ref.valid.tolist() == [True, False]
   assert ti.solve(ZLB, theta).valid.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_interpolation_is_exact_to_its_order_and_linear_beyond_the_grid(order):
+  """Linear interpolation reproduces products of linear functions of each state, cubic
+  (Catmull-Rom) products of quadratics away from the first and last cells; beyond the grid
+  both extrapolate the outermost cell's line."""
+  shape, span = (9, 6, 8), (2.0, 3.0, 2.5)
+  grid = nd.grid_points(shape, span)                                         # [G, 3]
+  f = lambda x: ((1 + 0.3 * x[..., 0] + (order == 3) * 0.2 * x[..., 0] ** 2)
+                 * (2 - 0.5 * x[..., 1]) * (0.7 + (order == 3) * 0.1 * x[..., 2] ** 2))
+  values = tf.constant(np.stack([f(grid), -f(grid)], -1))                    # [G, 2]
+  rng = np.random.default_rng(0)
+  steps = np.array(span) * 2 / (np.array(shape) - 1)
+  inner = rng.uniform(-1, 1, (500, 3)) * (np.array(span) - steps)            # not the end cells
+  one = lambda n: tf.constant(np.ones((n, 3)))
+  at = lambda x: nd.interpolate(values, tf.constant(x), tf.zeros(len(x), tf.int64),
+                                tf.constant(np.zeros((len(x), 3))), one(len(x)), shape, span,
+                                order).numpy()
+  np.testing.assert_allclose(at(inner)[:, 0], f(inner), rtol=1e-12)
+  # Beyond the first face of the first state: the line through its first two grid points.
+  x0 = np.array([[-span[0] - 0.7, 0.4, -0.3]])
+  first = x0.copy(); first[0, 0] = -span[0]
+  second = x0.copy(); second[0, 0] = -span[0] + steps[0]
+  line = at(first) - 0.7 / steps[0] * (at(second) - at(first))
+  np.testing.assert_allclose(at(x0), line, rtol=1e-12)

@@ -254,3 +254,21 @@ def test_kalman_and_particle_filter_take_two_states(toy):
   # Observing both states pins the particles: the filter's error is small against the
   # likelihood's size (~ +400 here).
   assert abs(pf - exact) < 3.0, (pf, exact)
+
+
+def test_distill_targets_are_the_closed_form_at_both_states(toy):
+  model = regimes.build("distill", ExtendedPolicy.create(toy, "ergodic", width=8, depth=1),
+                        batch=2000, thetas=20)
+  *points, net_scales = model.examples(model.step_seeds(1, 4))
+  theta, state, target, scale = (t.numpy() for t in points)
+  for held, exact in zip(net_scales, toy.scales(tf.constant(theta))):   # the network's, per row
+    np.testing.assert_allclose(held.numpy(), exact.numpy(), rtol=1e-6)
+  assert state.shape == (2000, 2) and target.shape == (2000, 2)
+  exact = toy.closed_form(tf.constant(state), tf.constant(theta)).numpy()
+  # In the metric's units (float32 points and targets, each rounded once).
+  np.testing.assert_allclose(100 * (target - exact) / scale, 0.0, atol=1e-3)
+  z = state / toy.ergodic_std(tf.constant(theta)).numpy()
+  assert np.abs(z).max() <= regimes.DISTILL_SPAN * (1 + 1e-6)
+  assert (np.abs(z).max(axis=0) > 0.9 * regimes.DISTILL_SPAN).all()   # each state spans it
+  assert abs(np.corrcoef(z.T)[0, 1]) < 0.1                             # drawn independently
+  assert np.isfinite(scale).all() and (scale > 0).all()

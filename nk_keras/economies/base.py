@@ -44,6 +44,11 @@ class Economy(abc.ABC):
   # hold over the whole box (an economic property, e.g. a demand shock raises output); None where
   # it is not. It lets the network learn the log of that response ("ergodic_logslope").
   response_signs = None
+  # Where an equilibrium exists, if not the whole box: the coefficients of the quadratic
+  # `domain_score`, fitted to time-iteration labels of uniform draws of the box and shifted so
+  # that none without an equilibrium is inside (docs/existence/analyse_labels.py); with it, the
+  # economy gives `domain_reason`.
+  domain_rule = None
   # How a policy error is assumed to carry over to tomorrow when residuals are mapped to the
   # policy errors that cause them (`Regime.jacobian`): "proportional" to the state (a slope
   # error: right for a policy linear in the state; one state only), a "level" shift, or "today"
@@ -131,8 +136,21 @@ class Economy(abc.ABC):
 
   def in_domain(self, theta):
     """Whether an equilibrium is known to exist at each `theta` `[batch, n_params]`: bool
-    `[batch]`. The box is the domain unless the economy knows better (`domain_reason`)."""
-    return tf.ones(tf.shape(theta)[:1], tf.bool)
+    `[batch]`. The box is the domain unless the economy gives an existence rule."""
+    if self.domain_rule is None:
+      return tf.ones(tf.shape(theta)[:1], tf.bool)
+    return self.domain_score(theta) < 0
+
+  def domain_score(self, theta):
+    """The existence rule's score `[batch]` (negative inside) at `theta` `[batch, n_params]`:
+    `domain_rule . [1, u, u_i u_j (i <= j)]` with `u = (theta - box_low) / (box_high - box_low)
+    - 1/2`, the quadratic of docs/existence/analyse_labels.py."""
+    const = lambda a: tf.constant(a, theta.dtype)
+    u = (theta - const(self.box_low)) / const(self.box_high - self.box_low) - 0.5
+    i, j = np.triu_indices(self.n_params)
+    features = tf.concat([tf.ones_like(u[:, :1]), u,
+                          tf.gather(u, i, axis=1) * tf.gather(u, j, axis=1)], axis=1)
+    return tf.linalg.matvec(features, const(self.domain_rule))
 
   def domain_reason(self):
     """One sentence on what `in_domain` excludes, for error messages; None if it excludes

@@ -45,6 +45,16 @@ class RankZLBInertia(Economy):
   prior_mean = calibration
   prior_std = np.array([0.1, 0.05, 50.0, 0.2, 0.05, 0.0025, 0.04, 0.002])
   fixed = FIXED
+  # Fitted as rank_zlb's to 2,400 uniform draws of the box labelled by time iteration on a
+  # coarse grid (1,165 without a stable equilibrium: a persistent TFP shock, rho_a, is what
+  # most often takes it away), shifted so that none of them is inside, plus a margin; it keeps
+  # 88.7 % of the converged draws (docs/existence.md, docs/existence/inertia_rule.csv).
+  domain_rule = np.array([
+      -0.055, -0.154, 0.271, -0.253, -0.390, 0.445, 0.360, 0.949, 0.466, 0.076, 0.024, -0.036,
+      -0.015, 0.201, -0.013, 0.088, 0.110, -0.084, 0.046, -0.197, -0.207, 0.327, 0.080, -0.124,
+      0.144, 0.153, 0.076, 0.038, -0.144, -0.173, -0.235, 0.078, -0.319, 0.211, -0.085, 0.474,
+      0.364, -1.000, -0.383, 0.137, -0.617, -0.229, 0.883, 0.848, 0.012
+  ])
   labels = {"theta_pi": "θ_π, response to inflation", "theta_y": "θ_y, response to output",
             "phi": "φ, Rotemberg adjustment cost", "rho_R": "ρ_R, rule inertia",
             "rho_zeta": "ρ_ζ, preference persistence", "sigma_zeta": "σ_ζ, preference std",
@@ -76,6 +86,10 @@ class RankZLBInertia(Economy):
     `[n, n_params]` (NumPy); `valid` marks where a stable equilibrium was found."""
     from nk_keras.reference import time_iteration_nd
     return time_iteration_nd.solve(self, theta, progress=progress)
+
+  def domain_reason(self):
+    return ("no stable equilibrium: the shocks are too persistent or volatile for this policy "
+            "rule (time iteration does not converge; docs/existence.md)")
 
   def default_prior(self):
     f = lambda a: tf.constant(a, tf.float32)

@@ -55,8 +55,36 @@ def product_quadrature(n_nodes, quadrature):
   return nodes.reshape(-1, len(n_nodes)), weights
 
 
-def interpolate(values, points, offset, center, std, shape, span):
-  """Multilinear interpolation of grid values, linear extrapolation beyond the grid's faces.
+def stencil(u, n, order):
+  """Along one grid axis of `n` points, at positions `u` (in grid steps from the first point):
+  the first point of each position's stencil `[...]` (int64) and the stencil's weights, a list
+  of `order + 1` tensors `[...]`.
+
+  `order` 1: linear in the position's cell. `order` 3: Catmull-Rom's cubic through the cell's
+  two points and one neighbour on each side (third-order accurate, continuously
+  differentiable), linear in the first and last cells. Beyond the grid, linear extrapolation
+  from the outermost cell either way."""
+  # The cell is piecewise constant in the point: its index carries no derivative. A
+  # non-finite point takes cell 0 (an index must be valid) and gives a non-finite value.
+  finite = tf.where(tf.math.is_finite(u), u, 0.0)
+  lo = tf.stop_gradient(tf.clip_by_value(tf.floor(finite), 0.0, n - 2.0))
+  t = u - lo
+  if order == 1:
+    return tf.cast(lo, tf.int64), [1.0 - t, t]
+  first = tf.clip_by_value(lo - 1.0, 0.0, n - 4.0)
+  slot = lo - first                               # the cell's left point in the stencil: 0-2
+  cubic = [((2.0 - t) * t - 1.0) * t / 2.0, ((3.0 * t - 5.0) * t * t + 2.0) / 2.0,
+           ((4.0 - 3.0 * t) * t + 1.0) * t / 2.0, (t - 1.0) * t * t / 2.0]
+  inner = tf.equal(slot, 1.0)
+  zero = tf.zeros_like(t)
+  linear = [tf.where(tf.equal(slot, j), 1.0 - t, zero) + tf.where(tf.equal(slot, j - 1), t, zero)
+            for j in range(4)]
+  return tf.cast(first, tf.int64), [tf.where(inner, c, l) for c, l in zip(cubic, linear)]
+
+
+def interpolate(values, points, offset, center, std, shape, span, order=1):
+  """Tensor-product interpolation of grid values (`stencil`'s `order` along every axis),
+  linear extrapolation beyond the grid's faces.
 
   `values` `[R, n_pol]`: the grids of several thetas stacked (rows `offset[i]` to
   `offset[i] + G`); `points` `[..., b, S]` states; `offset` `[b]` int64, `center`, `std`
@@ -65,25 +93,22 @@ def interpolate(values, points, offset, center, std, shape, span):
   """
   strides = np.cumprod((1,) + tuple(shape[:0:-1]))[::-1]
   base = offset
-  fractions = []
+  weights = []
   for d, (n_d, span_d) in enumerate(zip(shape, span)):
     u = ((points[..., d] - center[:, d]) / std[:, d] + span_d) * ((n_d - 1) / (2.0 * span_d))
-    # The cell is piecewise constant in the point: its index carries no derivative. A
-    # non-finite point takes cell 0 (an index must be valid) and gives a non-finite value.
-    finite = tf.where(tf.math.is_finite(u), u, 0.0)
-    lo = tf.stop_gradient(tf.clip_by_value(tf.floor(finite), 0.0, n_d - 2.0))
-    base = base + tf.cast(lo, tf.int64) * int(strides[d])
-    fractions.append(u - lo)
+    first, w = stencil(u, n_d, order)
+    base = base + first * int(strides[d])
+    weights.append(w)
   out = 0.0
-  for corner in itertools.product((0, 1), repeat=len(shape)):
+  for corner in itertools.product(range(order + 1), repeat=len(shape)):
     index = base + int(np.dot(corner, strides))
-    weight = functools.reduce(
-        lambda a, b: a * b, [f if c else 1.0 - f for f, c in zip(fractions, corner)])
+    weight = functools.reduce(lambda a, b: a * b, [w[c] for w, c in zip(weights, corner)])
     out = out + weight[..., None] * tf.gather(values, index)
   return out
 
 
-def newton_step(economy, X, V, state, theta, eps, weights, offset, center, std, shape, span):
+def newton_step(economy, X, V, state, theta, eps, weights, offset, center, std, shape, span,
+                order):
   """One Newton step on today's policies `X` `[b, n_pol]` at `state` `[b, S]`, tomorrow's policy
   interpolated from `V` (`interpolate`'s `values`) at `step(state, theta, eps, X)` for the
   nodes `eps` `[Q, b, K]`. Returns `(X_new, residuals at X)` `[b, n_pol]` each."""
@@ -92,19 +117,19 @@ def newton_step(economy, X, V, state, theta, eps, weights, offset, center, std, 
   X = tf.identity(X)
   if not endogenous:
     tomorrow = interpolate(V, economy.step(state, theta, eps, None), offset, center, std, shape,
-                           span)
+                           span, order)
   with tf.GradientTape() as tape:
     tape.watch(X)
     if endogenous:
       tomorrow = interpolate(V, economy.step(state, theta, eps, X), offset, center, std, shape,
-                             span)
+                             span, order)
     F = economy.equilibrium(state, theta, eps, X, tomorrow, weights)
   step = solve_small(tape.batch_jacobian(F, X), F[:, :, None])[:, :, 0]
   return X - step, F
 
 
 @functools.lru_cache(maxsize=16)
-def _chunk_function(economy, n_pol, shape, span, tol, bound, jit_compile):
+def _chunk_function(economy, n_pol, shape, span, order, tol, bound, jit_compile):
   """The graph of up to `steps` iterations for thetas of any number (traced once per setting).
 
   Arguments: V `[n, G, n_pol]`, active/ok `[n]` bool, iters `[n]`, steps, state `[n, G, S]`,
@@ -129,7 +154,7 @@ def _chunk_function(economy, n_pol, shape, span, tol, bound, jit_compile):
     def body(i, V, active, ok, iters):
       Vf = tf.reshape(V, [b, n_pol])
       X, _ = newton_step(economy, Vf, Vf, state_b, theta_b, eps, weights, offset, center_b,
-                         std_b, shape, span)
+                         std_b, shape, span, order)
       new = tf.reshape(X, tf.shape(V))
       change = tf.reduce_max(tf.abs(new - V), axis=[1, 2])
       finite = tf.reduce_all(tf.math.is_finite(new), axis=[1, 2])
@@ -176,6 +201,7 @@ def perturbation(economy, theta):
 N_GRID = (15, 7, 15)     # `solve_block`'s defaults, measured on rank_zlb_inertia (see below)
 N_NODES = (15, 5)
 SPAN = 4.0
+ORDER = 1
 
 
 def solve(economy, theta, block=None, progress=False, **options):
@@ -201,28 +227,32 @@ def solve(economy, theta, block=None, progress=False, **options):
   join = lambda name: np.concatenate([getattr(p, name) for p in parts])
   return TimeIterationNDReference(
       economy, theta, join("center"), join("std"), first.shape, first.span, join("values"),
-      join("valid"), join("iterations"), first.nodes, first.weights,
+      join("valid"), join("iterations"), first.nodes, first.weights, first.chains, first.order,
       seconds=time.perf_counter() - started)
 
 
 def solve_block(economy, theta, n_grid=N_GRID, n_nodes=N_NODES, span=SPAN,
                 quadrature="hermite", tol=1e-10, max_iter=3000, bound=1.0, init="linear",
-                chunk=50, jit_compile=True):
+                order=ORDER, chunk=50, jit_compile=True, chains=10_000):
   """Solves at every row of `theta` `[n, P]` (NumPy) at once; returns a
   TimeIterationNDReference.
 
   `n_grid`, `span`: grid points and half-width in ergodic std, one number or one per state;
   `n_nodes`: quadrature nodes, one number or one per shock, of `quadrature` ("hermite" or
-  "trapezoid", `time_iteration.QUADRATURES`). `init`: "linear" (the perturbation's policy) or
+  "trapezoid", `time_iteration.QUADRATURES`); `order`: the interpolation's (`stencil`). `init`: "linear" (the perturbation's policy) or
   "zeros" (a check that the iteration, not the warm start, finds the solution). The loop runs `chunk` iterations per graph call;
-  between calls the thetas that are done are dropped from the batch.
+  between calls the thetas that are done are dropped from the batch. `chains`: the ergodic
+  sample's default size (the metric's scale; fewer where many thetas need only a loss weight).
   """
   started = time.perf_counter()
   S = economy.n_state
   shape = tuple(int(n) for n in per_state(n_grid, S, "n_grid"))
   spans = tuple(float(s) for s in per_state(span, S, "span"))
-  if min(shape) < 2:
-    raise UserError(f"n_grid: at least two points per state, got {shape}")
+  if order not in (1, 3):
+    raise UserError(f"order: 1 (linear) or 3 (cubic) interpolation, got {order}")
+  if min(shape) < order + 1:
+    raise UserError(f"n_grid: at least {order + 1} points per state for order {order}, "
+                    f"got {shape}")
   nodes, weights = product_quadrature(per_state(n_nodes, economy.n_shock, "n_nodes"), quadrature)
   theta = np.asarray(theta, np.float64).reshape(-1, economy.n_params)
   n, n_pol = theta.shape[0], len(economy.policy_names)
@@ -234,7 +264,7 @@ def solve_block(economy, theta, n_grid=N_GRID, n_nodes=N_NODES, span=SPAN,
     V = np.zeros_like(V)
 
   active, ok, iters = stable.copy(), stable.copy(), np.zeros(n, np.int32)
-  run_chunk = _chunk_function(economy, n_pol, shape, spans, float(tol), float(bound),
+  run_chunk = _chunk_function(economy, n_pol, shape, spans, order, float(tol), float(bound),
                               jit_compile)
   done = 0
   while done < max_iter and active.any():
@@ -251,7 +281,8 @@ def solve_block(economy, theta, n_grid=N_GRID, n_nodes=N_NODES, span=SPAN,
     V[rows], active[rows], ok[rows], iters[rows] = (t.numpy() for t in out)
     done += steps
   return TimeIterationNDReference(economy, theta, center, std, shape, spans, V, ok & ~active,
-                                  iters, nodes, weights, seconds=time.perf_counter() - started)
+                                  iters, nodes, weights, chains, order,
+                                  seconds=time.perf_counter() - started)
 
 
 class TimeIterationNDReference(Reference):
@@ -261,7 +292,7 @@ class TimeIterationNDReference(Reference):
   `weights` `[Q]` the quadrature it was solved with."""
 
   def __init__(self, economy, theta, center, std, shape, span, values, valid, iterations, nodes,
-               weights, seconds=float("nan")):
+               weights, chains, order=1, seconds=float("nan")):
     self.economy = economy
     self.theta = theta
     self.center, self.std = center, std
@@ -270,6 +301,7 @@ class TimeIterationNDReference(Reference):
     self.valid = valid
     self.iterations = iterations
     self.nodes, self.weights = nodes, weights
+    self.chains, self.order = chains, order
     self.seconds = seconds
     self._ergodic = {}
 
@@ -280,7 +312,7 @@ class TimeIterationNDReference(Reference):
     return interpolate(tf.constant(self.values.reshape(-1, self.values.shape[2])),
                        tf.constant(state, DTYPE), tf.constant(rows.astype(np.int64) * G),
                        tf.constant(self.center[rows]), tf.constant(self.std[rows]), self.shape,
-                       self.span)
+                       self.span, self.order)
 
   def policies(self, state):
     """Policies `[n, m, n_pol]` (float64) at states `[n, m, S]`, row i at theta i."""
@@ -289,13 +321,14 @@ class TimeIterationNDReference(Reference):
     rows = np.repeat(np.arange(n), m)
     return self._interpolate_rows(state.reshape(-1, S), rows).numpy().reshape(n, m, -1)
 
-  def ergodic_sample(self, chains=10_000, burn=300, seed=0):
+  def ergodic_sample(self, chains=None, burn=300, seed=0):
     """States `[n, chains, S]` from each theta's ergodic distribution under this policy: chains
-    started from the perturbation's ergodic normal law, stepped `burn` periods with standard
-    normal innovations (the last state of each chain). Cached per setting."""
-    key = (chains, burn, seed)
+    (by default the solve's `chains`) started from the perturbation's ergodic normal law,
+    stepped `burn` periods with standard normal innovations (the last state of each chain).
+    Cached per setting."""
+    key = (chains or self.chains, burn, seed)
     if key not in self._ergodic:
-      self._ergodic[key] = self._simulate(chains, burn, seed)
+      self._ergodic[key] = self._simulate(*key)
     return self._ergodic[key]
 
   def _simulate(self, chains, burn, seed):
@@ -313,7 +346,7 @@ class TimeIterationNDReference(Reference):
     @tf.function(jit_compile=True)
     def run(state):
       def body(t, state):
-        today = interpolate(args[0], state, *args[1:], self.shape, self.span)
+        today = interpolate(args[0], state, *args[1:], self.shape, self.span, self.order)
         eps = tf.random.stateless_normal([n * chains, economy.n_shock], tf.stack([seed, t + 1]),
                                          dtype=DTYPE)
         return t + 1, economy.step(state, theta, eps, today)
