@@ -16,10 +16,6 @@ from nk_keras.economies import ECONOMIES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(os.listdir(os.path.join(ROOT, "saved_models")))
-# rank_zlb_inertia's shipped graph solves its perturbation in loops that take tf2onnx 1.5-2.5
-# minutes of the suite: its round trip runs with the slow tests (test_the_slow_conversion).
-SLOW = ("rank_zlb_inertia",)
-SERVED = [name for name in SHIPPED if name not in SLOW]
 POINTS = 2000
 
 # Run with `python -I` (no PYTHONPATH, no user site) with a directory first on its path that
@@ -54,7 +50,7 @@ def served(tmp_path_factory):
       'raise ImportError("no TensorFlow in this process")\n')
   (work / "serve.py").write_text(SERVE)
   expected = {}
-  for name in SERVED:
+  for name in SHIPPED:
     model = os.path.join(ROOT, "saved_models", name)
     onnx_export.convert(model, str(work / f"{name}.onnx"))
     with open(os.path.join(model, "assets", "metadata.json")) as f:
@@ -65,32 +61,25 @@ def served(tmp_path_factory):
     tensors = {k: tf.constant(v) for k, v in feeds.items()}
     expected[name] = (feeds, {k: v.numpy() for signature in ("serving_default", "in_box")
                               for k, v in signatures[signature](**tensors).items()})
-  proc = subprocess.run([sys.executable, "-I", "serve.py", *SERVED], cwd=work,
+  proc = subprocess.run([sys.executable, "-I", "serve.py", *SHIPPED], cwd=work,
                         capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0 and f"served {len(SERVED)}" in proc.stdout, proc.stderr[-3000:]
-  return {name: (*expected[name], dict(np.load(work / f"{name}_onnx.npz"))) for name in SERVED}
+  assert proc.returncode == 0 and f"served {len(SHIPPED)}" in proc.stdout, proc.stderr[-3000:]
+  return {name: (*expected[name], dict(np.load(work / f"{name}_onnx.npz"))) for name in SHIPPED}
 
 
 def test_every_economy_ships_a_model():
   assert {"nk_stepping", "rank_zlb"} <= set(SHIPPED)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", SLOW)
-def test_the_slow_conversion(name, tmp_path):
-  check = onnx_export.convert(os.path.join(ROOT, "saved_models", name),
-                              str(tmp_path / f"{name}.onnx"), check_points=200)
-  assert check["in_box"]["points"] == 200
-
-
-@pytest.mark.parametrize("name", SERVED)
+@pytest.mark.parametrize("name", SHIPPED)
 def test_onnxruntime_without_tensorflow_reproduces_the_saved_model(served, name):
   feeds, want, got = served[name]
   assert sorted(got) == sorted(want)
   # The in_box signature as one more output: the same verdict at every point, both kinds met.
   inside = want.pop("in_box")
   assert got["in_box"].dtype == bool and np.array_equal(got["in_box"], inside)
-  assert 0.5 < inside.mean() < 1.0, inside.mean()
+  # (rank_zlb_inertia's existence rule keeps under half of its box)
+  assert 0.2 < inside.mean() < 1.0, inside.mean()
   for output, w in want.items():
     g = got[output]
     assert g.dtype == np.float32 and g.shape == w.shape == (POINTS,), (output, g.dtype, g.shape)
