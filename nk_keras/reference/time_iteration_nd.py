@@ -248,10 +248,11 @@ def solve_block(economy, theta, n_grid=N_GRID, n_nodes=N_NODES, span=SPAN,
 
   `n_grid`, `span`: grid points and half-width in ergodic std, one number or one per state;
   `n_nodes`: quadrature nodes, one number or one per shock, of `quadrature` ("hermite" or
-  "trapezoid", `time_iteration.QUADRATURES`); `order`: the interpolation's (`stencil`). `init`: "linear" (the perturbation's policy) or
-  "zeros" (a check that the iteration, not the warm start, finds the solution). The loop runs `chunk` iterations per graph call;
-  between calls the thetas that are done are dropped from the batch. `chains`: the ergodic
-  sample's default size (the metric's scale; fewer where many thetas need only a loss weight).
+  "trapezoid", `time_iteration.QUADRATURES`); `order`: the interpolation's (`stencil`).
+  `init`: "linear" (the perturbation's policy) or "zeros" (a check that the iteration, not the
+  warm start, finds the solution). The loop runs `chunk` iterations per graph call; between
+  calls the thetas that are done are dropped from the batch. `chains`: the ergodic sample's
+  default size (the metric's scale; fewer where many thetas need only a loss weight).
   """
   started = time.perf_counter()
   S = economy.n_state
