@@ -70,18 +70,24 @@ def deadline(seconds, message):
 def _import_tensorflow():
   import tensorflow as tf
   # The first look at the GPUs loads the CUDA driver, which logs `failed call to cuInit` on a
-  # machine without one. absl's `app.run` would do it first, unquieted: TF registers a callback
-  # (`app.call_after_init`) that counts the physical GPUs. Listing physical devices leaves the
-  # logical ones unconfigured (--cpu_devices can still split the CPU) and every GPU usable.
+  # machine without one. absl's `app.run` would do it unquieted if TF were imported before it:
+  # TF registers a callback (`app.call_after_init`) that counts the physical GPUs. Listing
+  # physical devices leaves the logical ones unconfigured (--cpu_devices can still split the CPU)
+  # and every GPU usable.
   tf.config.list_physical_devices()
 
 
-# Importing TF prints the most; logical devices are initialised in `run`, once the flags are
-# known, because some (the logical CPU split of --cpu_devices) must be configured before that.
-_quietly(_import_tensorflow)
+def import_tensorflow():
+  """Imports TensorFlow with its start-up lines silenced: for an app whose flags are made from a
+  module that imports it (the train app's `TrainOptions`), before that import. The other apps
+  leave TF to `run`, so that `--help` and a bad flag answer before its seconds of importing."""
+  _quietly(_import_tensorflow)
 
 
 def _start_devices(configure_devices):
+  # Logical devices are initialised once the flags are known: some (the logical CPU split of
+  # --cpu_devices) must be configured before that.
+  _import_tensorflow()
   import tensorflow as tf
   if configure_devices is not None:
     configure_devices()
@@ -97,7 +103,7 @@ BUG = 70         # anything else (EX_SOFTWARE of sysexits.h): a bug, its traceba
 INTERRUPTED = 130
 
 # Failures that are the user's input or environment rather than our code; `WorkerFailure` (a
-# peer of a multi-worker run died) is added in `run`, where importing it is cheap.
+# peer of a multi-worker run died) is added in `run` by `_worker_failure`.
 _REPORTED = (UserError, FileNotFoundError, PermissionError, IsADirectoryError,
              NotADirectoryError)
 
@@ -175,6 +181,13 @@ def report_bug(error):
   return path
 
 
+def _worker_failure():
+  """`distribute.WorkerFailure` (a peer of a multi-worker run died): a user's environment, not a
+  bug. Imported when needed, as the module imports TF."""
+  from nk_keras.distribute import WorkerFailure
+  return WorkerFailure
+
+
 def run(main, configure_devices=None):
   """`absl.app.run(main)`, with user errors turned into `error: ...` and exit 2, and anything
   else reported as a bug (exit 70) with its traceback in a log file.
@@ -185,11 +198,10 @@ def run(main, configure_devices=None):
   def guarded(argv):
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines through absl bury the results
-    from nk_keras.distribute import WorkerFailure
     try:
       _quietly(lambda: _start_devices(configure_devices))
       return main(argv)
-    except _REPORTED + (WorkerFailure,) as e:
+    except _REPORTED + (_worker_failure(),) as e:   # evaluated only once something is raised
       print(f"error: {e}", file=sys.stderr)
       sys.exit(USER_ERROR)
     except KeyboardInterrupt:

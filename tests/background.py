@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 
 JOBS = {}                      # name -> Job, in declaration order
 _changed = threading.Condition()
@@ -39,6 +40,7 @@ class Job:
     self.state = "pending"     # pending -> running -> done (or cancelled at the session's end)
     self.where = None          # "background", "foreground" or "launched": who ran it
     self.out = None
+    self.seconds = None        # wall time of its run, for the session's report
     self._proc = None
     self._outcome = None       # a CompletedProcess, or the exception to raise
 
@@ -70,6 +72,7 @@ class Job:
 
   def _execute(self, where):
     self.where = where
+    start = time.monotonic()
     try:
       if any("{out}" in a for a in self.argv) or self.prepare:
         self.out = tempfile.mkdtemp(prefix=f"nk-suite-{self.name}-")
@@ -91,6 +94,7 @@ class Job:
       outcome = e
     with _changed:
       self._outcome, self.state = outcome, "done"
+      self.seconds = time.monotonic() - start
       _changed.notify_all()
 
 
@@ -172,9 +176,9 @@ def stop():
 
 
 def report():
-  """Where the jobs that ran ran: one line per place, with their names."""
+  """Where the jobs that ran ran: one line per place, with their names and wall times."""
   where = {}
   for j in JOBS.values():
     if j.state == "done":
-      where.setdefault(j.where, []).append(j.name)
+      where.setdefault(j.where, []).append(f"{j.name} {j.seconds:.0f} s")
   return [f"{len(names)} {place}: {', '.join(names)}" for place, names in sorted(where.items())]

@@ -1,7 +1,9 @@
 """Run as a script by the tests in a process that cannot import nk_keras: loads a SavedModel with
 plain TensorFlow and measures it against a NumPy closed form written here independently.
 
-  python -I isolated_check.py MODEL_DIR N_THETA SEED  ->  one JSON line on stdout
+  python -I isolated_check.py MODEL_DIR [MODEL_DIR ...] N_THETA SEED  ->  one JSON line per model
+
+Several models in one process: each process spends seconds importing TensorFlow.
 """
 
 import json
@@ -59,4 +61,5 @@ def main(path, n, seed):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+  for model in sys.argv[1:-2]:
+    main(model, int(sys.argv[-2]), int(sys.argv[-1]))

@@ -128,6 +128,29 @@ def tiny_app(tmp_path):
   return os.path.join(str(tmp_path), "tiny_app.py")
 
 
+def test_apps_parse_their_flags_before_importing_tensorflow():
+  """`--help` and a bad flag answer at once, not after seconds of importing TF: every app but
+  train (whose flags come from `TrainOptions`, in a module that imports TF) defines and checks
+  its flags without it."""
+  script = ("import sys\n"
+            "from absl import flags\n"
+            "from nk_keras.apps import {app}\n"
+            "try:\n"   # every validator runs; some refuse these placeholder values
+            "  flags.FLAGS(['app', '--policy=p', '--model=m', '--out=o'], known_only=True)\n"
+            "except flags.Error:\n"
+            "  pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras', 'tensorflow_probability')))\n")
+  apps = ("evaluate", "simulate", "estimate", "export", "reference", "existence")
+  procs = {app: subprocess.Popen([sys.executable, "-c", script.format(app=app)], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for app in apps}
+  for app, proc in procs.items():
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, (app, err[-2000:])
+    assert out.strip() == "[]", (app, out[-2000:])
+
+
 def test_help_exits_0_with_the_flags_on_stdout(tiny_app):
   # In parallel: each process spends most of its time importing TensorFlow.
   procs = {arg: subprocess.Popen([sys.executable, tiny_app, arg], cwd=ROOT, text=True,

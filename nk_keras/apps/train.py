@@ -24,8 +24,11 @@ import sys
 
 from absl import flags
 
-from nk_keras import cli, training
-from nk_keras.distribute import STRATEGIES
+from nk_keras import cli
+
+cli.import_tensorflow()   # before the library, which imports it with its start-up lines
+from nk_keras import training  # noqa: E402
+from nk_keras.distribute import STRATEGIES  # noqa: E402
 
 FLAGS = flags.FLAGS
 

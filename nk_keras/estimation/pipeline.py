@@ -116,12 +116,17 @@ class EstimateOptions:
     return options_lib.check(self, CHECKS)
 
 
+def validation_count(n, validation):
+  """Draws held out of `n` for a `validation` share; the fit needs at least one on each side.
+  Here, not in the surrogate's module: a flag validator uses it, before TF is imported."""
+  return int(round(validation * n))
+
+
 def _holds_out_one(o):
-  from nk_keras.estimation import surrogate
   # None: the economy's, checked once it is known.
   if o["draws"] is None:
     return True
-  return all(not n or 1 <= surrogate.validation_count(n, o["validation"]) < n
+  return all(not n or 1 <= validation_count(n, o["validation"]) < n
              for n in (o["draws"], second_round(o["draws"], o["refine"] or 0)))
 
 

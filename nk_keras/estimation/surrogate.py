@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from nk_keras import export, network
 from nk_keras.errors import UserError
+from nk_keras.estimation.pipeline import validation_count
 from nk_keras.estimation.data import DataError
 
 
@@ -81,11 +82,6 @@ def posterior_thetas(economy, names, fixed, samples, n, widen):
     unit = tf.math.sobol_sample(len(names), size, skip=1, dtype=tf.float64)
     return mean + widen * tf.math.ndtri(unit).numpy() @ chol.T
   return _first_inside(economy, names, fixed, n, draw, "draws around the first posterior")
-
-
-def validation_count(n, validation):
-  """Draws held out of `n` for a `validation` share; the fit needs at least one on each side."""
-  return int(round(validation * n))
 
 
 def check_split(n, validation):
