@@ -67,28 +67,13 @@ def deadline(seconds, message):
     watcher.wait()
 
 
-def _import_tensorflow():
-  import tensorflow as tf
-  # The first look at the GPUs loads the CUDA driver, which logs `failed call to cuInit` on a
-  # machine without one. absl's `app.run` would do it unquieted if TF were imported before it:
-  # TF registers a callback (`app.call_after_init`) that counts the physical GPUs. Listing
-  # physical devices leaves the logical ones unconfigured (--cpu_devices can still split the CPU)
-  # and every GPU usable.
-  tf.config.list_physical_devices()
-
-
-def import_tensorflow():
-  """Imports TensorFlow with its start-up lines silenced: for an app whose flags are made from a
-  module that imports it (the train app's `TrainOptions`), before that import. The other apps
-  leave TF to `run`, so that `--help` and a bad flag answer before its seconds of importing."""
-  _quietly(_import_tensorflow)
-
-
 def _start_devices(configure_devices):
-  # Logical devices are initialised once the flags are known: some (the logical CPU split of
-  # --cpu_devices) must be configured before that.
-  _import_tensorflow()
+  """Imports TF and initialises its devices, once the flags are known: some (the logical CPU
+  split of --cpu_devices) must be configured before that. Run by `_quietly`: TF's start-up
+  lines (oneDNN; `failed call to cuInit` where the CUDA driver finds no GPU, which listing the
+  physical devices triggers here rather than later, unquieted) would bury an app's one line."""
   import tensorflow as tf
+  tf.config.list_physical_devices()   # leaves the logical devices unconfigured
   if configure_devices is not None:
     configure_devices()
   tf.config.list_logical_devices()

@@ -13,8 +13,7 @@ import os
 import tensorflow as tf
 
 from nk_keras.errors import UserError
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from nk_keras.train_options import STRATEGIES
 
 
 class WorkerFailure(RuntimeError):

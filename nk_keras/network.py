@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from nk_keras import economies
 from nk_keras.errors import UserError
+from nk_keras.train_options import NORMALIZATIONS
 
 # How the states enter and the policies leave the network (every state `[n, n_state]` column by
 # column):
@@ -32,7 +33,6 @@ from nk_keras.errors import UserError
 #   (`Economy.response_signs`, `[n_state][n_pol]`). The
 #   response spans ~200x across the box and accuracy is asked relative to it: in logs that is
 #   the same absolute precision everywhere, which a linear read-out delivers far more easily.
-NORMALIZATIONS = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
 ERGODIC_SPAN = 3.0
 
 

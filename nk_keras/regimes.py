@@ -22,13 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from nk_keras.errors import UserError
+from nk_keras.train_options import REGIMES, WEIGHTINGS
 
-REGIMES = ("fresh", "cached", "internal", "stepping", "distill")
-# How residuals enter the loss: raw (state units); in the economy's natural scale of them
-# (`Economy.residual_scale`: with one state its ergodic std); mapped to the policy errors that
-# cause them (`Regime.jacobian`); or those errors relative to the policy's own size at one
-# ergodic std, the measure the accuracy bar uses.
-WEIGHTINGS = ("none", "ergodic", "newton", "relative")
 # Floor of the policy size (in ergodic std of the state) that relative errors divide by, so an
 # untrained network near zero does not blow the loss up; true sizes in the NK box are >= 0.02.
 RELATIVE_FLOOR = 0.01

@@ -129,9 +129,8 @@ def tiny_app(tmp_path):
 
 
 def test_apps_parse_their_flags_before_importing_tensorflow():
-  """`--help` and a bad flag answer at once, not after seconds of importing TF: every app but
-  train (whose flags come from `TrainOptions`, in a module that imports TF) defines and checks
-  its flags without it."""
+  """`--help` and a bad flag answer at once, not after seconds of importing TF: every app
+  defines and checks its flags without it (TF comes with the devices, in `cli.run`)."""
   script = ("import sys\n"
             "from absl import flags\n"
             "from nk_keras.apps import {app}\n"
@@ -141,7 +140,7 @@ def test_apps_parse_their_flags_before_importing_tensorflow():
             "  pass\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('tensorflow', 'keras', 'tensorflow_probability')))\n")
-  apps = ("evaluate", "simulate", "estimate", "export", "reference", "existence")
+  apps = ("train", "evaluate", "simulate", "estimate", "export", "reference", "existence")
   procs = {app: subprocess.Popen([sys.executable, "-c", script.format(app=app)], cwd=ROOT,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for app in apps}

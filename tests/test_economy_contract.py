@@ -30,6 +30,7 @@ def solved(request):
 
 
 def test_shapes_and_names(economy):
+  assert economies.ECONOMIES[economy.name] is type(economy)   # registered under its own name
   P, n_pol, b, mc = economy.n_params, len(economy.policy_names), 7, 6
   S, K = economy.n_state, economy.n_shock
   theta = economy.draw_theta(b, SEED)

@@ -10,7 +10,7 @@ command does nothing, and other options are refused; --restart starts over. One 
 per --out: a second one is refused. Writes to --out: policy.keras + policy.json (the Keras
 model), run.json (options, command, commit, wall time), history.csv, saved_model/ (the
 SavedModel contract of README; apps.export rewrites it from the other files), evaluation.json
-and evaluation.md. The training options' flags are made from nk_keras.training.TrainOptions;
+and evaluation.md. The training options' flags are made from nk_keras.train_options.TrainOptions;
 --flagfile reads flags from a file, one per line.
 
   python -m apps.train --strategy=mirrored --cpu_devices=2 --batch=1000 --out=runs/mirrored
@@ -24,22 +24,18 @@ import sys
 
 from absl import flags
 
-from nk_keras import cli
-
-cli.import_tensorflow()   # before the library, which imports it with its start-up lines
-from nk_keras import training  # noqa: E402
-from nk_keras.distribute import STRATEGIES  # noqa: E402
+from nk_keras import cli, train_options
 
 FLAGS = flags.FLAGS
 
-cli.define_flags(training.TrainOptions, training.CHECKS, module=__name__)
+cli.define_flags(train_options.TrainOptions, train_options.CHECKS, module=__name__)
 flags.DEFINE_integer("log_every", 1000, "Gradient steps per history row.", lower_bound=1)
 flags.DEFINE_integer("eval_theta", None, "Theta draws for the final accuracy report (default: "
                      "the economy's: 20,000 for nk, 500 for rank_zlb, 100 for "
                      "rank_zlb_inertia).", lower_bound=5)
 flags.DEFINE_string("out", "runs/default", "Output directory.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard logs to <out>/tensorboard.")
-flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
+flags.DEFINE_enum("strategy", "default", list(train_options.STRATEGIES),
                   "default: one device; mirrored: all local GPUs, or the --cpu_devices logical "
                   "CPUs without GPUs; multi_worker: the workers of TF_CONFIG.")
 flags.DEFINE_integer("cpu_devices", 1, "Logical devices to split the CPU into (for "
@@ -71,6 +67,7 @@ def start_strategy():
 def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from nk_keras import training   # imports TF: after the flags, which need none
   command = " ".join([os.path.basename(sys.executable), "-m", "apps.train"] + sys.argv[1:])
   training.train_and_export(
       training.options_from_flags(), cli.writable_dir(FLAGS.out),

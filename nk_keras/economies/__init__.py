@@ -1,12 +1,43 @@
-"""Economies by name: the one place that knows which models exist."""
+"""Economies by name: the one place that knows which models exist.
 
-from nk_keras.economies.base import Economy
-from nk_keras.economies.nk import NewKeynesian
-from nk_keras.economies.rank_zlb import RankZLB
-from nk_keras.economies.rank_zlb_inertia import RankZLBInertia
+Each class is imported on first use: listing the names (the train app's `--economy` flag, made
+before TF is imported) needs no TensorFlow."""
+
+import importlib
+from collections.abc import MutableMapping
+
 from nk_keras.errors import UserError
 
-ECONOMIES = {cls.name: cls for cls in (NewKeynesian, RankZLB, RankZLBInertia)}
+
+class _Registry(MutableMapping):
+  """name -> Economy subclass, its module imported when the class is first asked for."""
+
+  def __init__(self, where):
+    self._where = dict(where)          # name -> "module.Class" under nk_keras.economies
+    self._classes = {}
+
+  def __getitem__(self, name):
+    if name not in self._classes:
+      module, cls = self._where[name].rsplit(".", 1)
+      self._classes[name] = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    return self._classes[name]
+
+  def __setitem__(self, name, cls):
+    self._where[name], self._classes[name] = None, cls
+
+  def __delitem__(self, name):
+    del self._where[name]
+    self._classes.pop(name, None)
+
+  def __iter__(self):
+    return iter(self._where)
+
+  def __len__(self):
+    return len(self._where)
+
+
+ECONOMIES = _Registry({"nk": "nk.NewKeynesian", "rank_zlb": "rank_zlb.RankZLB",
+                       "rank_zlb_inertia": "rank_zlb_inertia.RankZLBInertia"})
 
 
 def get(name, prior=None):
