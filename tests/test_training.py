@@ -20,23 +20,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # gradient steps with the default optimiser, SOAP (measured: 1.05-1.28 % mean error in every
 # regime; AdamW reaches 3.5-4.1 % in as many steps, ~1-3 % in 3,000: BUILD_NOTES.md, "Short runs").
 LEARNS_BELOW_PCT = 10.0
-SHORT = dict(mc=2, lr=3e-3, eta_min=3e-6, seed=1)
+# The four short runs are one process (tests/learning_check.py) in the background lane
+# (tests/background.py): the core the tests leave idle trains them while earlier tests run.
+LEARNING = background.job("learning_check", [sys.executable,
+                                             os.path.join(ROOT, "tests", "learning_check.py")],
+                          cwd=ROOT, timeout=900, fixture="learning_runs")
 
 
-@pytest.mark.parametrize("regime,options", [
-    ("fresh", dict(iterations=1000)),
-    ("cached", dict(iterations=1000, pool=20_000)),
-    ("internal", dict(iterations=200, internal=5)),
-    ("stepping", dict(iterations=200, internal=5, num_steps=10, redraw_every=1)),
-])
-def test_every_regime_learns(regime, options):
-  opts = training.TrainOptions(regime=regime, **SHORT, **options)
-  model = training.build_regime(opts)
-  history = training.fit(model, opts, steps_per_epoch=200, verbose=False)
-  loss = history.history["loss"]
-  assert loss[-1] < loss[0]
-  report = accuracy.evaluate(model.economy, model.policy, n_theta=2000)
-  for name, stats in report["errors_pct"].items():
+@pytest.fixture()
+def learning_runs():
+  proc = LEARNING.result()
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  runs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+  return {run["regime"]: run for run in runs}
+
+
+@pytest.mark.parametrize("regime", ["fresh", "cached", "internal", "stepping"])
+def test_every_regime_learns(learning_runs, regime):
+  run = learning_runs[regime]
+  assert run["loss"][1] < run["loss"][0]
+  for name, stats in run["errors_pct"].items():
     assert stats["mean"] < LEARNS_BELOW_PCT, (regime, name, stats)
 
 
