@@ -5,8 +5,8 @@ that hands the check's result to the tests (or `fixture=` names it). Once collec
 conftest.py starts one thread that runs the jobs some selected test needs, one at a time, in the
 order they were declared (the order of the test files, so the first needed comes first), while the
 tests run in the foreground. `Job.result()` returns the finished job's `CompletedProcess`; it
-runs the job there and then if the lane has not reached it yet, and while the lane is running it,
-runs the lane's next jobs itself rather than wait idle.
+runs the job there and then if the lane has not reached it yet, and while it runs elsewhere,
+runs the lane's next jobs itself rather than wait idle, while fewer jobs run than there are cores.
 
 The command, its working directory, environment and isolation are those the test ran before; only
 when it runs changes. On two cores the lane takes the core the foreground leaves idle while it
@@ -19,6 +19,7 @@ An argument may hold `{out}`: a fresh directory, made when the job starts (`Job.
 at the end of the session.
 """
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +28,7 @@ import time
 
 JOBS = {}                      # name -> Job, in declaration order
 _changed = threading.Condition()
+_CORES = os.cpu_count() or 1
 _state = {"stopping": False, "thread": None, "wanted": []}
 
 
@@ -46,8 +48,9 @@ class Job:
 
   def result(self):
     """The finished run: `subprocess.CompletedProcess` (raises `subprocess.TimeoutExpired` as
-    `subprocess.run` would). While the lane runs it, the caller runs the lane's next jobs
-    rather than wait idle."""
+    `subprocess.run` would). While it runs elsewhere, the caller runs the lane's next jobs
+    rather than wait idle, but only while fewer jobs run than there are cores: a third process
+    on two busy cores only delays the tests' return."""
     with _changed:
       run_here = self.state == "pending"
       if run_here:
@@ -61,7 +64,7 @@ class Job:
         if self.state == "cancelled":
           raise RuntimeError(f"background job {self.name} was cancelled")
         other = next((j for j in _state["wanted"] if j.state == "pending"), None)
-        if other is None:
+        if other is None or sum(j.state == "running" for j in JOBS.values()) >= _CORES:
           _changed.wait()
           continue
         other.state = "running"
