@@ -17,7 +17,7 @@ from nk_keras.errors import UserError
 from nk_keras.network import ExtendedPolicy
 from nk_keras.soap import SOAP
 # The options live in a module without TF (the train app's flags are made before importing it).
-from nk_keras.train_options import CHECKS, OPTIMIZERS, TrainOptions, with_economy_defaults  # noqa: F401
+from nk_keras.train_options import CHECKS, TrainOptions, with_economy_defaults  # noqa: F401
 
 
 def options_from_flags(flag_values=None):
