@@ -22,9 +22,12 @@ at the end of the session.
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+
+import pytest
 
 JOBS = {}                      # name -> Job, in declaration order
 _changed = threading.Condition()
@@ -45,6 +48,10 @@ class Job:
     self.seconds = None        # wall time of its run, for the session's report
     self._proc = None
     self._outcome = None       # a CompletedProcess, or the exception to raise
+
+  def wanted_by(self, item):
+    return self.fixture in getattr(item, "fixturenames", ()) and (
+        self.needs is None or self.needs(item))
 
   def result(self):
     """The finished run: `subprocess.CompletedProcess` (raises `subprocess.TimeoutExpired` as
@@ -110,6 +117,30 @@ def job(name, argv, cwd, timeout, env=None, fixture=None, needs=None, prepare=No
   return JOBS[name]
 
 
+def run_in_lane(item, root):
+  """Makes the test `item` a job: its own pytest process (`NK_SUITE_LANE=1`), which the lane
+  runs in the order of the tests; the item then only reports that process's outcome. For
+  in-process tests that train for tens of seconds and share nothing with the others: they ran
+  on one core while the lane's subprocesses took the other."""
+  env = dict(os.environ, NK_SUITE_LANE="1")
+  j = job(item.nodeid, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "-o", "addopts=", "--no-header", item.nodeid], root, 1800, env,
+          fixture=item.nodeid, needs=lambda other: other is item)
+
+  def outcome():
+    done = j.result()
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode == 0 and " skipped" in summary and " passed" not in summary:
+      pytest.skip(f"skipped in its own process: {summary}")
+    assert done.returncode == 0 and " passed" in summary, (
+        f"the test failed in its own process (tests/background.py, exit {done.returncode}):\n"
+        f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
+
+  item.fixturenames = [*item.fixturenames, item.nodeid]
+  item.setup = lambda: None          # its fixtures are made in its own process
+  item.runtest = outcome
+
+
 def param(item, name):
   """The value of a parametrized test's argument `name` (None if it has none): for `needs`."""
   callspec = getattr(item, "callspec", None)
@@ -138,10 +169,14 @@ def launch(name, argv, cwd, timeout, env=None):
 
 
 def start(items):
-  """Starts the lane on the jobs the selected test `items` need."""
-  wanted = [j for j in JOBS.values()
-            if any(j.fixture in getattr(item, "fixturenames", ()) and
-                   (j.needs is None or j.needs(item)) for item in items)]
+  """Starts the lane on the jobs the selected test `items` need, in the order the tests need
+  them (a job's place is that of the first test that uses it)."""
+  first = {}
+  for i, item in enumerate(items):
+    for j in JOBS.values():
+      if j.name not in first and j.wanted_by(item):
+        first[j.name] = i
+  wanted = sorted((JOBS[name] for name in first), key=lambda j: first[j.name])
   if not wanted or _state["thread"] is not None:
     return
   _state["wanted"] = wanted

@@ -10,6 +10,14 @@ sys.path.insert(0, ROOT)
 import background  # noqa: E402  (tests/, on the path as this file's directory)
 
 
+def pytest_collection_modifyitems(items):
+  if os.environ.get("NK_SUITE_LANE") == "1":    # already in its own process
+    return
+  for item in items:
+    if item.get_closest_marker("lane"):
+      background.run_in_lane(item, ROOT)
+
+
 def pytest_collection_finish(session):
   """Starts the background lane (tests/background.py) on the jobs the selected tests use."""
   if session.config.option.collectonly:

@@ -51,6 +51,7 @@ def test_rank_zlb_targets_are_time_iteration_at_the_points(monkeypatch):
   np.testing.assert_allclose(scale, pool.scale()[rows], rtol=1e-5)
 
 
+@pytest.mark.lane
 def test_distill_learns_the_nk_policy():
   options = training.TrainOptions(economy="nk", regime="distill", iterations=1500, batch=256,
                                   distill_thetas=500, normalization="ergodic")

@@ -153,6 +153,7 @@ def test_unsupported_options_are_refused_by_name(economy):
     regimes.build("fresh", ExtendedPolicy.create(economy), loss_weights={"Nope": 1.0})
 
 
+@pytest.mark.lane
 def test_a_short_run_learns(solved):
   economy = solved
   options = training.TrainOptions.for_economy(

@@ -258,6 +258,7 @@ def test_surrogate_fits_and_survives_export(tmp_path, sample):
 
 # --- posterior ---------------------------------------------------------------------------------
 
+@pytest.mark.lane
 def test_rwmh_on_kalman_matches_grid_posterior():
   """Two parameters, so the exact posterior can be integrated on a grid: the MCMC mean must be
   within its Monte Carlo error (4 x std / sqrt(ESS)) of the quadrature mean."""

@@ -145,6 +145,7 @@ def test_absurd_learning_rate_fails_cleanly_from_the_app(absurd_lr_run):
   assert not (run / "saved_model").exists()
 
 
+@pytest.mark.lane
 @pytest.mark.parametrize("optimizer, settings", [
     ("soap", [(0.1, 1), (0.1, 2), (0.1, 3)]),
     # The same guard with the other optimiser: 1 minute, with the slow tests.
