@@ -4,7 +4,8 @@ Contract (`serving_default`): one float32 `[None]` input per name in
 `state_names + param_names` (NK: zeta, beta, sigma, eta, phi, phi_pi, phi_y, rho_a, sigma_a;
 rank_zlb: zeta, theta_pi, theta_y, phi, rho_zeta, sigma_zeta), a dict of float32 `[None]`
 outputs named `economy.output_names` (NK: X, Pi in log deviations; rank_zlb: N, Pi, R in
-levels). The graph stacks the state inputs into the library's `[n, n_state]` and the parameters
+levels). An economy with a set of agents takes each agent state as one `[None, n_agents]`
+input (`Economy.served_inputs`; hank_zlb: b, e) and returns its agents' outputs so (c, b_next). The graph stacks the state inputs into the library's `[n, n_state]` and the parameters
 into `[n, n_params]`; the signature itself is one flat vector per name, as it always was. A second signature, `in_box`, returns `{"in_box": bool [None]}`: whether each theta
 lies in the training box and, where the economy knows one, the region where an equilibrium
 exists (the policy extrapolates silently outside them). `assets/metadata.json` describes the run
@@ -36,19 +37,20 @@ class ServedPolicy(tf.Module):
     self.net = policy.net
     self._policy = policy
     self._economy = economy
-    self._n_state = economy.n_state
-    self._names = tuple(economy.state_names) + tuple(economy.param_names)
+    served = economy.served_inputs() + [(name, ()) for name in economy.param_names]
+    self._n_state = len(served) - economy.n_params
+    self._names = tuple(name for name, _ in served)
     self._outputs = tuple(economy.output_names)
     self.box_low = tf.constant(economy.box_low, tf.float32)
     self.box_high = tf.constant(economy.box_high, tf.float32)
-    spec = [tf.TensorSpec([None], tf.float32, name=n) for n in self._names]
+    spec = [tf.TensorSpec([None, *shape], tf.float32, name=n) for n, shape in served]
     self.serve = tf.function(self._serve, input_signature=spec)
     self.in_box = tf.function(self._in_box, input_signature=spec)
 
   def _split(self, inputs):
-    """The signature's `[n]` inputs -> state `[n, n_state]`, theta `[n, n_params]`."""
+    """The signature's inputs -> state `[n, n_state]`, theta `[n, n_params]`."""
     k = self._n_state
-    return tf.stack(inputs[:k], axis=1), tf.stack(inputs[k:], axis=1)
+    return self._economy.join_served(inputs[:k]), tf.stack(inputs[k:], axis=1)
 
   def _serve(self, *inputs):
     state, theta = self._split(inputs)
@@ -93,6 +95,7 @@ def export(policy, path, metadata, history=None):
   economy = policy.economy
   metadata = dict(metadata)
   metadata.setdefault("economy", economy.name)
+  metadata.update(economy.settings())
   metadata.setdefault("normalization", policy.normalization)
   metadata["box"] = {n: [float(lo), float(hi)] for n, lo, hi in
                      zip(economy.param_names, economy.box_low, economy.box_high)}
@@ -202,9 +205,11 @@ class LoadedPolicy:
     from nk_keras import economies
     names = self.metadata.get("signature", {}).get("inputs")
     name = self.metadata.get("economy", "nk")
-    economy = economies.get(name) if name in economies.ECONOMIES else None
+    economy = (economies.get(name, agents=self.metadata.get("agents", 0))
+               if name in economies.ECONOMIES else None)
     expected = None if economy is None else (
-        list(economy.state_names) + list(economy.param_names), list(economy.output_names))
+        [name for name, _ in economy.served_inputs()] + list(economy.param_names),
+        list(economy.output_names))
     if (names is None or sorted(names) != sorted(self.input_names) or expected is None
         or (names, self.metadata["signature"].get("outputs")) != expected):
       raise ModelError(f"{path!r} is not a policy export of this project "
@@ -214,9 +219,19 @@ class LoadedPolicy:
 
   def __call__(self, state, theta):
     """Policies `[n, n_policies]` in the economy's units (what `ExtendedPolicy` returns)."""
-    state = tf.convert_to_tensor(state, tf.float32)
-    theta = tf.convert_to_tensor(theta, tf.float32)
-    k = self.economy.n_state
-    feeds = {n: state[:, i] for i, n in enumerate(self.input_names[:k])}
-    feeds.update({n: theta[:, i] for i, n in enumerate(self.input_names[k:])})
-    return self.economy.policies_from_outputs(self.fn(**feeds))
+    return self.economy.policies_from_outputs(self.fn(**feeds(self.economy, state, theta)))
+
+
+def feeds(economy, state, theta):
+  """A served policy's inputs (name -> float32 tensor) for `state` `[n, n_state]` and `theta`
+  `[n, n_params]` of `economy`."""
+  state = tf.convert_to_tensor(state, tf.float32)
+  theta = tf.convert_to_tensor(theta, tf.float32)
+  aggregate, agents = economy.split_agents(state, economy.n_aggregate_states)
+  served = economy.served_inputs()
+  k = economy.n_aggregate_states
+  inputs = {name: aggregate[:, i] for i, (name, _) in enumerate(served[:k])}
+  if agents is not None:
+    inputs.update({name: agents[..., j] for j, (name, _) in enumerate(served[k:])})
+  inputs.update({name: theta[:, i] for i, name in enumerate(economy.param_names)})
+  return inputs

@@ -33,6 +33,9 @@ from nk_keras.train_options import NORMALIZATIONS
 #   (`Economy.response_signs`, `[n_state][n_pol]`). The
 #   response spans ~200x across the box and accuracy is asked relative to it: in logs that is
 #   the same absolute precision everywhere, which a linear read-out delivers far more easily.
+# - "centred": as "ergodic" with the states' ergodic means taken off first (states in levels,
+#   e.g. a household's bonds), and the economy's `policy_guess(state, theta)` (e.g. a steady
+#   state's policy) added to the scaled outputs: the network learns the departure from it.
 ERGODIC_SPAN = 3.0
 
 
@@ -59,10 +62,45 @@ def build_net(n_inputs, n_outputs, width=64, depth=5, activation="celu", seed=0)
   return keras.Model(inputs, outputs, name="policy_net")
 
 
+def build_set_net(n_aggregate, n_agents, n_agent, n_aggregate_outputs, n_agent_outputs,
+                  width=64, depth=5, activation="celu", seed=0):
+  """A network for an economy with a set of agents, invariant to their order: inputs
+  `[n, n_aggregate]` (aggregate states and parameters) and `[n, n_agents, n_agent]` (each agent's
+  states), outputs `[n, n_aggregate_outputs + n_agents * n_agent_outputs]` (the aggregate
+  policies, then each agent's). Every agent's own states and the aggregate inputs go through a
+  shared encoder (2 layers); the mean of its features over agents summarises the distribution;
+  an aggregate head reads (aggregate, summary) and a shared agent head (own, aggregate,
+  summary), each `depth - 2` hidden layers. Only stock Keras layers: saved and loaded as `.keras`
+  like `build_net`'s."""
+  check_activation(activation)
+  layers = keras.layers
+  count = iter(range(10_000))
+  dense = lambda units, name, act=activation: layers.Dense(
+      units, activation=act, name=name,
+      kernel_initializer=keras.initializers.GlorotUniform(seed=seed + next(count)))
+  aggregate = keras.Input((n_aggregate,), name="aggregate_inputs")
+  agents = keras.Input((n_agents, n_agent), name="agent_inputs")
+  own = layers.Concatenate(name="own")([agents, layers.RepeatVector(n_agents)(aggregate)])
+  h = own
+  for i in range(2):
+    h = dense(width, f"encoder_{i}")(h)                                # [n, L, width]
+  summary = layers.GlobalAveragePooling1D(name="summary")(h)           # [n, width]
+  a = layers.Concatenate()([aggregate, summary])
+  g = layers.Concatenate()([own, layers.RepeatVector(n_agents)(summary)])
+  for i in range(max(depth - 2, 1)):
+    a = dense(width, f"aggregate_{i}")(a)
+    g = dense(width, f"agent_{i}")(g)
+  a = dense(n_aggregate_outputs, "aggregate_policies", None)(a)
+  g = layers.Reshape((n_agents * n_agent_outputs,))(dense(n_agent_outputs, "agent_policies", None)(g))
+  return keras.Model([aggregate, agents], layers.Concatenate(name="policies")([a, g]),
+                     name="set_policy_net")
+
+
 class ExtendedPolicy:
   """`policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]` in the model's units."""
 
-  def __init__(self, economy, net, normalization="ergodic"):
+  def __init__(self, economy, net, normalization=None):
+    normalization = normalization or economy.normalizations[0]
     if normalization not in NORMALIZATIONS:
       raise UserError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if normalization not in economy.normalizations:
@@ -81,7 +119,17 @@ class ExtendedPolicy:
     self._span = tf.constant(economy.box_high - economy.box_low, tf.float32)
 
   @classmethod
-  def create(cls, economy, normalization="ergodic", seed=0, **net_kwargs):
+  def create(cls, economy, normalization=None, seed=0, **net_kwargs):
+    """A new policy; `normalization` by default the economy's first."""
+    normalization = normalization or economy.normalizations[0]
+    if economy.n_agents:
+      if normalization.endswith("slope"):
+        raise UserError(f"normalization {normalization!r} has a slope per state: not for "
+                        f"economy {economy.name!r}'s set of agents")
+      net = build_set_net(economy.n_aggregate_states + economy.n_params, economy.n_agents,
+                          len(economy.agent_states), economy.n_aggregate_policies,
+                          len(economy.agent_policies), seed=seed, **net_kwargs)
+      return cls(economy, net, normalization)
     per_policy = 1 + economy.n_state if normalization.endswith("slope") else 1
     net = build_net(economy.n_state + economy.n_params, per_policy * len(economy.policy_names),
                     seed=seed, **net_kwargs)
@@ -95,7 +143,11 @@ class ExtendedPolicy:
       return out * 0.01
     # [n, n_state], [n, n_policies]
     std, scale = self.economy.scales(theta) if scales is None else scales
-    out = self.net(tf.concat([state / (ERGODIC_SPAN * std), theta_in], axis=1))
+    if self.normalization == "centred":
+      mean = self.economy.state_mean(theta)
+      z = (state if mean is None else state - mean) / (ERGODIC_SPAN * std)
+      return self.economy.policy_guess(state, theta) + self.network(z, theta_in) * scale
+    out = self.network(state / (ERGODIC_SPAN * std), theta_in)
     if self.normalization.endswith("slope"):
       level, *slopes = tf.split(out, 1 + self.economy.n_state, axis=1)  # [n, n_policies] each
       z = state / std                                                  # [n, n_state]
@@ -105,6 +157,13 @@ class ExtendedPolicy:
           slope = tf.constant(self.economy.response_signs[i], out.dtype) * tf.exp(slope)
         out = out + z[:, i:i + 1] * slope
     return out * scale
+
+  def network(self, z, theta_in):
+    """The net at normalised states `z` `[n, n_state]` and parameters `[n, n_params]`."""
+    if not self.economy.n_agents:
+      return self.net(tf.concat([z, theta_in], axis=1))
+    aggregate, agents = self.economy.split_agents(z, self.economy.n_aggregate_states)
+    return self.net([tf.concat([aggregate, theta_in], axis=1), agents])
 
   def at(self, theta):
     """This policy for calls whose rows tile `theta` `[batch, n_params]` (row i at theta
@@ -124,11 +183,13 @@ class ExtendedPolicy:
     os.makedirs(directory, exist_ok=True)
     self.net.save(os.path.join(directory, "policy.keras"))
     with open(os.path.join(directory, "policy.json"), "w") as f:
-      json.dump({"economy": self.economy.name, "normalization": self.normalization}, f, indent=2)
+      json.dump({"economy": self.economy.name, "normalization": self.normalization,
+                 **self.economy.settings()}, f, indent=2)
 
   @classmethod
   def load(cls, directory):
     with open(os.path.join(directory, "policy.json")) as f:
       config = json.load(f)
     net = keras.saving.load_model(os.path.join(directory, "policy.keras"), safe_mode=True)
-    return cls(economies.get(config["economy"]), net, config["normalization"])
+    return cls(economies.get(config["economy"], agents=config.get("agents", 0)), net,
+               config["normalization"])

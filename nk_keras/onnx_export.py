@@ -42,11 +42,19 @@ def check_inputs(economy, n, seed=0):
   theta = rng.uniform(economy.box_low, economy.box_high, (n, economy.n_params))
   outside, which = np.arange(0, n, 10), rng.integers(0, economy.n_params, -(-n // 10))
   theta[outside, which] = (economy.box_low - 0.01 * (economy.box_high - economy.box_low))[which]
+  if economy.n_agents:
+    # Agents' states are levels with a law of their own (bonds >= 0): drawn from it.
+    import tensorflow as tf
+    theta32 = tf.constant(theta, tf.float32)
+    state = economy.draw_state(theta32, tf.constant([seed, 1], tf.int32))
+    return {k: np.asarray(v, np.float32) for k, v in
+            export.feeds(economy, state, theta32).items()}
   std = np.asarray(economy.ergodic_std(theta.astype(np.float32))).reshape(n, -1)
   feeds = {name: std[:, min(j, std.shape[1] - 1)] * rng.uniform(-3, 3, n)
            for j, name in enumerate(economy.state_names)}
   feeds.update(zip(economy.param_names, theta.T))
   return {k: np.asarray(v, np.float32) for k, v in feeds.items()}
+
 
 
 def convert(model, out, overwrite=False, check_points=1000, seed=0):
@@ -118,8 +126,9 @@ def _with_in_box(policy, path):
 
   module = tf.Module()
   module.loaded = policy.loaded   # tracked, so its variables are saved with the new graph
-  module.both = tf.function(both, input_signature=[tf.TensorSpec([None], tf.float32, name=n)
-                                                   for n in names], autograph=False)
+  module.both = tf.function(both, input_signature=[
+      tf.TensorSpec(serve.structured_input_signature[1][n].shape, tf.float32, name=n)
+      for n in names], autograph=False)
   tf.saved_model.save(module, path, signatures={"serving_default": module.both})
 
 
@@ -147,7 +156,7 @@ def _convert(model, name):
   # tf2onnx names each input's batch dimension apart (unk__N); the contract has one batch.
   for value in list(proto.graph.input) + list(proto.graph.output):
     dims = value.type.tensor_type.shape.dim
-    if len(dims) == 1:
+    if dims:
       dims[0].dim_param = "batch"
   return proto
 
@@ -198,10 +207,14 @@ def _check_contract(proto, policy):
   it cannot convert in place)."""
   import onnx
   float32, boolean = onnx.TensorProto.FLOAT, onnx.TensorProto.BOOL
+  # ["batch"], or ["batch", n_agents] for an agent set's inputs and outputs.
+  dims = lambda spec: ["batch", *spec.shape[1:]]
+  inputs = policy.fn.structured_input_signature[1]
   for kind, values, want in (
-      ("inputs", proto.graph.input, {n: (float32, ["batch"]) for n in policy.input_names}),
-      ("outputs", proto.graph.output, {**{n: (float32, ["batch"]) for n in policy.output_names},
-                                       "in_box": (boolean, ["batch"])})):
+      ("inputs", proto.graph.input, {n: (float32, dims(inputs[n])) for n in policy.input_names}),
+      ("outputs", proto.graph.output, {
+          **{n: (float32, dims(s)) for n, s in policy.fn.structured_outputs.items()},
+          "in_box": (boolean, ["batch"])})):
     got = {v.name: (v.type.tensor_type.elem_type,
                     [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim])
            for v in values}

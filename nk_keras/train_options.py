@@ -16,7 +16,7 @@ REGIMES = ("fresh", "cached", "internal", "stepping", "distill")
 # ergodic std, the measure the accuracy bar uses.
 WEIGHTINGS = ("none", "ergodic", "newton", "relative")
 # How the state enters and policies leave the network (nk_keras/network.py).
-NORMALIZATIONS = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr")
+NORMALIZATIONS = ("ergodic", "ergodic_slope", "ergodic_logslope", "kmr", "centred")
 # Where a run's replicas live (nk_keras/distribute.py; the train app's --strategy).
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("soap", "adamw")
@@ -32,6 +32,8 @@ class TrainOptions:
                        "(`Economy.training_defaults`: rank_zlb's shipped recipe).",
                        choices=REGIMES)
   economy: str = option("nk", "The model to solve.", choices=tuple(economies.ECONOMIES))
+  agents: int = option(0, "Agents (households) of an economy with a set of them (hank_zlb); "
+                       "0: the economy's own number.", lower=0)
   iterations: int = option(5_000, "Draws of points (fresh/cached: gradient steps).", lower=1)
   internal: int = option(5, "Gradient steps per iteration (internal, stepping).", lower=1)
   num_steps: int = option(10, "AR(1) steps of the state between iterations (stepping).",

@@ -72,7 +72,7 @@ def _build_regime(options, replicas):
   if options.batch % replicas:
     raise UserError(f"--batch ({options.batch}) must be a multiple of the {replicas} replicas: "
                     f"it is the global batch, split evenly across them")
-  economy = economies.get(options.economy)
+  economy = economies.get(options.economy, agents=options.agents)
   policy = ExtendedPolicy.create(economy, options.normalization, seed=options.seed,
                                  width=options.width, depth=options.depth,
                                  activation=options.activation)
@@ -225,7 +225,7 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
   own checkpoints in `<out>/backup-<worker>` (so all workers resume from the same step, even
   on machines that share no disk) and removes them at the end.
   """
-  sizes.training(options, economies.get(options.economy))
+  sizes.training(options, economies.get(options.economy, agents=options.agents))
   strategy = strategy or tf.distribute.get_strategy()
   writer = distribute.is_writer(strategy)
   backup = os.path.join(out, "backup" if writer else f"backup-{distribute.worker_id(strategy)}")
@@ -314,7 +314,7 @@ def train_and_export(options, out, strategy=None, strategy_name="default", log_e
   the accuracy report (None on another worker)."""
   from nk_keras import files
   options.check()
-  economy = economies.get(options.economy)
+  economy = economies.get(options.economy, agents=options.agents)
   sizes.training(options, economy)
   sizes.evaluate(eval_theta or economy.eval_theta, economy, flag="eval_theta")
   strategy = strategy or tf.distribute.get_strategy()

@@ -12,12 +12,17 @@ from nk_keras.estimation import particle_filter
 from nk_keras.network import ExtendedPolicy
 
 NAMES = sorted(economies.ECONOMIES)
+TINY = 3   # agents of an economy with a set of them: the contract, not the accuracy
+
+
+def make(name):
+  return economies.get(name, agents=TINY if economies.ECONOMIES[name].n_agents else 0)
 SEED = tf.constant([5, 6], tf.int32)
 
 
 @pytest.fixture(scope="module", params=NAMES)
 def economy(request):
-  return economies.get(request.param)
+  return make(request.param)
 
 
 # The checks that solve the economy's reference: with an N-dimensional time iteration (seconds
@@ -26,7 +31,7 @@ def economy(request):
     name if economies.ECONOMIES[name].eval_theta >= 200 else
     pytest.param(name, marks=pytest.mark.slow) for name in NAMES])
 def solved(request):
-  return economies.get(request.param)
+  return make(request.param)
 
 
 def test_shapes_and_names(economy):
@@ -52,11 +57,18 @@ def test_shapes_and_names(economy):
   assert economy.policy_scale(theta).shape == (b, n_pol)
   outputs = economy.outputs(state, theta, today)
   assert tuple(outputs) == economy.output_names
-  np.testing.assert_allclose(economy.policies_from_outputs(outputs).numpy(), today.numpy(),
-                             atol=1e-6)
-  # Figures label every parameter and policy, and nothing the economy does not have.
-  named = set(economy.param_names + economy.state_names + economy.output_names)
-  assert set(economy.param_names + economy.policy_names) <= set(economy.labels) <= named
+  # What is served gives back the policies (as far as they show in it: a savings share below
+  # the borrowing limit is served as the limit).
+  again = economy.outputs(state, theta, economy.policies_from_outputs(outputs))
+  for name in economy.output_names:
+    np.testing.assert_allclose(again[name].numpy(), outputs[name].numpy(), rtol=1e-5,
+                               atol=1e-6)
+  # Figures label every parameter and policy, and nothing the economy does not have; an agent
+  # set's columns by their agent names (b, not b_0).
+  states = economy.state_names[:economy.n_aggregate_states] + economy.agent_states
+  policies = economy.policy_names[:economy.n_aggregate_policies] + economy.agent_policies
+  named = set(economy.param_names + states + policies + economy.output_names)
+  assert set(economy.param_names + policies) <= set(economy.labels) <= named
 
 
 def test_training_draws_stay_in_the_box_and_the_domain(economy):
@@ -130,12 +142,12 @@ def test_export_round_trip_and_in_box(economy, tmp_path):
   theta = economy.draw_theta(200, SEED)
   state = economy.draw_state(theta, SEED)
   # Served outputs are float32 levels for rank_zlb (Pi ~ 1.005): back in logs that is ~1.2e-7.
-  np.testing.assert_allclose(loaded(state, theta).numpy(), policy(state, theta).numpy(),
-                             rtol=1e-5, atol=3e-7)
+  served, direct = [economy.outputs(state, theta, p(state, theta)) for p in (loaded, policy)]
+  for name in economy.output_names:
+    np.testing.assert_allclose(served[name].numpy(), direct[name].numpy(), rtol=1e-5,
+                               atol=3e-7)
   in_box = tf.saved_model.load(path).signatures["in_box"]
-  feeds = lambda th: {n: tf.constant(c, tf.float32) for n, c in zip(
-      economy.state_names + economy.param_names,
-      list(state.numpy().T) + list(np.asarray(th).T))}
+  feeds = lambda th: export.feeds(economy, state, th)
   assert in_box(**feeds(theta.numpy()))["in_box"].numpy().all()
   outside = theta.numpy().copy()
   outside[:, 0] = economy.box_high[0] + 1
@@ -150,7 +162,8 @@ def test_unsupported_options_are_refused_by_name(economy):
   with pytest.raises(ValueError, match="relative"):
     regimes.build("fresh", ExtendedPolicy.create(limited, "ergodic"), weighting="relative")
   with pytest.raises(ValueError, match="Nope"):
-    regimes.build("fresh", ExtendedPolicy.create(economy), loss_weights={"Nope": 1.0})
+    regimes.build("fresh", ExtendedPolicy.create(economy), loss_weights={"Nope": 1.0},
+                  weighting=economy.weightings[0])
 
 
 @pytest.mark.lane
@@ -188,7 +201,7 @@ def exported(economy, tmp_path_factory):
     name if not economies.ECONOMIES[name].perturbation_scales else
     pytest.param(name, marks=pytest.mark.slow) for name in NAMES])
 def convertible(request, tmp_path_factory):
-  return export_untrained(economies.get(request.param), tmp_path_factory)
+  return export_untrained(make(request.param), tmp_path_factory)
 
 
 def test_onnx_reproduces_the_saved_model(convertible, tmp_path):

@@ -37,10 +37,17 @@ class _Registry(MutableMapping):
 
 
 ECONOMIES = _Registry({"nk": "nk.NewKeynesian", "rank_zlb": "rank_zlb.RankZLB",
-                       "rank_zlb_inertia": "rank_zlb_inertia.RankZLBInertia"})
+                       "rank_zlb_inertia": "rank_zlb_inertia.RankZLBInertia",
+                       "hank_zlb": "hank.HankZLB", "hank_zlb_collapse": "hank.HankCollapse"})
 
 
-def get(name, prior=None):
+def get(name, prior=None, agents=0):
+  """The economy `name`; `agents` > 0: that many agents in an economy with a set of them."""
   if name not in ECONOMIES:
     raise UserError(f"unknown economy {name!r}; known: {', '.join(ECONOMIES)}")
-  return ECONOMIES[name](prior=prior)
+  cls = ECONOMIES[name]
+  if not agents:
+    return cls(prior=prior)
+  if not cls.n_agents:
+    raise UserError(f"economy {name!r} has no set of agents: --agents is for those that do")
+  return cls(prior=prior, n_agents=agents)

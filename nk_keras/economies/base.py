@@ -33,6 +33,14 @@ class Economy(abc.ABC):
   # today's and tomorrow's points together.
   endogenous_states = ()
   shock_names: tuple     # one column of an innovation tensor `[..., batch, n_shock]` each
+  # A set of `n_agents` agents (households) whose order carries no meaning, each with the states
+  # `agent_states` and the policies `agent_policies`. Flat tensors hold the aggregate columns
+  # first, then the agents one after another: a state `[batch, n_state]` is the aggregate
+  # `[batch, n_aggregate_states]` and the agents `[batch, n_agents, len(agent_states)]`
+  # (`split_agents`), and `state_names` ends with `b_0, e_0, b_1, ...` for agent states b, e.
+  n_agents = 0
+  agent_states = ()
+  agent_policies = ()
   policy_names: tuple
   residual_names: tuple   # one equilibrium condition per policy
   box_low: np.ndarray    # [n_params]
@@ -90,6 +98,44 @@ class Economy(abc.ABC):
   @property
   def n_shock(self):
     return len(self.shock_names)
+
+  @property
+  def n_aggregate_states(self):
+    return self.n_state - self.n_agents * len(self.agent_states)
+
+  @property
+  def n_aggregate_policies(self):
+    return len(self.policy_names) - self.n_agents * len(self.agent_policies)
+
+  def split_agents(self, x, n_aggregate):
+    """A flat `[..., n_aggregate + n_agents * d]` tensor -> its aggregate columns
+    `[..., n_aggregate]` and its agents `[..., n_agents, d]` (None without agents)."""
+    if not self.n_agents:
+      return x[..., :n_aggregate], None
+    shape = tf.shape(x)[:-1]
+    agents = tf.reshape(x[..., n_aggregate:], tf.concat([shape, [self.n_agents, -1]], 0))
+    return x[..., :n_aggregate], agents
+
+  def served_inputs(self):
+    """The state inputs of a served policy: (name, per-row shape) pairs, `()` for an aggregate
+    state and `(n_agents,)` for each agent state; the flat state is `join_served`'s."""
+    return ([(name, ()) for name in self.state_names[:self.n_aggregate_states]]
+            + [(name, (self.n_agents,)) for name in self.agent_states])
+
+  def join_served(self, inputs):
+    """The flat state `[n, n_state]` from the served inputs `[n]` / `[n, n_agents]` in
+    `served_inputs` order."""
+    k = self.n_aggregate_states
+    state = tf.stack(inputs[:k], axis=1)
+    if not self.n_agents:
+      return state
+    agents = tf.stack(inputs[k:], axis=2)                              # [n, n_agents, d]
+    return tf.concat([state, tf.reshape(agents, [tf.shape(agents)[0], -1])], axis=1)
+
+  def settings(self):
+    """What `economies.get` needs besides the name to make this economy again (JSON-ready):
+    the number of agents where there is a set of them."""
+    return {"agents": self.n_agents} if self.n_agents else {}
 
   def require_one_state(self, what):
     """Raises a UserError naming `what` (a metric, a figure) unless the economy has one state:
@@ -230,12 +276,15 @@ class Economy(abc.ABC):
   @staticmethod
   def expect(x, weights=None):
     """E over the leading (shock) axis of `x` `[k, batch, ...]`: a plain mean of Monte Carlo
-    draws, the `weights` `[k]` of quadrature nodes, or per-point weights `[k, batch]`."""
+    draws, the `weights` `[k]` of quadrature nodes, or per-point weights `[k, batch]` (the same
+    for every agent of a point)."""
     if weights is None:
       return tf.reduce_mean(x, axis=0)
     weights = tf.cast(weights, x.dtype)
     if weights.shape.rank == 1:
       return tf.tensordot(weights, x, axes=1)
+    while weights.shape.rank < x.shape.rank:          # per point, over an agent axis too
+      weights = weights[..., None]
     return tf.reduce_sum(weights * x, axis=0)
 
   def linear(self, theta):
@@ -273,6 +322,12 @@ class Economy(abc.ABC):
     """Centre of the states' ergodic law `[batch, n_state]` (the steady state by default); None
     where it is zero for every theta."""
     return self.linear(theta).state
+
+  def policy_guess(self, state, theta):
+    """Policies `[batch, n_policies]` the "centred" network's outputs are added to: zeros (for
+    policies in deviations from a steady state) unless the economy knows a better start, e.g.
+    a heterogeneous-agent steady state's savings."""
+    return tf.zeros(tf.stack([tf.shape(state)[0], len(self.policy_names)]), state.dtype)
 
   def residual_scale(self, theta):
     """One natural size `[batch]` of the residuals: the "ergodic" weightings divide residuals by

@@ -1,25 +1,48 @@
-"""A one-asset HANK with a zero lower bound (../shared/MODEL.md section 10): its continuum steady state.
+"""A one-asset HANK with a zero lower bound (../shared/MODEL.md section 10): `hank_zlb`.
 
-The first piece of the heterogeneous-agent economy (issue 26): the calibration that every later
-piece (the finite-L network economy, its checks against the continuum) takes as given. The
-household discount factor `beta` is not a free parameter: it is set so that the continuum
-economy's deterministic steady state clears the bond market (mean wealth `Bbar`) at the rule's
-steady real rate `Rbar / Pibar = 1 / 0.9975`; precautionary saving puts it below 0.9975.
+L households, each with bonds `b >= 0` carried into the period and a productivity level `e` on
+a Rouwenhorst chain (3 states, persistence 0.966, cross-sectional std of log e 0.5, mean 1);
+rank_zlb's firms (Rotemberg NKPC, marginal cost chi N^(eta + sigma)), rule with the ZLB and
+preference shock; rank_zlb's five parameters as pseudo-states. Income shares follow productivity,
+normalised by this period's sample mean, so markets clear exactly for any L.
 
-Households: log utility (rank_zlb's `sigma = 1`), productivity `e` on a Rouwenhorst chain
-(3 states, persistence 0.966, cross-sectional std of log e 0.5, mean 1), bonds `b >= 0`,
+The continuum steady state comes first: the household discount factor `beta` is not a free
+parameter but set so that the continuum economy's deterministic steady state clears the bond
+market (mean wealth `Bbar`) at the rule's steady real rate `Rbar / Pibar = 1 / 0.9975`;
+precautionary saving puts it below 0.9975. Households: log utility (rank_zlb's `sigma = 1`),
 budget `c + b' = r b + e (Y - T)` with `T = (r - 1) Bbar` and `Y = Ybar`. Policies by the
 endogenous grid method (Carroll) on a wealth grid dense near the borrowing limit; the stationary
 distribution by the histogram method (Young): each choice `b'` is split between the two grid
-points around it in proportion to its distance, so the distribution's mean wealth is exact.
+points around it in proportion to its distance, so the distribution's mean wealth is exact. Its
+savings policy is where the network starts (`policy_guess`) and its distribution is where
+training's simulations start (`draw_state`).
+
+The finite-L economy. State: `zeta`, `R_lag` (the gross rate set last period) and the agent set
+`(b_i, e_i)`. Policies: log(Pi / Pibar) and each household's savings share `y_i = b'_i / cash_i`
+of its cash on hand `cash_i = (R_lag / Pi) b_i + (e_i / ebar)(N - T)`; hours follow from the goods
+market, `N = mean_i c_i` (solved in closed form: cash is linear in N), so the bond market
+`mean_i b'_i = Bbar` holds by construction whenever it held last period. Residuals: the NKPC
+(rank_zlb's, in its units) and per household the Fischer-Burmeister function of the Euler gap
+`1 - beta E[exp(zeta' - zeta) (R / Pi') (c'/c)^-sigma]` (>= 0, a relative consumption error) and
+the savings share (>= 0): zero iff the Euler equation holds or the household is at the limit.
+
+With one productivity state and beta 0.9975 (`risk=False`) every household holds Bbar and the
+aggregates are rank_zlb's (the collapse, tests/test_hank.py).
 """
 
+import functools
 import math
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
 from scipy import optimize, sparse
 
-from nk_keras.economies.rank_zlb import FIXED
+from nk_keras.economies.base import Economy
+from nk_keras.economies.rank_zlb import FIXED, RankZLB
+from nk_keras.errors import UserError
+
+tfd = tfp.distributions
 
 HANK_FIXED = {**FIXED, "Bbar": 5.6, "e_states": 3, "e_persistence": 0.966, "e_std": 0.5}
 STEADY_REAL_RATE = 1.0 / FIXED["beta"]    # Rbar / Pibar: the rule's steady real rate
@@ -120,3 +143,277 @@ def steady_state(n_grid=500, top=250.0, fixed=HANK_FIXED):
           "wealth_by_state": saved.sum(axis=1) / D.sum(axis=1), "wealth_gini": gini,
           "productivity": e, "transition": P, "grid": b, "savings": b_next,
           "distribution": D}
+
+
+DEFAULT_AGENTS = 50
+GRID_POINTS = 1000      # the continuum calibration's wealth grid (beta moves 3e-6 from 500)
+GRID_TOP = 250.0
+Y_MAX = 0.999           # the largest savings share: consumption stays positive
+SHARE_SCALE = 0.02      # the network's unit of a savings share's departure from the steady state
+LOG_RBAR = FIXED["log_Pibar"] - math.log(FIXED["beta"])
+
+
+@functools.lru_cache(maxsize=2)
+def starting_point(risk=True):
+  """What the finite-L economy takes from its continuum (or, without risk, its representative)
+  steady state: `beta`, productivity levels `e` `[S]`, transition `P` `[S, S]`, the wealth grid
+  `b` `[n]`, the savings share `y` `[S, n]` chosen there and the stationary law `D` `[S, n]`.
+
+  Without risk (one productivity state, beta 0.9975 = 1 / r) any wealth is a steady state: the
+  household keeps it (`y = b / cash`), and everyone starts at Bbar."""
+  r, f = STEADY_REAL_RATE, HANK_FIXED
+  if risk:
+    ss = steady_state(n_grid=GRID_POINTS, top=GRID_TOP)
+    beta, e, P, b, D = (ss["beta"], ss["productivity"], ss["transition"], ss["grid"],
+                        ss["distribution"])
+    saved = ss["savings"]
+  else:
+    beta, e, P = FIXED["beta"], np.ones(1), np.ones((1, 1))
+    b = wealth_grid(GRID_POINTS, GRID_TOP)
+    saved = b[None, :]
+    D = np.zeros((1, len(b)))
+    D[0, np.searchsorted(b, f["Bbar"])] = 1.0
+  cash = r * b[None, :] + e[:, None] * (f["Ybar"] - (r - 1.0) * f["Bbar"])
+  return {"beta": beta, "e": e, "P": P, "b": b, "y": saved / cash, "D": D}
+
+
+class HankZLB(Economy):
+  """`n_agents` households (`economies.get`'s `agents`, the train app's --agents)."""
+
+  name = "hank_zlb"
+  n_agents = DEFAULT_AGENTS
+  risk = True             # idiosyncratic productivity risk; without it, rank_zlb
+  param_names = RankZLB.param_names
+  box_low, box_high, calibration = RankZLB.box_low, RankZLB.box_high, RankZLB.calibration
+  prior_mean, prior_std = RankZLB.prior_mean, RankZLB.prior_std
+  # rank_zlb's existence region: the aggregates of the collapse are rank_zlb's; the HANK's own
+  # region is not measured.
+  domain_rule = RankZLB.domain_rule
+  agent_states = ("b", "e")
+  agent_policies = ("y",)
+  endogenous_states = ("R_lag", "b")
+  normalizations = ("centred",)
+  weightings = ("none",)      # residuals are unit-free: relative consumption errors, the NKPC
+  error_shape = "today"
+  perturbation_scales = False
+  constraint = "ZLB"
+  eval_theta = 20
+  training_defaults = {"regime": "stepping", "normalization": "centred", "weighting": "none",
+                       "iterations": 10_000, "batch": 64, "mc": 8, "stratified": True,
+                       "unbiased": True, "num_steps": 5, "internal": 1}
+  labels = {**RankZLB.labels, "R_lag": "R_{t-1}, last period's rate", "b": "b, bonds",
+            "e": "e, productivity", "c": "c, consumption", "b_next": "b', bonds saved",
+            "y": "y, savings share of cash on hand"}
+  display_units = {**RankZLB.display_units, "R_lag": (400.0, -1.0, "annualised rate (%)")}
+  observables = RankZLB.observables
+  observes_previous = True
+  observable_units = RankZLB.observable_units
+
+  def __init__(self, prior=None, n_agents=None):
+    n_agents = n_agents or self.n_agents
+    if n_agents < 2:
+      raise UserError(f"economy {self.name!r} needs at least 2 households, got {n_agents}")
+    self.n_agents = n_agents
+    start = starting_point(self.risk)
+    self.fixed = {**HANK_FIXED, "beta": start["beta"]}
+    L = range(n_agents)
+    self.state_names = ("zeta", "R_lag") + tuple(f"{n}_{i}" for i in L for n in self.agent_states)
+    self.shock_names = ("eps_zeta",) + tuple(f"eps_e_{i}" for i in L)
+    self.policy_names = ("Pi",) + tuple(f"y_{i}" for i in L)
+    self.residual_names = ("NKPC",) + tuple(f"Euler_{i}" for i in L)
+    const = lambda a: tf.constant(a, tf.float32)
+    self._e, self._cdf = const(start["e"]), const(np.cumsum(start["P"], axis=1)[:, :-1])
+    self._share = const(start["y"])                                     # [S, n]
+    self._cdf_D = const(np.cumsum(start["D"].ravel()))                  # [S * n] cells
+    self._grid = const(start["b"])
+    D, b, e = start["D"], start["b"], start["e"]
+    mean_b = np.sum(D * b[None, :])
+    self._agent_std = [max(np.sqrt(np.sum(D * (b[None, :] - mean_b) ** 2)), 1.0),
+                       max(np.sqrt(D.sum(1) @ (e - 1.0) ** 2), 0.1)]
+    self._rank = RankZLB()
+    super().__init__(prior)
+
+  def default_prior(self):
+    return self._rank.default_prior()
+
+  def domain_reason(self):
+    return ("no stable equilibrium of rank_zlb, whose existence region this economy takes as "
+            "its own (docs/existence.md)")
+
+  # --- scales: rank_zlb's closed-form linearisation for the aggregates -----------------------
+
+  def _aggregate_scales(self, theta):
+    """Ergodic std of zeta, of log R, and of log Pi, each `[batch]` (rank_zlb's linearisation)."""
+    a, b = self._rank.linearised(theta)
+    std_zeta = self._rank.ergodic_std(theta)[:, 0]
+    p = self.unpack(theta)
+    return std_zeta, tf.abs(p["theta_pi"] * b + p["theta_y"] * a) * std_zeta, tf.abs(b) * std_zeta
+
+  def ergodic_std(self, theta):
+    std_zeta, std_R, _ = self._aggregate_scales(theta)
+    agents = tf.tile(tf.constant(self._agent_std, theta.dtype), [self.n_agents])
+    return tf.concat([tf.stack([std_zeta, tf.maximum(std_R, 1e-4)], axis=1),
+                      tf.tile(agents[None], tf.stack([tf.shape(theta)[0], 1]))], axis=1)
+
+  def state_mean(self, theta):
+    centre = [0.0, math.exp(LOG_RBAR)] + [self.fixed["Bbar"], 1.0] * self.n_agents
+    return tf.tile(tf.constant(centre, theta.dtype)[None], tf.stack([tf.shape(theta)[0], 1]))
+
+  def policy_scale(self, theta):
+    _, _, std_pi = self._aggregate_scales(theta)
+    shares = tf.fill(tf.stack([tf.shape(theta)[0], self.n_agents]), SHARE_SCALE)
+    return tf.concat([std_pi[:, None], tf.cast(shares, theta.dtype)], axis=1)
+
+  def scales(self, theta):
+    return self.ergodic_std(theta), self.policy_scale(theta)
+
+  def residual_scale(self, theta):
+    return tf.ones_like(theta[:, 0])
+
+  def policy_guess(self, state, theta):
+    """The continuum steady state's savings shares at each household's (b, e), inflation at
+    target: `[batch, n_policies]`, where the network starts."""
+    _, agents = self.split_agents(state, 2)
+    b, e = agents[..., 0], agents[..., 1]                              # [batch, L]
+    # Linear in u on the grid, which is uniform in u = (b / top)^(1/3); off zero, where the cube
+    # root's slope is infinite.
+    n = self._grid.shape[0]
+    u = (n - 1) * tf.clip_by_value(b / GRID_TOP, 1e-9, 1.0) ** (1.0 / 3.0)
+    left = tf.minimum(tf.floor(u), n - 2)
+    row = self.productivity_state(e) * n + tf.cast(left, tf.int32)       # [batch, L]
+    shares = tf.reshape(self._share, [-1])
+    y = tf.gather(shares, row) * (left + 1 - u) + tf.gather(shares, row + 1) * (u - left)
+    return tf.concat([tf.zeros_like(y[:, :1]), y], axis=1)
+
+  def productivity_state(self, e):
+    """The chain's state index (int32, shape of `e`) of productivity levels `e`."""
+    return tf.argmin(tf.abs(e[..., None] - self._e), axis=-1, output_type=tf.int32)
+
+  # --- draws ------------------------------------------------------------------------------
+
+  def draw_state(self, theta, seed):
+    z = tf.random.stateless_normal(tf.stack([tf.shape(theta)[0], self.n_state]), seed=seed,
+                                   dtype=theta.dtype)
+    return self.ergodic_state(theta, z)
+
+  def ergodic_state(self, theta, z):
+    """States `[batch, n_state]` from standard normals `z` `[batch, n_state]`: zeta from its
+    ergodic law, last period's rate from rank_zlb's linear rule at the zeta before, each
+    household's (b, e) from the continuum's stationary law by the inverse CDF of its cells at
+    Phi(z) of the household's first column (its second is unused); wealth then scaled so that
+    the sample holds exactly Bbar a head, as every period of the economy does."""
+    std_zeta, std_R, _ = self._aggregate_scales(theta)
+    zeta = std_zeta * z[:, 0]
+    R_lag = tf.exp(tf.maximum(LOG_RBAR + std_R * z[:, 1], 0.0))
+    _, normals = self.split_agents(z, 2)
+    u = tfd.Normal(0.0, 1.0).cdf(tf.cast(normals[..., 0], tf.float32))        # [batch, L]
+    cell = tf.minimum(tf.searchsorted(self._cdf_D, tf.reshape(u, [-1]), side="right"),
+                      self._cdf_D.shape[0] - 1)
+    cell = tf.reshape(cell, tf.shape(u))
+    n = self._grid.shape[0]
+    b = tf.gather(self._grid, cell % n)
+    e = tf.gather(self._e, cell // n)
+    # A sample with no wealth at all (every household at the limit: a few in 1,000 with three
+    # households) cannot hold the bonds: it holds them equally.
+    mean = tf.reduce_mean(b, axis=1, keepdims=True)
+    Bbar = self.fixed["Bbar"]
+    b = tf.where(mean > 0, b * Bbar / tf.maximum(mean, 1e-30), Bbar)
+    households = tf.reshape(tf.stack([b, e], axis=-1), tf.stack([tf.shape(b)[0], -1]))
+    return tf.concat([tf.stack([zeta, R_lag], axis=1), tf.cast(households, theta.dtype)], 1)
+
+  # --- the economics ----------------------------------------------------------------------
+
+  def allocation(self, state, theta, policies):
+    """Who consumes and saves what at `state` `[..., batch, n_state]` under `policies`
+    `[..., batch, n_pol]`: dict of `log_N`, `log_R`, `notional` (log R before the ZLB) `[...,
+    batch]`, `c`, `b_next` `[..., batch, L]`."""
+    f, p = self.fixed, self.unpack(theta)                              # p: each [batch]
+    aggregate, agents = self.split_agents(state, 2)
+    b, e = agents[..., 0], agents[..., 1]
+    pi, y = policies[..., 0], policies[..., 1:]
+    share = tf.clip_by_value(y, 0.0, Y_MAX)
+    kept = 1.0 - share                                                 # consumption share
+    r = aggregate[..., 1] * tf.exp(-pi - f["log_Pibar"])               # R_{t-1} / Pi_t
+    taxes = (r - 1.0) * f["Bbar"]
+    w = e / tf.reduce_mean(e, axis=-1, keepdims=True)                  # income shares
+    # N = mean(c) with c = kept (r b + w (N - T)): N mean(share w) = r mean(kept b) - T mean(kept
+    # w), mean(w) being 1 (the form without the cancellation of 1 - mean(kept w)).
+    saved = tf.reduce_mean(share * w, axis=-1)
+    N = (r * tf.reduce_mean(kept * b, axis=-1) - taxes * (1.0 - saved)) / tf.maximum(saved, 1e-4)
+    N = tf.maximum(N, 1e-3)
+    cash = r[..., None] * b + w * (N - taxes)[..., None]
+    log_N = tf.math.log(N)
+    notional = (LOG_RBAR + p["theta_pi"] * pi
+                + p["theta_y"] * (log_N - math.log(f["Ybar"])))
+    return {"log_N": log_N, "notional": notional, "log_R": tf.maximum(notional, 0.0),
+            "c": kept * cash, "b_next": cash - kept * cash}
+
+  def step(self, state, theta, eps, today):
+    p = self.unpack(theta)
+    now = self.allocation(state, theta, today)
+    zeta = p["rho_zeta"] * state[:, 0] + p["sigma_zeta"] * eps[..., 0]      # [..., batch]
+    R = tf.exp(now["log_R"]) + tf.zeros_like(zeta)
+    _, agents = self.split_agents(state, 2)
+    # Each household's next productivity state from its own normal innovation: the chain's row
+    # CDF at Phi(eps).
+    s = self.productivity_state(agents[..., 1])                              # [batch, L]
+    u = tfd.Normal(0.0, 1.0).cdf(eps[..., 1:])                               # [..., batch, L]
+    s_next = tf.reduce_sum(tf.cast(u[..., None] > tf.gather(self._cdf, s), tf.int32), axis=-1)
+    e_next = tf.gather(self._e, s_next)
+    b_next = now["b_next"] + tf.zeros_like(e_next)
+    households = tf.reshape(tf.stack([b_next, e_next], axis=-1),
+                            tf.concat([tf.shape(e_next)[:-1], [-1]], 0))
+    return tf.concat([tf.stack([zeta, R], axis=-1), households], axis=-1)
+
+  def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
+    f = self.fixed
+    p = self.unpack(theta)
+    now = self.allocation(state, theta, today)
+    state_next = self.step(state, theta, eps, today)                   # [k, batch, n_state]
+    then = self.allocation(state_next, theta, tomorrow)
+    pi, pi1 = today[:, 0], tomorrow[..., 0]
+    dz = state_next[..., 0] - state[:, 0]                              # [k, batch]
+    # Euler gap, 1 - beta E[exp(zeta' - zeta) (R / Pi') (c' / c)^-sigma], per household.
+    inner = (dz - pi1)[..., None] - f["sigma"] * (tf.math.log(then["c"]) - tf.math.log(now["c"]))
+    gap = -tf.math.expm1(math.log(f["beta"]) - f["log_Pibar"] + now["log_R"][:, None]
+                         + tf.math.log1p(self.expect(tf.math.expm1(inner), weights)))
+    y = today[:, 1:]
+    # Fischer-Burmeister: zero iff gap >= 0, y >= 0 and one of them zero (the borrowing limit).
+    euler = gap + y - tf.sqrt(tf.square(gap) + tf.square(y) + 1e-20)
+    # rank_zlb's NKPC, divided by phi, with N' / N from the two allocations.
+    n, n1 = now["log_N"], then["log_N"]
+    marginal = tf.math.expm1((f["eta"] + f["sigma"]) * n
+                             + math.log(f["chi"] * f["eps"] / (f["eps"] - 1)))
+    future = self.expect(tf.exp(f["log_Pibar"] - now["log_R"] + 2 * pi1 + n1 - n)
+                         * tf.math.expm1(pi1), weights)
+    nkpc = tf.math.expm1(pi) * tf.exp(pi) - (f["eps"] - 1) / p["phi"] * marginal - future
+    return tf.concat([nkpc[:, None], euler], axis=1)
+
+  def constraint_slack(self, state, theta, policies):
+    return self.allocation(state, theta, policies)["notional"]
+
+  def outputs(self, state, theta, policies):
+    now = self.allocation(state, theta, policies)
+    return {"c": now["c"], "b_next": now["b_next"], "N": tf.exp(now["log_N"]),
+            "Pi": tf.exp(policies[:, 0] + self.fixed["log_Pibar"]), "R": tf.exp(now["log_R"])}
+
+  def policies_from_outputs(self, outputs):
+    y = outputs["b_next"] / (outputs["b_next"] + outputs["c"])
+    return tf.concat([tf.math.log(outputs["Pi"])[:, None] - self.fixed["log_Pibar"], y], axis=1)
+
+  def measure(self, state, theta, policies, previous):
+    """rank_zlb's observables, annualised percent: output growth, inflation, the rate."""
+    now = self.allocation(state, theta, policies)
+    last_state, last = previous
+    growth = now["log_N"] - self.allocation(last_state, theta, last)["log_N"]
+    return {"output_growth": 400 * tf.math.expm1(growth),
+            "inflation": 400 * tf.math.expm1(policies[..., 0] + self.fixed["log_Pibar"]),
+            "interest_rate": 400 * tf.math.expm1(now["log_R"])}
+
+
+class HankCollapse(HankZLB):
+  """hank_zlb without idiosyncratic risk (one productivity state) and with beta 0.9975: every
+  household holds Bbar and the aggregates are rank_zlb's (MODEL.md section 10, "Collapse")."""
+
+  name = "hank_zlb_collapse"
+  risk = False
