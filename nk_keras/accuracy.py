@@ -148,7 +148,7 @@ def residual_statistics(economy, policy, points, mc, seed):
              std[i:i + CHUNK]).numpy() for i in range(0, n * L, CHUNK)])
   logs = np.log10(np.abs(residuals) + 1e-30)
   return {name: {"mean_log10": float(logs[:, j].mean()), "max_log10": float(logs[:, j].max())}
-          for j, name in enumerate(economy.residual_names)}
+          for name, j in economy.groups("residuals")}
 
 
 # Points per residual call: (1 + mc) network rows each, ~26 MB per 64-unit layer at mc = 100
@@ -162,6 +162,9 @@ def estimated_error(economy, policy, points, seed):
   the same scale as the measured error; with a reference also the measured error on the same
   thetas, and their Spearman rank correlation over thetas."""
   k = min(ESTIMATE_THETA, len(points.theta))
+  if economy.n_shock > max(error_estimate.NODES):
+    return {"n_theta": 0, "skipped": f"economy {economy.name!r} has {economy.n_shock} shocks; "
+            f"the estimate's product quadrature is for at most {max(error_estimate.NODES)}"}
   estimate = np.abs(error_estimate.estimate(economy, policy, points.theta[:k],
                                             points.state[:k], points.scale[:k]))  # [k, L, n_pol]
   out = {"n_theta": k, "method": "linearised residuals, error affine in the states per theta "
@@ -169,9 +172,10 @@ def estimated_error(economy, policy, points, seed):
   if points.exact is not None:   # the policy at the k thetas alone, not at all of them
     measured_all = 100 * np.abs(approx(policy, points.theta[:k], points.state[:k])
                                 - points.exact[:k]) / points.scale[:k, None, :]
-  for j, name in enumerate(economy.policy_names):
+  for name, j in economy.groups("policies"):
     out[name] = stats(estimate[..., j])
-    if points.exact is not None:
+    if points.exact is not None:       # (an economy with a reference has no agent set)
+      j, = j
       measured = measured_all[..., j]
       out[name]["measured_mean_same_thetas"] = float(measured.mean())
       out[name]["spearman_over_thetas"] = float(_spearman(measured.mean(1),
@@ -208,7 +212,8 @@ def calibration_point(economy, policy):
 
 def markdown(report):
   """The tables of `evaluate` as Markdown."""
-  names = list(report["estimated_error"])[2:]
+  est = report["estimated_error"]
+  names = estimated_names(report) or list(report.get("errors_pct", {}))
   scale = report.get("scale", "policy at 1 ergodic std")
   columns = " | ".join(f"{n} {s}" for n in names for s in ("mean", "p95", "max"))
   lines = []
@@ -237,10 +242,28 @@ def markdown(report):
               for n in names]
     lines.append("")
   else:
-    lines += [f"Economy {report['economy']!r} has no reference solution: no measured error; "
-              f"the estimate below is in % of {scale}.", ""]
-  est = report["estimated_error"]
-  lines += [f"Estimated error from the residuals alone (% of {scale}, {est['n_theta']} thetas; "
+    lines += [f"Economy {report['economy']!r} has no reference solution: no measured error.", ""]
+  if "skipped" in est:
+    lines += [f"Estimated error from the residuals alone: not estimated ({est['skipped']}).",
+              ""]
+  else:
+    lines += estimate_markdown(est, names, scale)
+  lines += ["", "Equilibrium residuals in the economy's residual scale (log10 |residual|):", "",
+            "| equation | mean log10 | max log10 |", "|---|---|---|"]
+  lines += [f"| {n} | {v['mean_log10']:.2f} | {v['max_log10']:.2f} |"
+            for n, v in report["residuals_log10"].items()]
+  lines += extras_markdown(report)
+  return "\n".join(lines) + "\n"
+
+
+def estimated_names(report):
+  """The policies (pooled over agents) of the report's error estimate; [] where skipped."""
+  return [k for k, v in report["estimated_error"].items() if isinstance(v, dict)]
+
+
+def estimate_markdown(est, names, scale):
+  columns = " | ".join(f"{n} {s}" for n in names for s in ("mean", "p95", "max"))
+  lines = [f"Estimated error from the residuals alone (% of {scale}, {est['n_theta']} thetas; "
             "nk_keras/error_estimate.py):", "", f"| | {columns} |",
             "|---" * (1 + 3 * len(names)) + "|",
             "| estimate | " + " | ".join(f"{est[n][s]:.4f}" for n in names
@@ -250,12 +273,7 @@ def markdown(report):
               "thetas |", "|---|---|---|---|"]
     lines += [f"| {n} | {est[n]['measured_mean_same_thetas']:.4f} | {est[n]['mean']:.4f} | "
               f"{est[n]['spearman_over_thetas']:.2f} |" for n in names]
-  lines += ["", "Equilibrium residuals in the economy's residual scale (log10 |residual|):", "",
-            "| equation | mean log10 | max log10 |", "|---|---|---|"]
-  lines += [f"| {n} | {v['mean_log10']:.2f} | {v['max_log10']:.2f} |"
-            for n, v in report["residuals_log10"].items()]
-  lines += extras_markdown(report)
-  return "\n".join(lines) + "\n"
+  return lines
 
 
 def extras_markdown(report):
@@ -279,8 +297,11 @@ def extras_markdown(report):
 def one_line(report):
   if "errors_pct" not in report:
     est = report["estimated_error"]
+    if "skipped" in est:
+      return "no reference; residuals (log10 mean): " + "; ".join(
+          f"{n} {v['mean_log10']:.2f}" for n, v in report["residuals_log10"].items())
     return "no reference; estimated from residuals: " + "; ".join(
-        f"{n}: mean {est[n]['mean']:.3f}% p95 {est[n]['p95']:.3f}%" for n in list(est)[2:])
+        f"{n}: mean {est[n]['mean']:.3f}% p95 {est[n]['p95']:.3f}%" for n in estimated_names(report))
   e, c = report["errors_pct"], report["calibration"]
   return "; ".join(f"{n}: mean {e[n]['mean']:.3f}% p95 {e[n]['p95']:.3f}% max {e[n]['max']:.2f}% "
                    f"cal {c[n]['rel_error_pct']:.3f}% ({c[n]['scaled_error_pct']:.3f}% of scale)"

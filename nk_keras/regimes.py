@@ -89,7 +89,7 @@ class Regime(keras.Model):
     self.guard_state = self.add_weight(shape=(4,), initializer="zeros", trainable=False,
                                        dtype="float64", name="divergence_guard")
     self.trackers = [keras.metrics.Mean(name="loss")] + [
-        keras.metrics.Mean(name=f"mse_{name}") for name in self.economy.policy_names]
+        keras.metrics.Mean(name=f"mse_{name}") for name, _ in economy.groups("policies")]
     if level_states > 1:
       self.trackers.append(keras.metrics.Mean(name="level_loss"))
 
@@ -280,8 +280,8 @@ class Regime(keras.Model):
       grads = self.global_gradient_share(grads)
     self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
     self.trackers[0].update_state(loss)
-    for tracker, value in zip(self.trackers[1:], tf.unstack(mse)):
-      tracker.update_state(value)
+    for tracker, (_, columns) in zip(self.trackers[1:], self.economy.groups("policies")):
+      tracker.update_state(tf.reduce_mean(tf.gather(mse, columns)))
     if level is not None:
       self.trackers[-1].update_state(tf.reduce_sum(level))
     results = {m.name: m.result() for m in self.trackers}

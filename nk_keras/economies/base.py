@@ -41,6 +41,7 @@ class Economy(abc.ABC):
   n_agents = 0
   agent_states = ()
   agent_policies = ()
+  agent_residuals = ()   # each agent's conditions; their columns follow the aggregate ones
   policy_names: tuple
   residual_names: tuple   # one equilibrium condition per policy
   box_low: np.ndarray    # [n_params]
@@ -106,6 +107,16 @@ class Economy(abc.ABC):
   @property
   def n_aggregate_policies(self):
     return len(self.policy_names) - self.n_agents * len(self.agent_policies)
+
+  def groups(self, kind):
+    """The columns of a `[..., n_policies]` (`kind` "policies") or `[..., n_residuals]`
+    ("residuals") tensor that reports and logs pool: `[(name, [column, ...])]`, each aggregate
+    name alone, each agent name over every agent."""
+    names, per_agent = ((self.policy_names, self.agent_policies) if kind == "policies" else
+                        (self.residual_names, self.agent_residuals))
+    k, d = len(names) - self.n_agents * len(per_agent), len(per_agent)
+    return ([(name, [j]) for j, name in enumerate(names[:k])]
+            + [(name, list(range(k + j, len(names), d))) for j, name in enumerate(per_agent)])
 
   def split_agents(self, x, n_aggregate):
     """A flat `[..., n_aggregate + n_agents * d]` tensor -> its aggregate columns

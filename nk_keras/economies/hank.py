@@ -153,6 +153,10 @@ SHARE_SCALE = 0.02      # the network's unit of a savings share's departure from
 LOG_RBAR = FIXED["log_Pibar"] - math.log(FIXED["beta"])
 
 
+def normal_cdf(x):
+  return 0.5 * tf.math.erfc(-x / math.sqrt(2.0))
+
+
 @functools.lru_cache(maxsize=2)
 def starting_point(risk=True):
   """What the finite-L economy takes from its continuum (or, without risk, its representative)
@@ -191,6 +195,7 @@ class HankZLB(Economy):
   domain_rule = RankZLB.domain_rule
   agent_states = ("b", "e")
   agent_policies = ("y",)
+  agent_residuals = ("Euler",)
   endogenous_states = ("R_lag", "b")
   normalizations = ("centred",)
   weightings = ("none",)      # residuals are unit-free: relative consumption errors, the NKPC
@@ -198,9 +203,12 @@ class HankZLB(Economy):
   perturbation_scales = False
   constraint = "ZLB"
   eval_theta = 20
-  training_defaults = {"regime": "stepping", "normalization": "centred", "weighting": "none",
+  # States drawn afresh at every step ("fresh": the continuum's distribution of households):
+  # simulated with an untrained policy, as "stepping" does, a few households' economy swings into
+  # states where the poorest cannot pay their taxes.
+  training_defaults = {"regime": "fresh", "normalization": "centred", "weighting": "none",
                        "iterations": 10_000, "batch": 64, "mc": 8, "stratified": True,
-                       "unbiased": True, "num_steps": 5, "internal": 1}
+                       "unbiased": True}
   labels = {**RankZLB.labels, "R_lag": "R_{t-1}, last period's rate", "b": "b, bonds",
             "e": "e, productivity", "c": "c, consumption", "b_next": "b', bonds saved",
             "y": "y, savings share of cash on hand"}
@@ -221,11 +229,13 @@ class HankZLB(Economy):
     self.shock_names = ("eps_zeta",) + tuple(f"eps_e_{i}" for i in L)
     self.policy_names = ("Pi",) + tuple(f"y_{i}" for i in L)
     self.residual_names = ("NKPC",) + tuple(f"Euler_{i}" for i in L)
-    const = lambda a: tf.constant(a, tf.float32)
-    self._e, self._cdf = const(start["e"]), const(np.cumsum(start["P"], axis=1)[:, :-1])
-    self._share = const(start["y"])                                     # [S, n]
-    self._cdf_D = const(np.cumsum(start["D"].ravel()))                  # [S * n] cells
-    self._grid = const(start["b"])
+    # NumPy (float64), made constants of the caller's dtype where used: the economy runs in
+    # float32 in training and float64 in the error estimate.
+    self._e, self._P = start["e"], start["P"]                           # [S], [S, S]
+    self._cdf = np.cumsum(start["P"], axis=1)[:, :-1]                   # [S, S-1]
+    self._share = start["y"].ravel()                                    # [S * n]
+    self._cdf_D = np.cumsum(start["D"].ravel())                         # [S * n] cells
+    self._grid = start["b"]                                             # [n]
     D, b, e = start["D"], start["b"], start["e"]
     mean_b = np.sum(D * b[None, :])
     self._agent_std = [max(np.sqrt(np.sum(D * (b[None, :] - mean_b) ** 2)), 1.0),
@@ -277,17 +287,18 @@ class HankZLB(Economy):
     b, e = agents[..., 0], agents[..., 1]                              # [batch, L]
     # Linear in u on the grid, which is uniform in u = (b / top)^(1/3); off zero, where the cube
     # root's slope is infinite.
-    n = self._grid.shape[0]
+    n = len(self._grid)
     u = (n - 1) * tf.clip_by_value(b / GRID_TOP, 1e-9, 1.0) ** (1.0 / 3.0)
     left = tf.minimum(tf.floor(u), n - 2)
     row = self.productivity_state(e) * n + tf.cast(left, tf.int32)       # [batch, L]
-    shares = tf.reshape(self._share, [-1])
+    shares = tf.constant(self._share, b.dtype)
     y = tf.gather(shares, row) * (left + 1 - u) + tf.gather(shares, row + 1) * (u - left)
     return tf.concat([tf.zeros_like(y[:, :1]), y], axis=1)
 
   def productivity_state(self, e):
     """The chain's state index (int32, shape of `e`) of productivity levels `e`."""
-    return tf.argmin(tf.abs(e[..., None] - self._e), axis=-1, output_type=tf.int32)
+    return tf.argmin(tf.abs(e[..., None] - tf.constant(self._e, e.dtype)), axis=-1,
+                     output_type=tf.int32)
 
   # --- draws ------------------------------------------------------------------------------
 
@@ -306,13 +317,13 @@ class HankZLB(Economy):
     zeta = std_zeta * z[:, 0]
     R_lag = tf.exp(tf.maximum(LOG_RBAR + std_R * z[:, 1], 0.0))
     _, normals = self.split_agents(z, 2)
-    u = tfd.Normal(0.0, 1.0).cdf(tf.cast(normals[..., 0], tf.float32))        # [batch, L]
-    cell = tf.minimum(tf.searchsorted(self._cdf_D, tf.reshape(u, [-1]), side="right"),
-                      self._cdf_D.shape[0] - 1)
+    u = normal_cdf(tf.cast(normals[..., 0], tf.float32))                    # [batch, L]
+    cell = tf.minimum(tf.searchsorted(tf.constant(self._cdf_D, tf.float32), tf.reshape(u, [-1]),
+                                      side="right"), len(self._cdf_D) - 1)
     cell = tf.reshape(cell, tf.shape(u))
-    n = self._grid.shape[0]
-    b = tf.gather(self._grid, cell % n)
-    e = tf.gather(self._e, cell // n)
+    n = len(self._grid)
+    b = tf.gather(tf.constant(self._grid, theta.dtype), cell % n)
+    e = tf.gather(tf.constant(self._e, theta.dtype), cell // n)
     # A sample with no wealth at all (every household at the limit: a few in 1,000 with three
     # households) cannot hold the bonds: it holds them equally.
     mean = tf.reduce_mean(b, axis=1, keepdims=True)
@@ -341,7 +352,9 @@ class HankZLB(Economy):
     saved = tf.reduce_mean(share * w, axis=-1)
     N = (r * tf.reduce_mean(kept * b, axis=-1) - taxes * (1.0 - saved)) / tf.maximum(saved, 1e-4)
     N = tf.maximum(N, 1e-3)
-    cash = r[..., None] * b + w * (N - taxes)[..., None]
+    # Positive: where it would not be (taxes above a poor household's pay, in states a policy far
+    # from the equilibrium's reaches), the identities give way rather than consumption.
+    cash = tf.maximum(r[..., None] * b + w * (N - taxes)[..., None], 1e-6)
     log_N = tf.math.log(N)
     notional = (LOG_RBAR + p["theta_pi"] * pi
                 + p["theta_y"] * (log_N - math.log(f["Ybar"])))
@@ -357,9 +370,10 @@ class HankZLB(Economy):
     # Each household's next productivity state from its own normal innovation: the chain's row
     # CDF at Phi(eps).
     s = self.productivity_state(agents[..., 1])                              # [batch, L]
-    u = tfd.Normal(0.0, 1.0).cdf(eps[..., 1:])                               # [..., batch, L]
-    s_next = tf.reduce_sum(tf.cast(u[..., None] > tf.gather(self._cdf, s), tf.int32), axis=-1)
-    e_next = tf.gather(self._e, s_next)
+    u = normal_cdf(eps[..., 1:])                                           # [..., batch, L]
+    cdf = tf.gather(tf.constant(self._cdf, u.dtype), s)                      # [batch, L, S-1]
+    s_next = tf.reduce_sum(tf.cast(u[..., None] > cdf, tf.int32), axis=-1)
+    e_next = tf.gather(tf.constant(self._e, state.dtype), s_next)
     b_next = now["b_next"] + tf.zeros_like(e_next)
     households = tf.reshape(tf.stack([b_next, e_next], axis=-1),
                             tf.concat([tf.shape(e_next)[:-1], [-1]], 0))
@@ -417,3 +431,54 @@ class HankCollapse(HankZLB):
 
   name = "hank_zlb_collapse"
   risk = False
+
+
+def household_errors(economy, policy, state, theta, nodes=12, seed=0):
+  """Each household's equilibrium error at `state` `[m, n_state]`, `theta` `[m, n_params]`
+  (NumPy) under `policy`: the unit-free Euler error `|1 - c_implied / c|` `[m, L]` and whether
+  the household saves (`b' > 0`, where that error applies; at the limit the condition is the
+  Euler gap's sign, returned as `shortfall`, max(0, -gap), also `[m, L]`).
+
+  The expectation: the preference shock by Gauss-Hermite quadrature on `nodes` nodes, the
+  household's own next productivity summed exactly over the chain's row, the other households'
+  drawn (once per node: they move tomorrow's aggregates by O(1/sqrt(L))). Every alternative is
+  its own agent set, so a call costs `nodes * S * L` set evaluations per point."""
+  f = economy.fixed
+  L, S = economy.n_agents, len(economy._e)
+  x, w = np.polynomial.hermite_e.hermegauss(nodes)
+  w = w / w.sum()
+  state = tf.constant(state, tf.float32)
+  theta = tf.constant(theta, tf.float32)
+  m = int(state.shape[0])
+  today = policy(state, theta)
+  now = economy.allocation(state, theta, today)
+  others = tf.random.stateless_normal([nodes, m, L], tf.constant([seed, 77], tf.int32))
+  eps = tf.concat([tf.broadcast_to(tf.constant(x, tf.float32)[:, None, None], [nodes, m, 1]),
+                   others], axis=-1)
+  nxt = economy.step(state, theta, eps, today)                          # [Q, m, n_state]
+  # Alternative (s, i): household i's next productivity set to state s.
+  e_column = 2 + 2 * np.arange(L) + 1
+  levels = tf.constant(economy._e, tf.float32)
+  alt = tf.tile(nxt[:, None, None], [1, S, L, 1, 1])                    # [Q, S, L, m, n_state]
+  mask = tf.one_hot(e_column, economy.n_state)                          # [L, n_state]
+  alt = (alt * (1 - mask[None, None, :, None, :])
+         + levels[None, :, None, None, None] * mask[None, None, :, None, :])
+  flat = tf.reshape(alt, [-1, economy.n_state])
+  rows = tf.tile(theta, [nodes * S * L, 1])
+  tomorrow = policy(flat, rows)
+  then = economy.allocation(flat, rows, tomorrow)
+  # Household i's consumption in its own alternatives (s, i): [Q, S, L, m].
+  c1 = tf.reshape(then["c"], [nodes, S, L, m, L])
+  c1 = tf.transpose(tf.linalg.diag_part(tf.transpose(c1, [0, 1, 3, 2, 4])), [0, 1, 3, 2])
+  pi1 = tf.reshape(tomorrow[:, 0], [nodes, S, L, m])
+  dz = nxt[..., 0] - state[:, 0]                                        # [Q, m]
+  P = tf.constant(economy._P, tf.float32)                               # [S, S]
+  s_now = economy.productivity_state(economy.split_agents(state, 2)[1][..., 1])   # [m, L]
+  prob = tf.transpose(tf.gather(P, s_now), [2, 1, 0])                   # [S, L, m]
+  inner = tf.exp(dz[:, None, None] - pi1 - f["sigma"] * (
+      tf.math.log(c1) - tf.math.log(tf.transpose(now["c"])[None, None])))       # [Q, S, L, m]
+  expectation = tf.einsum("q,slm,qslm->ml", tf.constant(w, tf.float32), prob, inner)
+  gap = 1.0 - f["beta"] * tf.exp(now["log_R"] - f["log_Pibar"])[:, None] * expectation
+  implied = tf.pow(1.0 - gap, -1.0 / f["sigma"])
+  return {"euler": np.abs(1.0 - implied.numpy()), "saves": (now["b_next"] > 0).numpy(),
+          "shortfall": np.maximum(-gap.numpy(), 0.0)}
