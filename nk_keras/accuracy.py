@@ -291,6 +291,25 @@ def extras_markdown(report):
               f"{euler['network']['draws']} ergodic draws of the state:", "",
               "| policy | mean log10 | max log10 |", "|---|---|---|"]
     lines += [f"| {source} | {v['mean']:.2f} | {v['max']:.2f} |" for source, v in euler.items()]
+  households = report.get("households")
+  if households:
+    e = households["euler_log10"]
+    lines += ["", f"Households along ergodic simulations ({households['n_theta']} thetas, "
+              f"{households['states']} states):", "",
+              "| unit-free Euler error of savers, log10 | mean | p99 | max |", "|---|---|---|---|",
+              f"| {e['households']} households | {e['mean']:.2f} | {e['p99']:.2f} | "
+              f"{e['max']:.2f} |", "",
+              f"At the borrowing limit: {100 * households['share_at_limit']:.1f} % (the largest "
+              f"shortfall of their Euler gap: {households['limit_shortfall_max']:.2g}); bond "
+              f"market off by at most {households['bond_market_max_abs']:.2g}.", "",
+              "| wealth at the calibration | mean by productivity state | Gini | share under "
+              "0.25 |", "|---|---|---|---|"]
+    for label, key in (("network", "wealth"), ("continuum policy, these households",
+                                              "wealth_continuum_policy"),
+                       ("continuum steady state", "wealth_continuum")):
+      w = households[key]
+      lines.append(f"| {label} | {' / '.join(f'{x:.2f}' for x in w['wealth_by_state'])} | "
+                   f"{w['gini']:.3f} | {100 * w['share_under_0.25']:.1f} % |")
   return lines
 
 

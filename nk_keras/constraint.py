@@ -63,10 +63,11 @@ def statistics(economy, policy, theta, solution, chains=200, periods=1000, seed=
   states = simulation.state_paths(economy, theta, periods, chains, seed, "ergodic",
                                   stream=2, policy=policy)                  # [T, C, S]
   out = {"constraint": economy.constraint, "chains": chains, "periods_per_chain": periods}
-  for kind, pol in (("network", simulation.evaluate(policy, states, theta)),
-                    ("reference", solution(states))):
-    out[kind] = spell_statistics(binds(slack(economy, theta, states, pol)))
-  out["reference_ergodic_frequency"] = float(frequency(solution.reference)[0])
+  for kind, pol in simulation.with_reference(policy, solution, states, theta):
+    out["network" if kind == "nn" else "reference"] = spell_statistics(
+        binds(slack(economy, theta, states, pol)))
+  if solution.reference is not None:
+    out["reference_ergodic_frequency"] = float(frequency(solution.reference)[0])
   return out
 
 
@@ -76,7 +77,7 @@ def girf(economy, policy, theta, solution, shock, horizon=40, draws=2000, seed=0
   `bind_share_baseline_<...>`)."""
   table, raw = simulation.generalized_impulse_response(
       economy, policy, theta, shock, horizon, draws, seed, solution, which)
-  for kind in ("nn", solution.key):
+  for kind in ("nn", solution.key) if solution.key else ("nn",):
     for path, column in (("shocked", f"bind_share_{kind}"),
                          ("baseline", f"bind_share_baseline_{kind}")):
       table[column] = binds(slack(economy, theta, raw["state"][path],
@@ -99,10 +100,14 @@ def moments_table(moments):
 def statistics_table(stats):
   """Markdown of `statistics`."""
   keys = ("share_binding", "spells", "mean_spell", "max_spell", "spells_per_100_periods")
-  lines = [f"| {stats['constraint']} statistic | network | reference |", "|---|---|---|"]
-  lines += [f"| {k} | {stats['network'][k]:.6g} | {stats['reference'][k]:.6g} |" for k in keys]
-  lines.append(f"| ergodic frequency (reference, exact) | | "
-               f"{stats['reference_ergodic_frequency']:.6g} |")
+  sources = [s for s in ("network", "reference") if s in stats]
+  lines = [f"| {stats['constraint']} statistic | {' | '.join(sources)} |",
+           "|---" * (1 + len(sources)) + "|"]
+  lines += [f"| {k} | " + " | ".join(f"{stats[s][k]:.6g}" for s in sources) + " |"
+            for k in keys]
+  if "reference_ergodic_frequency" in stats:
+    lines.append(f"| ergodic frequency (reference, exact) | | "
+                 f"{stats['reference_ergodic_frequency']:.6g} |")
   return "\n".join(lines) + "\n"
 
 

@@ -69,28 +69,29 @@ def path(table, economy, title, theta):
   """One simulated path: the states, then each value, network vs reference; periods where
   the constraint binds under the reference shaded."""
   t = table["period"]
-  states = np.stack([table[n] for n in economy.state_names], axis=-1)
-  policies = np.stack([table[f"{n}_reference"] for n in economy.policy_names], axis=-1)
-  binding = constraint.binds(constraint.slack(economy, theta, states, policies))
+  source = "reference" if f"{economy.constraint}_slack_reference" in table else "nn"
+  binding = constraint.binds(table[f"{economy.constraint}_slack_{source}"])
   names = simulation.value_names(economy)
-  fig = Figure(figsize=(3.8 * (economy.n_state + len(names)), 3.4), layout="constrained")
-  axes = fig.subplots(1, economy.n_state + len(names))
-  for ax, name in zip(axes, economy.state_names):
+  states = [n for n in simulation.state_column_names(economy) if not n.endswith(("_p10", "_p90"))]
+  fig = Figure(figsize=(3.8 * (len(states) + len(names)), 3.4), layout="constrained")
+  axes = fig.subplots(1, len(states) + len(names))
+  for ax, name in zip(axes, states):
     ax.plot(t, 100 * table[name], color="k", lw=1.2)
     ax.set_title(label(name, economy))
     ax.set_ylabel(f"100 x {name}")
-  for ax, name in zip(axes[economy.n_state:], names):
+  for ax, name in zip(axes[len(states):], names):
     ax.plot(t, economy.display(name, table[f"{name}_nn"]), color=COLORS[0], lw=1.5,
             label="network")
-    ax.plot(t, economy.display(name, table[f"{name}_reference"]), "--", color="k", lw=1.1,
-            label="reference")
+    if f"{name}_reference" in table:
+      ax.plot(t, economy.display(name, table[f"{name}_reference"]), "--", color="k", lw=1.1,
+              label="reference")
     ax.set_title(label(name, economy))
     ax.set_ylabel(economy.display_unit(name))
   for ax in axes:
-    shade(ax, t, binding, label=f"{economy.constraint} (reference)")
+    shade(ax, t, binding, label=f"{economy.constraint} ({'network' if source == 'nn' else source})")
     ax.set_xlabel("period")
     ax.grid(alpha=0.3)
-  fig.legend(*axes[economy.n_state].get_legend_handles_labels(), loc="outside lower center",
+  fig.legend(*axes[len(states)].get_legend_handles_labels(), loc="outside lower center",
              ncols=3, fontsize=9)
   fig.suptitle(title)
   return fig
@@ -114,6 +115,8 @@ def girfs(tables, economy, title):
     for ax, name in zip(row[1:-1], names):
       d = lambda v: economy.display(name, v, difference=True)
       ax.plot(t, d(table[f"{name}_nn"]), "-", color=COLORS[0], lw=1.6, label="network")
+      if f"{name}_reference" not in table:
+        continue
       ax.plot(t, d(table[f"{name}_reference"]), "--", color="k", lw=1.2, label="reference")
       if shock != first_shock:
         ax.plot(t, d(first[f"{name}_reference"]) * shock / first_shock, ":", color="tab:red",
@@ -122,10 +125,12 @@ def girfs(tables, economy, title):
       ax.set_ylabel(f"difference in {economy.display_unit(name)}", fontsize=8)
     for kind, style, color, text in (("nn", "-", COLORS[0], "network, shocked"),
                                      ("reference", "--", "k", "reference, shocked")):
-      row[-1].plot(t, 100 * table[f"bind_share_{kind}"], style, color=color, lw=1.4,
-                   label=text)
-    row[-1].plot(t, 100 * table["bind_share_baseline_reference"], ":", color="0.5", lw=1.2,
-                 label="reference, no shock")
+      if f"bind_share_{kind}" in table:
+        row[-1].plot(t, 100 * table[f"bind_share_{kind}"], style, color=color, lw=1.4,
+                     label=text)
+    kind = "reference" if "bind_share_baseline_reference" in table else "nn"
+    row[-1].plot(t, 100 * table[f"bind_share_baseline_{kind}"], ":", color="0.5", lw=1.2,
+                 label=f"{'network' if kind == 'nn' else kind}, no shock")
     row[-1].set_title(f"share of paths at the {economy.constraint} (%)", fontsize=9)
     row[-1].legend(fontsize=7)
     row[1].legend(fontsize=7, loc="lower right")

@@ -143,6 +143,35 @@ def error_histograms(report, economy, scale_text="|{name}| at 1 ergodic std"):
   return fig
 
 
+def households(report):
+  """From an agent-set economy's report (`accuracy_extras`' raw "_households"): the savers'
+  unit-free Euler errors, and the wealth distribution (CDF) of the network's ergodic simulation
+  next to the continuum's own policy run on as many households and the continuum steady state."""
+  raw, summary = report["_households"], report["households"]
+  fig = Figure(figsize=(11.0, 4.0), layout="constrained")
+  ax, bx = fig.subplots(1, 2)
+  ax.hist(raw["euler_log10"], bins=60, histtype="step", lw=1.4, color=COLORS[0])
+  for stat, style in (("mean", "--"), ("p99", ":")):
+    value = summary["euler_log10"][stat]
+    ax.axvline(value, color="k", ls=style, lw=1, label=f"{stat} {value:.2f}")
+  ax.set_xlabel("log10 |1 - c_implied / c|, households that save")
+  ax.set_ylabel("households x states")
+  ax.legend(fontsize=8)
+  for (text, b), color in zip((("network", raw["wealth"]),
+                               ("continuum policy, same households", raw["wealth_guess"])),
+                              COLORS):
+    b = np.sort(b)
+    bx.plot(b, np.arange(1, len(b) + 1) / len(b), color=color, lw=1.4, label=text)
+  grid, mass = raw["continuum"]
+  bx.plot(grid, np.cumsum(mass), color="k", ls="--", lw=1, label="continuum steady state")
+  bx.set_xscale("symlog", linthresh=0.25)
+  bx.set_xlabel("bonds held (quarterly output)")
+  bx.set_ylabel("share of households holding less")
+  bx.legend(fontsize=8)
+  fig.suptitle("Households along ergodic simulations (at the calibration for wealth)")
+  return fig
+
+
 def read_history(path):
   """`history.csv` of a training run as {column: float array}; None if absent or unreadable."""
   if not os.path.isfile(path):

@@ -83,9 +83,15 @@ def evaluate(options):
     notes.append(f"note: no policy_<name>.png: the policy-against-parameters figure is defined "
                  f"for one state ({economy.name} has {economy.n_state})")
   scale = "|{name}| at 1 ergodic std" if closed else "the reference's ergodic std of {name}"
-  plots.save(plots.error_histograms(report, economy, scale),
-             os.path.join(out, "errors.png"))
-  written.append("errors.png")
+  if "errors_pct" in report:
+    plots.save(plots.error_histograms(report, economy, scale), os.path.join(out, "errors.png"))
+    written.append("errors.png")
+  else:
+    notes.append(f"note: no errors.png: economy {economy.name} has no reference to measure "
+                 f"errors against (the residuals are in evaluation.md)")
+  if "_households" in report:
+    plots.save(plots.households(report), os.path.join(out, "households.png"))
+    written.append("households.png")
   if economy.constraint is not None and economy.has_reference():
     plots.save(constraint_plots.policies_vs_state(economy, simulation.batched(policy)),
                os.path.join(out, "policies.png"))

@@ -89,6 +89,10 @@ class Solution:
     self.economy = economy
     self.theta = np.asarray(theta, np.float32)
     self.closed = has_closed_form(economy)
+    if not (self.closed or economy.has_reference()):
+      # No reference: tables, moments and figures show the network alone.
+      self.key, self.kind, self.reference = None, "none", None
+      return
     self.key = "exact" if self.closed else "reference"
     self.kind = "closed form" if self.closed else "time iteration"
     self.reference = None if self.closed else economy.reference(
@@ -106,6 +110,34 @@ class Solution:
     return out.reshape(state.shape[:-1] + out.shape[-1:])
 
 
+def with_reference(policy, solution, states, theta):
+  """[(kind, policies at `states`)]: the network's ("nn") and the reference's where there is
+  one."""
+  out = [("nn", evaluate(policy, states, theta))]
+  return out + ([(solution.key, solution(states))] if solution.key else [])
+
+
+def state_column_names(economy):
+  """The names `state_columns` gives."""
+  return (list(economy.state_names[:economy.n_aggregate_states])
+          + [f"{n}_{s}" for n in economy.agent_states for s in ("mean", "p10", "p50", "p90")])
+
+
+def state_columns(economy, states):
+  """Columns of a table for `states` `[..., n_state]`: each aggregate state, and of an agent
+  set's states the cross-sectional mean and 10th, 50th and 90th percentiles (`b_mean`, ...)."""
+  states = np.asarray(states)
+  k = economy.n_aggregate_states
+  out = {name: states[..., i] for i, name in enumerate(economy.state_names[:k])}
+  if economy.n_agents:
+    agents = states[..., k:].reshape(states.shape[:-1] + (economy.n_agents, -1))
+    for j, name in enumerate(economy.agent_states):
+      out[f"{name}_mean"] = agents[..., j].mean(axis=-1)
+      for q in (10, 50, 90):
+        out[f"{name}_p{q}"] = np.percentile(agents[..., j], q, axis=-1)
+  return out
+
+
 def extra_outputs(economy, state, theta, policies):
   """Logs of the served outputs that are not policies (rank_zlb: log R), dict name ->
   `[...]` for `policies` `[..., n_pol]` at `state` `[..., n_state]`; empty for NK."""
@@ -117,7 +149,10 @@ def extra_outputs(economy, state, theta, policies):
   thetas = np.tile(np.asarray(theta, np.float64)[None], (flat.shape[0], 1))
   out = economy.outputs(tf.constant(np.reshape(state, (-1, economy.n_state)), tf.float64),
                         tf.constant(thetas), tf.constant(flat))
-  return {n: np.log(out[n].numpy()).reshape(shape) for n in extra}
+  # An agent set's outputs (consumption) by the log of their cross-sectional mean.
+  return {f"{n}_mean" if n in economy.agent_outputs else n:
+          np.log(out[n].numpy().mean(axis=1) if n in economy.agent_outputs else out[n].numpy()
+                 ).reshape(shape) for n in extra}
 
 
 def state_paths(economy, theta, periods, chains=1, seed=0, start="ergodic", stream=0,
@@ -217,7 +252,7 @@ def impulse_response(economy, policy, theta, horizon=40, solution=None, shock=0)
   solution = solution or Solution(economy, theta)
   table = _columns(economy, policy, theta, paths[0], solution)
   base = _columns(economy, policy, theta, paths[1], solution)
-  for name in list(economy.state_names) + [
+  for name in list(state_columns(economy, paths[0])) + [
       f"{name}_{kind}" for name in value_names(economy) for kind in ("nn", solution.key)]:
     if name in table:
       table[name] = table[name] - base[name]
@@ -225,15 +260,22 @@ def impulse_response(economy, policy, theta, horizon=40, solution=None, shock=0)
 
 
 def value_names(economy):
-  """Policies, then the served outputs that are not policies (their logs)."""
-  return list(economy.policy_names) + [n for n in economy.output_names
-                                       if n not in economy.policy_names]
+  """Policies, then the served outputs that are not policies (their logs); an agent set's by
+  their cross-sectional mean (`y_mean`, `c_mean`)."""
+  k = economy.n_aggregate_policies
+  return (list(economy.policy_names[:k]) + [f"{n}_mean" for n in economy.agent_policies]
+          + [f"{n}_mean" if n in economy.agent_outputs else n for n in economy.output_names
+             if n not in economy.policy_names])
 
 
 def values(economy, theta, state, policies):
   """dict name -> `[...]`: the policies `[..., n_pol]` (at `state` `[..., n_state]`) and the
-  extra outputs' logs."""
-  out = {name: policies[..., j] for j, name in enumerate(economy.policy_names)}
+  extra outputs' logs (`value_names`)."""
+  policies = np.asarray(policies)
+  k, d = economy.n_aggregate_policies, len(economy.agent_policies)
+  out = {name: policies[..., j] for j, name in enumerate(economy.policy_names[:k])}
+  out.update({f"{name}_mean": policies[..., k + j::d].mean(axis=-1)
+              for j, name in enumerate(economy.agent_policies)})
   out.update(extra_outputs(economy, state, theta, policies))
   return out
 
@@ -242,11 +284,13 @@ def _columns(economy, policy, theta, states, solution=None):
   """Table of a path `states` `[T, n_state]`: period, each state, then each value for the
   network and the reference."""
   solution = solution or Solution(economy, theta)
-  table = {"period": np.arange(states.shape[0]),
-           **{name: states[:, i] for i, name in enumerate(economy.state_names)}}
-  for kind, pol in (("nn", evaluate(policy, states, theta)), (solution.key, solution(states))):
+  table = {"period": np.arange(states.shape[0]), **state_columns(economy, states)}
+  for kind, pol in with_reference(policy, solution, states, theta):
     for name, v in values(economy, theta, states, pol).items():
       table[f"{name}_{kind}"] = v
+    if economy.constraint is not None:   # where it binds (figures shade it)
+      from nk_keras import constraint
+      table[f"{economy.constraint}_slack_{kind}"] = constraint.slack(economy, theta, states, pol)
   return table
 
 
@@ -277,11 +321,12 @@ def generalized_impulse_response(economy, policy, theta, shock=-1.0, horizon=40,
       state = economy.next_state(call, state, thetas, eps[t] + (shift * unit if t == 0 else 0.0))
       rows.append(state)
     paths[name] = tf.stack(rows).numpy()                                     # [H, draws, n_state]
-  mean_change = (paths["shocked"] - paths["baseline"]).mean(axis=1)         # [H, n_state]
+  shocked, baseline = (state_columns(economy, paths[k]) for k in ("shocked", "baseline"))
   table = {"period": np.arange(horizon),
-           **{n: mean_change[:, i] for i, n in enumerate(economy.state_names)}}
+           **{n: (shocked[n] - baseline[n]).mean(axis=1) for n in shocked}}
   raw = {"state": paths}
-  for kind, fn in (("nn", lambda z: evaluate(policy, z, theta)), (solution.key, solution)):
+  sources = [("nn", lambda z: evaluate(policy, z, theta))]
+  for kind, fn in sources + ([(solution.key, solution)] if solution.key else []):
     policies = {name: fn(z) for name, z in paths.items()}
     v = {name: values(economy, theta, z, policies[name]) for name, z in paths.items()}
     raw[kind] = {**v, "policies": policies}
@@ -359,18 +404,19 @@ def moments(economy, policy, theta, chains=1000, periods=200, seed=0, solution=N
   solution = solution or Solution(economy, theta)
   states = state_paths(economy, theta, periods, chains, seed, "ergodic", stream=1,
                        policy=policy)                                       # [T, C, S]
-  k = economy.n_state
-  names = list(economy.state_names) + value_names(economy)
+  columns = state_columns(economy, states)
+  names = list(columns) + value_names(economy)
   units = units or {}
 
   def of(pol):
     v = values(economy, theta, states, pol)
-    return sample_moments(names, [states[..., i] for i in range(k)]
-                          + [units.get(n, 1.0) * v[n] for n in names[k:]])
+    return sample_moments(names, list(columns.values())
+                          + [units.get(n, 1.0) * v[n] for n in names[len(columns):]])
 
   out = {"network": of(evaluate(policy, states, theta))}
-  source = "closed_form_simulated" if solution.closed else "reference_simulated"
-  out[source] = of(solution(states))
+  if solution.key:
+    source = "closed_form_simulated" if solution.closed else "reference_simulated"
+    out[source] = of(solution(states))
   out["analytical"] = analytical_moments(economy, theta) if solution.closed else None
   return out
 

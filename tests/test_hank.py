@@ -146,3 +146,41 @@ def test_the_collapse_is_rank_zlb():
   today_rank = reference.policies(zeta[..., None]).reshape(n * m, 2)
   assert residuals(0.0).max() < 2e-5
   assert residuals(0.01).max() > 5e-3
+
+
+def collapse_policy(collapse, rank_policy):
+  """A HANK policy `(state, theta) -> [m, 1 + L]` from a rank_zlb policy: everyone consumes N,
+  keeps Bbar."""
+  Bbar = collapse.fixed["Bbar"]
+
+  def policy(state, theta):
+    p = tf.cast(rank_policy(tf.cast(state[:, :1], tf.float64), tf.cast(theta, tf.float64)),
+                tf.float32)
+    y = Bbar / (Bbar + tf.exp(p[:, :1]))
+    return tf.concat([p[:, 1:2], tf.tile(y, [1, collapse.n_agents])], axis=1)
+  return policy
+
+
+def test_household_errors_in_the_collapse_are_rank_zlbs():
+  """With one productivity state the households' Euler errors at rank_zlb's time-iteration
+  policy are its Euler errors: tiny (quadrature and float32); 1 % too much consumption planned
+  today (tomorrow's policy right) shows as at least a 1 % error (more: the goods market makes
+  it 1.2 %, and the rule raises the rate with output)."""
+  rank = economies.get("rank_zlb")
+  collapse = economies.get("hank_zlb_collapse", agents=3)
+  theta = np.array([rank.calibration, [1.6, 0.1, 1000.0, 0.7, 0.02]], np.float32)
+  policy = collapse_policy(collapse, rank.reference(theta).as_policy())
+  rows = np.repeat(theta, 6, axis=0)
+  state = collapse.draw_state(tf.constant(rows), SEED).numpy()
+  state[:, 1] = 1.01      # today's points: a rate that tomorrow's (the rule's) never is exactly
+  errors = hank.household_errors(collapse, policy, state, rows, nodes=20)
+  assert errors["saves"].all() and errors["euler"].max() < 1e-4, errors["euler"].max()
+
+  def too_much(state, theta):      # today c 1 % higher: y = b' / cash with cash = Bbar + N
+    p = policy(state, theta)
+    N = collapse.fixed["Bbar"] * (1 - p[:, 1:]) / p[:, 1:]
+    today = tf.equal(state[:, 1:2], 1.01)
+    return tf.concat([p[:, :1], tf.where(today, 1 - 1.01 * N / (collapse.fixed["Bbar"] + N),
+                                         p[:, 1:])], axis=1)
+  off = hank.household_errors(collapse, too_much, state, rows, nodes=20)["euler"]
+  assert (off > 1 - 1 / 1.01).all() and (off < 0.02).all(), off

@@ -96,10 +96,12 @@ def test_simulate_app_on_rank_zlb(zlb_app_runs, request):
   out = base / "sim"
   assert result.returncode == 0, result.stderr
   header, path = read_csv(out / "simulation.csv")
-  assert header == ["period", "zeta", "N_nn", "Pi_nn", "R_nn",
-                    "N_reference", "Pi_reference", "R_reference"]
-  assert path.shape == (60, 8) and np.isfinite(path).all()
-  assert (path[:, [4, 7]] >= 0).all()   # log R: floored at zero by the ZLB
+  assert header == ["period", "zeta", "N_nn", "Pi_nn", "R_nn", "ZLB_slack_nn",
+                    "N_reference", "Pi_reference", "R_reference", "ZLB_slack_reference"]
+  assert path.shape == (60, 10) and np.isfinite(path).all()
+  assert (path[:, [4, 8]] >= 0).all()   # log R: floored at zero by the ZLB
+  # The slack is the notional rate: where it is negative, R is at the floor.
+  assert (path[path[:, 9] < 0, 8] == 0).all() and (path[path[:, 9] > 0, 8] > 0).all()
   for k in (1, 3):
     header, girf = read_csv(out / f"girf_{k}std.csv")
     assert girf.shape[0] == 10 and np.isfinite(girf).all()

@@ -42,6 +42,7 @@ class Economy(abc.ABC):
   agent_states = ()
   agent_policies = ()
   agent_residuals = ()   # each agent's conditions; their columns follow the aggregate ones
+  agent_outputs = ()     # served outputs `[n, n_agents]` (each agent's)
   policy_names: tuple
   residual_names: tuple   # one equilibrium condition per policy
   box_low: np.ndarray    # [n_params]

@@ -196,6 +196,7 @@ class HankZLB(Economy):
   agent_states = ("b", "e")
   agent_policies = ("y",)
   agent_residuals = ("Euler",)
+  agent_outputs = ("c", "b_next")
   endogenous_states = ("R_lag", "b")
   normalizations = ("centred",)
   weightings = ("none",)      # residuals are unit-free: relative consumption errors, the NKPC
@@ -403,6 +404,44 @@ class HankZLB(Economy):
     nkpc = tf.math.expm1(pi) * tf.exp(pi) - (f["eps"] - 1) / p["phi"] * marginal - future
     return tf.concat([nkpc[:, None], euler], axis=1)
 
+  def accuracy_extras(self, policy, n_theta=8, chains=16, periods=100, seed=0):
+    """The households' side of the accuracy report along ergodic simulations (`chains` paths
+    of `periods` periods from the continuum's distribution) at the calibration and
+    `n_theta - 1` draws of the box: unit-free Euler errors of the households that save
+    (`household_errors`), how far those at the limit are from wanting to save, the bond market,
+    and the wealth distribution against the continuum steady state's and against the
+    continuum's own policy run on these L households."""
+    from nk_keras import simulation
+    theta = np.concatenate([self.calibration[None], self.draw_theta(
+        n_theta - 1, tf.constant([seed, 31], tf.int32)).numpy()]).astype(np.float32)
+    states = simulation.ergodic_states(self, policy, theta, chains, seed, periods)  # [n, m, S]
+    flat = states.reshape(-1, self.n_state)
+    rows = np.repeat(theta, chains, axis=0)
+    chunk = max(1, 4096 // (self.n_agents ** 2))
+    errors = [household_errors(self, policy, flat[i:i + chunk], rows[i:i + chunk], seed=seed)
+              for i in range(0, len(flat), chunk)]
+    euler = np.concatenate([e["euler"][e["saves"]] for e in errors])
+    log_euler = np.log10(euler + 1e-12)
+    saves = np.concatenate([e["saves"].ravel() for e in errors])
+    shortfall = np.concatenate([e["shortfall"][~e["saves"]] for e in errors])
+    b_next = self.allocation(tf.constant(flat, tf.float32), tf.constant(rows),
+                             policy(tf.constant(flat, tf.float32), tf.constant(rows)))["b_next"]
+    guess = simulation.ergodic_states(self, self.policy_guess, theta[:1], chains, seed, periods)
+    return {"households": {
+        "euler_log10": {"mean": float(log_euler.mean()), "p99": float(np.percentile(log_euler, 99)),
+                        "max": float(log_euler.max()), "households": int(euler.size)},
+        "share_at_limit": float(1.0 - saves.mean()),
+        "limit_shortfall_max": float(shortfall.max()) if shortfall.size else 0.0,
+        "bond_market_max_abs": float(np.max(np.abs(b_next.numpy().mean(axis=1)
+                                                   - self.fixed["Bbar"]))),
+        "wealth": wealth_statistics(self, states[:1]),
+        "wealth_continuum_policy": wealth_statistics(self, guess),
+        "wealth_continuum": continuum_wealth(),
+        "n_theta": int(n_theta), "states": int(len(flat))},
+        "_households": {"euler_log10": log_euler, "wealth": agents_wealth(self, states[:1]),
+                        "wealth_guess": agents_wealth(self, guess),
+                        "continuum": continuum_cdf()}}
+
   def constraint_slack(self, state, theta, policies):
     return self.allocation(state, theta, policies)["notional"]
 
@@ -482,3 +521,40 @@ def household_errors(economy, policy, state, theta, nodes=12, seed=0):
   implied = tf.pow(1.0 - gap, -1.0 / f["sigma"])
   return {"euler": np.abs(1.0 - implied.numpy()), "saves": (now["b_next"] > 0).numpy(),
           "shortfall": np.maximum(-gap.numpy(), 0.0)}
+
+
+def agents_wealth(economy, states):
+  """Every household's bonds `[k]` in `states` `[..., n_state]` (NumPy)."""
+  _, agents = economy.split_agents(states.reshape(-1, economy.n_state), 2)
+  return np.asarray(agents[..., 0]).ravel()
+
+
+def continuum_cdf():
+  """The continuum's stationary wealth: grid `[n]` and mass `[n]` over productivity states."""
+  start = starting_point()
+  return start["b"], start["D"].sum(axis=0)
+
+
+def wealth_statistics(economy, states):
+  """Wealth held at the start of the period across all households of `states` `[..., n_state]`
+  (NumPy): mean by productivity state, the Gini and the share holding under 0.25."""
+  _, agents = economy.split_agents(tf.constant(states.reshape(-1, economy.n_state)), 2)
+  b, s = agents[..., 0].numpy().ravel(), economy.productivity_state(agents[..., 1]).numpy().ravel()
+  return {"wealth_by_state": [float(b[s == i].mean()) if np.any(s == i) else float("nan")
+                              for i in range(len(economy._e))],
+          "gini": gini(b), "share_under_0.25": float(np.mean(b < 0.25))}
+
+
+def gini(b):
+  b = np.sort(np.asarray(b, np.float64))
+  n = len(b)
+  return float(1.0 - 2.0 * np.sum(np.cumsum(b) / b.sum()) / n + 1.0 / n)
+
+
+@functools.lru_cache(maxsize=1)
+def continuum_wealth():
+  """The continuum steady state's wealth statistics, as `wealth_statistics` gives them."""
+  ss = steady_state(n_grid=GRID_POINTS, top=GRID_TOP)
+  D, b = ss["distribution"], ss["grid"]
+  return {"wealth_by_state": (D @ b / D.sum(axis=1)).tolist(), "gini": float(ss["wealth_gini"]),
+          "share_under_0.25": float(D[:, b < 0.25].sum())}
