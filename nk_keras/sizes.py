@@ -4,8 +4,8 @@ A size too large for the machine (`simulate --periods=1e9`, `evaluate --n_theta=
 be found by the kernel's OOM killer, minutes in and taking other processes with it, or by a
 `MemoryError` reported as a bug. `check` refuses it at once, in one line that names the flag and
 the largest value that fits. The bytes per unit (training's measured, the others counted from
-the arrays allocated; BUILD_NOTES.md, "Reliability") carry a margin and model no temporary in
-detail: the refusal is for sizes far out of reach.
+the arrays allocated; docs/log/2026-build-history.md, "Reliability") carry a margin and model
+no temporary in detail: the refusal is for sizes far out of reach.
 """
 
 import os
@@ -71,8 +71,8 @@ def check(flag, value, per_unit, fixed=0, free=None):
                  f"machine's {gib(free)} allows; {hint}")
 
 
-# Bytes per unit of each checked size, with a margin (BUILD_NOTES.md, "Reliability"). The
-# training and filter ones scale with the network or filter dimensions.
+# Bytes per unit of each checked size, with a margin (docs/log/2026-build-history.md,
+# "Reliability"). The training and filter ones scale with the network or filter dimensions.
 
 def simulate(options, economy):
   """The simulate app's sizes: the path's periods, the moments' chains."""

@@ -11,11 +11,15 @@ import background  # noqa: E402  (tests/, on the path as this file's directory)
 
 
 def pytest_collection_modifyitems(items):
+  """Tests marked `lane` become lane jobs and go last: the lane then has the whole session to
+  run them on the core the others leave idle, and the foreground waits for them only at the
+  end, if at all."""
   if os.environ.get("NK_SUITE_LANE") == "1":    # already in its own process
     return
-  for item in items:
-    if item.get_closest_marker("lane"):
-      background.run_in_lane(item, ROOT)
+  lane = [item for item in items if item.get_closest_marker("lane")]
+  for item in lane:
+    background.run_in_lane(item, ROOT)
+  items[:] = [item for item in items if item not in lane] + lane
 
 
 def pytest_collection_finish(session):

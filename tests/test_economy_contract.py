@@ -183,9 +183,11 @@ def test_a_short_run_learns(cheap):
   (their total mean square on fixed points and shocks: a household's equations outweigh the
   Phillips curve early on), falls by half in a short run."""
   economy = cheap
+  # An agent set's batch is its agents' too: 64 points of 3 households learn as well.
   options = training.TrainOptions.for_economy(
-      economy.name, agents=economy.n_agents, regime="fresh", iterations=400, batch=256, mc=4,
-      stratified=True, unbiased=True, seed=2, optimizer="soap")
+      economy.name, agents=economy.n_agents, regime="fresh", iterations=400,
+      batch=64 if economy.n_agents else 256, mc=4, stratified=True, unbiased=True, seed=2,
+      optimizer="soap")
   model = training.build_regime(options)
   if economy.has_reference():
     # The reference solved once; fewer thetas where each solve is costly (eval_theta says so).

@@ -247,6 +247,10 @@ class HankZLB(Economy):
   def default_prior(self):
     return self._rank.default_prior()
 
+  def settings(self):
+    """The number of households, and for the record the calibrated `beta` (the continuum's)."""
+    return {**super().settings(), "beta": self.fixed["beta"]}
+
   def domain_reason(self):
     return ("no stable equilibrium of rank_zlb, whose existence region this economy takes as "
             "its own (docs/existence.md)")
