@@ -12,35 +12,47 @@ from nk_keras.estimation import particle_filter
 from nk_keras.economies.base import Economy
 from nk_keras.network import ExtendedPolicy
 
+# An economy that is a special case of another registered one (hank_zlb_collapse of hank_zlb)
+# shares its code: its contract runs with the slow tests.
 NAMES = sorted(economies.ECONOMIES)
+VARIANTS = {name for name in NAMES for other in NAMES
+            if economies.ECONOMIES[name] is not economies.ECONOMIES[other]
+            and issubclass(economies.ECONOMIES[name], economies.ECONOMIES[other])}
+
+
+def params(fast=lambda name: True):
+  """The economies as fixture parameters: slow where `fast(name)` is false or it is a
+  variant."""
+  return [name if fast(name) and name not in VARIANTS else
+          pytest.param(name, marks=pytest.mark.slow) for name in NAMES]
 TINY = 3   # agents of an economy with a set of them: the contract, not the accuracy
 
 
 def make(name):
   return economies.get(name, agents=TINY if economies.ECONOMIES[name].n_agents else 0)
+
+
 SEED = tf.constant([5, 6], tf.int32)
 
 
-@pytest.fixture(scope="module", params=NAMES)
+@pytest.fixture(scope="module", params=params())
 def economy(request):
   return make(request.param)
 
 
 # The checks that solve the economy's reference: with an N-dimensional time iteration (seconds
 # per theta, `eval_theta` below 200) they run with the slow tests (`pytest -m slow`).
-@pytest.fixture(scope="module", params=[
-    name if economies.ECONOMIES[name].eval_theta >= 200 else
-    pytest.param(name, marks=pytest.mark.slow) for name in NAMES])
+@pytest.fixture(scope="module",
+                params=params(lambda name: economies.ECONOMIES[name].eval_theta >= 200))
 def solved(request):
   return make(request.param)
 
 
 # The checks that need the reference if there is one: economies without a reference are as
 # cheap as those whose reference solves in seconds.
-@pytest.fixture(scope="module", params=[
-    name if economies.ECONOMIES[name].eval_theta >= 200
-    or economies.ECONOMIES[name].reference is Economy.reference else
-    pytest.param(name, marks=pytest.mark.slow) for name in NAMES])
+@pytest.fixture(scope="module", params=params(
+    lambda name: economies.ECONOMIES[name].eval_theta >= 200
+    or economies.ECONOMIES[name].reference is Economy.reference))
 def cheap(request):
   return make(request.param)
 
@@ -221,9 +233,8 @@ def exported(economy, tmp_path_factory):
 # The conversion of a graph that solves the perturbation (economies without closed-form
 # scales: 1-2 minutes) is in the default run through test_onnx.py's shipped rank_zlb_inertia;
 # here it runs with the slow tests.
-@pytest.fixture(scope="module", params=[
-    name if not economies.ECONOMIES[name].perturbation_scales else
-    pytest.param(name, marks=pytest.mark.slow) for name in NAMES])
+@pytest.fixture(scope="module", params=params(
+    lambda name: not economies.ECONOMIES[name].perturbation_scales))
 def convertible(request, tmp_path_factory):
   return export_untrained(make(request.param), tmp_path_factory)
 
