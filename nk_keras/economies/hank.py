@@ -231,7 +231,7 @@ class HankZLB(Economy):
     self.policy_names = ("Pi",) + tuple(f"y_{i}" for i in L)
     self.residual_names = ("NKPC",) + tuple(f"Euler_{i}" for i in L)
     # NumPy (float64), made constants of the caller's dtype where used: the economy runs in
-    # float32 in training and float64 in the error estimate.
+    # float32 in training and float64 where simulation tables read the ZLB's slack.
     self._e, self._P = start["e"], start["P"]                           # [S], [S, S]
     self._cdf = np.cumsum(start["P"], axis=1)[:, :-1]                   # [S, S-1]
     self._share = start["y"].ravel()                                    # [S * n]
