@@ -2,11 +2,16 @@
 10's independent calculation; the finite-L economy's identities, chain and draws; its collapse to
 rank_zlb; the permutation-invariant network. (Shapes, export, ONNX: the economy contract.)"""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from nk_keras import economies
+from nk_keras import economies, export
 from nk_keras.economies import hank
 from nk_keras.network import ExtendedPolicy
 
@@ -184,3 +189,23 @@ def test_household_errors_in_the_collapse_are_rank_zlbs():
                                          p[:, 1:])], axis=1)
   off = hank.household_errors(collapse, too_much, state, rows, nodes=20)["euler"]
   assert (off > 1 - 1 / 1.01).all() and (off < 0.02).all(), off
+
+
+def test_the_served_graph_keeps_the_identities_checked_without_nk_keras(tmp_path):
+  """tests/isolated_hank_check.py, in a process that cannot import nk_keras, on an export of 50
+  households (the continuum's policy plus an untrained network: the identities hold for any
+  policy): bond market, budgets, goods market and the rule to float32's precision."""
+  economy = economies.get("hank_zlb", agents=50)
+  path = str(tmp_path / "hank")
+  export.export(ExtendedPolicy.create(economy, seed=2), path, {"command": "test"})
+  here = os.path.dirname(os.path.abspath(__file__))
+  proc = subprocess.run([sys.executable, "-I", os.path.join(here, "isolated_hank_check.py"),
+                         path, "2", "7", "--identities"], capture_output=True, text=True,
+                        timeout=600, cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  report = json.loads(proc.stdout.strip().splitlines()[-1])
+  got = report["identities"]
+  assert got["finite"] and got["shapes"] == [[16, 50], [16, 50], [16]]
+  assert got["b_next_min"] >= 0 and got["c_min"] > 0
+  assert max(got[k] for k in ("bond_market", "goods_market", "budget", "rule")) < 1e-5, got
+  assert report["L"] == 50 and abs(report["beta"] - 0.99180) < 1e-5

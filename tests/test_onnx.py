@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from nk_keras import onnx_export
-from nk_keras.economies import ECONOMIES
+from nk_keras import economies
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(os.listdir(os.path.join(ROOT, "saved_models")))
@@ -54,7 +54,8 @@ def served(tmp_path_factory):
     model = os.path.join(ROOT, "saved_models", name)
     onnx_export.convert(model, str(work / f"{name}.onnx"))
     with open(os.path.join(model, "assets", "metadata.json")) as f:
-      economy = ECONOMIES[json.load(f)["economy"]]()
+      meta = json.load(f)
+    economy = economies.get(meta["economy"], agents=meta.get("agents", 0))
     feeds = onnx_export.check_inputs(economy, POINTS, seed=1)
     np.savez(work / f"{name}_in.npz", **feeds)
     signatures = tf.saved_model.load(model).signatures
@@ -82,7 +83,9 @@ def test_onnxruntime_without_tensorflow_reproduces_the_saved_model(served, name)
   assert 0.2 < inside.mean() < 1.0, inside.mean()
   for output, w in want.items():
     g = got[output]
-    assert g.dtype == np.float32 and g.shape == w.shape == (POINTS,), (output, g.dtype, g.shape)
+    # [POINTS], or [POINTS, households] for an agent set's outputs
+    assert g.dtype == np.float32 and g.shape == w.shape and w.shape[0] == POINTS, (
+        output, g.dtype, g.shape)
     # Float32 round-off: about 30 ulps of each value or of the output's largest value.
     scale = np.max(np.abs(w))
     np.testing.assert_array_less(np.abs(g.astype(np.float64) - w),

@@ -37,6 +37,9 @@ def main(argv):
   from nk_keras import constraint, economies, plots
   from nk_keras.reference import existence
   economy = economies.get(FLAGS.economy)
+  if not economy.has_reference():
+    raise cli.UsageError(f"economy {economy.name!r} has no reference solution: where an "
+                         f"equilibrium exists is mapped by one")
   for name in (FLAGS.x, FLAGS.y):
     if name not in economy.param_names:
       raise cli.UsageError(f"--x/--y: {name!r} is not a parameter of {economy.name!r}")

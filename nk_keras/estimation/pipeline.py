@@ -295,14 +295,18 @@ def data(est):
       base = economy.theta_from({})
     else:
       theta_true = cli.theta_with(economy, "--theta", est.true_values)
-      truth = economy.reference(theta_true[None].astype(np.float64))
-      if not truth.valid[0]:
-        raise UserError(f"--theta: the reference solution finds no stable equilibrium at "
-                        f"{dict(zip(economy.param_names, theta_true.tolist()))}")
+      if economy.has_reference():
+        truth = economy.reference(theta_true[None].astype(np.float64))
+        if not truth.valid[0]:
+          raise UserError(f"--theta: the reference solution finds no stable equilibrium at "
+                          f"{dict(zip(economy.param_names, theta_true.tolist()))}")
+        source, generator = "the reference solution", truth.as_policy()
+      else:
+        source, generator = "the network's own policy (no reference)", est.policy
       observations = dataclasses.replace(
-          data_lib.simulate(economy, truth.as_policy(), theta_true, o.periods, o.me_share,
+          data_lib.simulate(economy, generator, theta_true, o.periods, o.me_share,
                             o.observe_zeta, o.data_seed),
-          source=f"simulated from the reference solution (seed {o.data_seed})")
+          source=f"simulated from {source} (seed {o.data_seed})")
       base = theta_true
     est.fixed = economy.theta_from({**{n: float(v) for n, v in zip(economy.param_names, base)},
                                     **est.fixed_values}).astype(np.float64)
@@ -316,7 +320,8 @@ def data(est):
   except NotImplementedError:
     linear = False
   est.reference_kind = ("Kalman" if linear and o.kalman else
-                        "exact policy" if not linear and o.exact_policy else None)
+                        "exact policy" if not linear and o.exact_policy
+                        and economy.has_reference() else None)
   est.use_kalman = est.reference_kind == "Kalman"
   est.idx = [economy.param_names.index(n) for n in est.names]
   return est
