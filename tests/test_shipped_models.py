@@ -156,4 +156,3 @@ def test_rank_zlb_zlb_frequency_and_euler_errors_at_the_true_theta(zlb_result):
   freq = zlb_result["zlb_frequency"]
   assert abs(freq["nn"] - freq["reference"]) < 0.005, freq
   assert zlb_result["euler_log10"]["mean"] <= -3.5, zlb_result["euler_log10"]
-
