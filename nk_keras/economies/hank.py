@@ -161,7 +161,8 @@ def normal_cdf(x):
 def starting_point(risk=True):
   """What the finite-L economy takes from its continuum (or, without risk, its representative)
   steady state: `beta`, productivity levels `e` `[S]`, transition `P` `[S, S]`, the wealth grid
-  `b` `[n]`, the savings share `y` `[S, n]` chosen there and the stationary law `D` `[S, n]`.
+  `b` `[n]`, the savings share `y` `[S, n]` chosen there, the stationary law `D` `[S, n]` and
+  its wealth Gini.
 
   Without risk (one productivity state, beta 0.9975 = 1 / r) any wealth is a steady state: the
   household keeps it (`y = b / cash`), and everyone starts at Bbar."""
@@ -170,15 +171,16 @@ def starting_point(risk=True):
     ss = steady_state(n_grid=GRID_POINTS, top=GRID_TOP)
     beta, e, P, b, D = (ss["beta"], ss["productivity"], ss["transition"], ss["grid"],
                         ss["distribution"])
-    saved = ss["savings"]
+    saved, gini = ss["savings"], ss["wealth_gini"]
   else:
     beta, e, P = FIXED["beta"], np.ones(1), np.ones((1, 1))
     b = wealth_grid(GRID_POINTS, GRID_TOP)
     saved = b[None, :]
     D = np.zeros((1, len(b)))
     D[0, np.searchsorted(b, f["Bbar"])] = 1.0
+    gini = 0.0
   cash = r * b[None, :] + e[:, None] * (f["Ybar"] - (r - 1.0) * f["Bbar"])
-  return {"beta": beta, "e": e, "P": P, "b": b, "y": saved / cash, "D": D}
+  return {"beta": beta, "e": e, "P": P, "b": b, "y": saved / cash, "D": D, "gini": gini}
 
 
 class HankZLB(Economy):
@@ -563,10 +565,10 @@ def gini(b):
   return float(1.0 - 2.0 * np.sum(np.cumsum(b) / b.sum()) / n + 1.0 / n)
 
 
-@functools.lru_cache(maxsize=1)
 def continuum_wealth():
-  """The continuum steady state's wealth statistics, as `wealth_statistics` gives them."""
-  ss = steady_state(n_grid=GRID_POINTS, top=GRID_TOP)
-  D, b = ss["distribution"], ss["grid"]
-  return {"wealth_by_state": (D @ b / D.sum(axis=1)).tolist(), "gini": float(ss["wealth_gini"]),
+  """The continuum steady state's wealth statistics, as `wealth_statistics` gives them (from
+  `starting_point`'s solution, not solved again)."""
+  start = starting_point()
+  D, b = start["D"], start["b"]
+  return {"wealth_by_state": (D @ b / D.sum(axis=1)).tolist(), "gini": float(start["gini"]),
           "share_under_0.25": float(D[:, b < 0.25].sum())}
