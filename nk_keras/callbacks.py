@@ -37,6 +37,19 @@ class Progress(keras.callbacks.Callback):
     self.bar.close()
 
 
+class PhaseIn(keras.callbacks.Callback):
+  """Sets `relaxation` (a variable the economy reads: `Economy.relaxation`) to 1 - step /
+  `steps`, down to 0, at every compiled call; from the step alone, so a resumed run agrees."""
+
+  def __init__(self, relaxation, steps):
+    super().__init__()
+    self.relaxation, self.steps = relaxation, steps
+
+  def on_train_batch_begin(self, batch, logs=None):
+    step = int(self.model.optimizer.iterations.numpy())
+    self.relaxation.assign(max(0.0, 1.0 - step / self.steps))
+
+
 class WallTime(keras.callbacks.Callback):
   """Adds the elapsed wall time in seconds to the epoch logs (and so to history.csv)."""
 

@@ -56,6 +56,10 @@ class TrainOptions:
   level_states: int = option(1, "States per theta in a batch; above 1 the loss also measures "
                              "each theta's persistent level error.", lower=1)
   level_weight: float = option(1.0, "Weight of the level term (--level_states).", lower=0.0)
+  phase_in: float = option(0.0, "Share of the gradient steps over which the economy's "
+                           "occasionally binding constraint (the ZLB) comes in, from absent to "
+                           "whole, linearly (KMR's phase-in); 0: whole from the start.",
+                           lower=0.0, upper=1.0)
   optimizer: str = option("soap", "soap: Adam in the eigenbasis of each layer's curvature "
                           "(nk_keras/soap.py), the fast path; adamw: the shipped models' "
                           "optimizer.", choices=OPTIMIZERS)

@@ -73,6 +73,12 @@ def _build_regime(options, replicas):
     raise UserError(f"--batch ({options.batch}) must be a multiple of the {replicas} replicas: "
                     f"it is the global batch, split evenly across them")
   economy = economies.get(options.economy, agents=options.agents)
+  if options.phase_in:
+    if economy.constraint is None:
+      raise UserError(f"--phase_in: economy {economy.name!r} has no occasionally binding "
+                      f"constraint to phase in")
+    # A variable made here, under the strategy, that the compiled step reads (`PhaseIn`).
+    economy.relaxation = tf.Variable(1.0, trainable=False, name="relaxation")
   policy = ExtendedPolicy.create(economy, options.normalization, seed=options.seed,
                                  width=options.width, depth=options.depth,
                                  activation=options.activation)
@@ -272,6 +278,10 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
     cbs.append(nk_callbacks.HistoryCSV(history_path))
   if tensorboard and writer:
     cbs.append(keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")))
+  economy = model.policy.economy
+  if options.phase_in:
+    cbs.append(nk_callbacks.PhaseIn(economy.relaxation,
+                                    max(1, round(options.phase_in * options.gradient_steps))))
   cbs += list(callbacks)
   try:
     history = fit(model, options, steps_per_epoch=log_every, callbacks=cbs,
@@ -284,6 +294,8 @@ def run(options, out, log_every=1000, tensorboard=False, verbose=True, restart=F
         + (f"The last good checkpoint is kept in {backup}." if os.path.exists(
             os.path.join(backup, "training_metadata.json")) else
            "No checkpoint had been written yet.")) from None
+  finally:
+    economy.relaxation = 0.0   # what follows (export, evaluation) is the model itself
   if writer:
     model.policy.save(out)
     if finish is not None:

@@ -382,6 +382,11 @@ class Economy(abc.ABC):
   # negative; None for none. The apps then report how often and how long it binds, shade it in
   # figures and split errors by whether it binds.
   constraint = None
+  # How much of the constraint's bite is left out: 0 (the model) to 1 (no constraint). A training
+  # run's --phase_in makes it a variable that falls from 1 to 0 (KMR's phase-in of the ZLB): the
+  # network first meets the unconstrained model's one steady state, where a residual loss alone
+  # is as content with the ZLB's second, deflationary one.
+  relaxation = 0.0
   # How figures show values in model units: name -> (factor, offset, unit label), shown as
   # factor * (value + offset); names not listed are shown as 100 x the value (percent).
   display_units = {}
@@ -395,6 +400,12 @@ class Economy(abc.ABC):
     policies between grid points is what the references' exact frequencies assume)."""
     raise NotImplementedError(f"economy {self.name!r} declares no occasionally binding "
                               f"constraint")
+
+  def floor(self, slack):
+    """`slack` `[...]` floored at zero by the constraint (the ZLB on a log rate), the part below
+    zero kept in the share `relaxation`."""
+    return (tf.maximum(slack, 0.0)
+            + tf.cast(self.relaxation, slack.dtype) * tf.minimum(slack, 0.0))
 
   def display(self, name, values, difference=False):
     """`values` (model units) in figure units: `display_units`, or percent; `difference`: a

@@ -365,7 +365,7 @@ class HankZLB(Economy):
     log_N = tf.math.log(N)
     notional = (LOG_RBAR + p["theta_pi"] * pi
                 + p["theta_y"] * (log_N - math.log(f["Ybar"])))
-    return {"log_N": log_N, "notional": notional, "log_R": tf.maximum(notional, 0.0),
+    return {"log_N": log_N, "notional": notional, "log_R": self.floor(notional),
             "c": kept * cash, "b_next": cash - kept * cash}
 
   def step(self, state, theta, eps, today):

@@ -114,7 +114,7 @@ class RankZLB(IndependentStates):
 
   def log_rate(self, theta, today):
     """log R `[batch]`: the Taylor rule in logs, floored at 0 (R = 1)."""
-    return tf.maximum(self.notional_log_rate(theta, today), 0.0)
+    return self.floor(self.notional_log_rate(theta, today))
 
   def equilibrium(self, state, theta, eps, today, tomorrow, weights=None):
     f = FIXED

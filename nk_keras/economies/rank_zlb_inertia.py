@@ -109,7 +109,7 @@ class RankZLBInertia(Economy):
 
   def log_rate(self, state, theta, today):
     """log R `[...]`: the shadow rate floored at a gross rate of one."""
-    return tf.maximum(LOG_RBAR + self.shadow_rate(state, theta, today), 0.0)
+    return self.floor(LOG_RBAR + self.shadow_rate(state, theta, today))
 
   def step(self, state, theta, eps, today):
     p = self.unpack(theta)                     # each [batch]; broadcast against eps [..., b, 2]
