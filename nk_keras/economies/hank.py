@@ -22,7 +22,7 @@ The finite-L economy. State: `zeta`, `R_lag` (the gross rate set last period) an
 of its cash on hand `cash_i = (R_lag / Pi) b_i + (e_i / ebar)(N - T)`; hours follow from the goods
 market, `N = mean_i c_i` (solved in closed form: cash is linear in N), so the bond market
 `mean_i b'_i = Bbar` holds by construction whenever it held last period. Residuals: the NKPC
-(rank_zlb's, in its units) and per household the Fischer-Burmeister function of the Euler gap
+(rank_zlb's, as a relative error of hours) and per household the Fischer-Burmeister function of the Euler gap
 `1 - beta E[exp(zeta' - zeta) (R / Pi') (c'/c)^-sigma]` (>= 0, a relative consumption error) and
 the savings share (>= 0): zero iff the Euler equation holds or the household is at the limit.
 
@@ -201,7 +201,7 @@ class HankZLB(Economy):
   agent_outputs = ("c", "b_next")
   endogenous_states = ("R_lag", "b")
   normalizations = ("centred",)
-  weightings = ("none",)      # residuals are unit-free: relative consumption errors, the NKPC
+  weightings = ("none",)      # residuals are unit-free: relative errors of consumption, hours
   error_shape = "today"
   perturbation_scales = False
   constraint = "ZLB"
@@ -401,13 +401,17 @@ class HankZLB(Economy):
     y = today[:, 1:]
     # Fischer-Burmeister: zero iff gap >= 0, y >= 0 and one of them zero (the borrowing limit).
     euler = gap + y - tf.sqrt(tf.square(gap) + tf.square(y) + 1e-20)
-    # rank_zlb's NKPC, divided by phi, with N' / N from the two allocations.
+    # rank_zlb's NKPC with N' / N from the two allocations, in units of a relative error of
+    # hours: divided by the slope (eps - 1) (eta + sigma) / phi (about 0.02). In rank_zlb's units
+    # a 5 % error in hours is a residual of 1e-3, as small as one household's Euler gap of 0.1 %,
+    # and training left hours 5 % off with the households' Euler equations met.
     n, n1 = now["log_N"], then["log_N"]
     marginal = tf.math.expm1((f["eta"] + f["sigma"]) * n
                              + math.log(f["chi"] * f["eps"] / (f["eps"] - 1)))
     future = self.expect(tf.exp(f["log_Pibar"] - now["log_R"] + 2 * pi1 + n1 - n)
                          * tf.math.expm1(pi1), weights)
-    nkpc = tf.math.expm1(pi) * tf.exp(pi) - (f["eps"] - 1) / p["phi"] * marginal - future
+    nkpc = ((tf.math.expm1(pi) * tf.exp(pi) - future) * p["phi"] / (f["eps"] - 1)
+            - marginal) / (f["eta"] + f["sigma"])
     return tf.concat([nkpc[:, None], euler], axis=1)
 
   def accuracy_extras(self, policy, n_theta=8, chains=16, periods=100, seed=0):
