@@ -59,10 +59,12 @@ class Regime(keras.Model):
       raise UserError(f"weighting {weighting!r} is not supported by economy {economy.name!r} "
                       f"(supported: {', '.join(economy.weightings)})")
     loss_weights = dict(loss_weights or {})
-    unknown = sorted(set(loss_weights) - set(economy.residual_names))
+    groups = economy.groups("residuals")
+    known = set(economy.residual_names) | {name for name, _ in groups}
+    unknown = sorted(set(loss_weights) - known)
     if unknown:
       raise UserError(f"loss weights for unknown residual(s) {', '.join(unknown)}; economy "
-                      f"{economy.name!r} has {', '.join(economy.residual_names)}")
+                      f"{economy.name!r} has {', '.join(sorted(known))}")
     if (weighting in ("newton", "relative") and economy.error_shape == "proportional"
         and (economy.n_state != 1 or economy.endogenous_states)):
       raise UserError(f"weighting {weighting!r}: error_shape 'proportional' (an error "
@@ -80,8 +82,16 @@ class Regime(keras.Model):
     # Replicas on other machines (MultiWorkerMirroredStrategy over several workers).
     self.multi_worker = self.replicas > 1 and self.replicas > len(
         strategy.extended.worker_devices)
-    self.loss_weights = tf.constant([loss_weights.get(n, 1.0) for n in economy.residual_names],
-                                    tf.float32)
+    # An agent residual (e.g. every household's Euler equation) weighs 1 / L a column, so an
+    # agent set counts in the loss as one aggregate equation does, at any L: summed, the NKPC of
+    # hank_zlb was 1 term of 51 at L = 50, and training left it 1 % off in hours. Weights given
+    # by group name apply to each column of the group; by column name, to that column.
+    weights = np.ones(len(economy.residual_names))
+    for name, columns in groups:
+      for c in columns:
+        column = economy.residual_names[c]
+        weights[c] = loss_weights.get(column, loss_weights.get(name, 1.0)) / len(columns)
+    self.loss_weights = tf.constant(weights, tf.float32)
     self.weighting = weighting
     # The divergence guard's memory (`callbacks.StopOnDivergence`): start, best, best step and a
     # set flag, saved in every checkpoint with the weights, so a resumed run is judged against
