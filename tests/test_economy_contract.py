@@ -271,3 +271,29 @@ def test_a_particle_filter_likelihood(economy, exported):
   # The same theta twice: the same random numbers, so the same value up to the filter's noise
   # (float32 round-off that differs by a row's place in the batch can flip a resampling draw).
   assert np.isfinite(loglik).all() and abs(loglik[0] - loglik[1]) < 5.0, loglik
+
+
+def test_the_constraint_is_relaxed_where_it_binds_and_only_there(economy):
+  """`Economy.relaxation` (training's --phase_in) changes the outputs exactly where the
+  constraint binds: each constrained economy floors through `Economy.floor`."""
+  if economy.constraint is None:
+    pytest.skip(f"{economy.name} has no occasionally binding constraint")
+  theta = economy.draw_theta(256, SEED)
+  state = economy.draw_state(theta, SEED)
+  # Policies spread wide around the network's start: the constraint binds at some points.
+  noise = tf.random.stateless_normal(
+      [256, len(economy.policy_names)], SEED) * 3 * economy.policy_scale(theta)
+  today = ExtendedPolicy.create(economy)(state, theta) + noise
+  binds = economy.constraint_slack(state, theta, today).numpy() < 0
+  assert 0 < binds.mean() < 1
+  whole = economy.outputs(state, theta, today)
+  try:
+    economy.relaxation = 1.0
+    relaxed = economy.outputs(state, theta, today)
+  finally:
+    del economy.relaxation        # the class's 0 again
+  moved = np.zeros(256, bool)
+  for name in whole:
+    change = np.abs(relaxed[name].numpy() - whole[name].numpy())
+    moved |= change.reshape(256, -1).max(axis=1) > 0
+  np.testing.assert_array_equal(moved, binds)

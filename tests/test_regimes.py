@@ -124,3 +124,15 @@ def test_stepping_steps_the_state_every_iteration_and_redraws_theta_on_schedule(
     iteration, starts = divmod(step, internal)
     assert state_same == (starts != 0), step          # held within an iteration, then stepped
     assert theta_same == (starts != 0 or iteration % redraw != 0), step
+
+
+def test_an_agent_set_counts_in_the_loss_as_one_equation():
+  """Each household's Euler equation weighs 1 / L, the NKPC 1; a weight by group name applies
+  to every household, one by column name to that household alone."""
+  economy = economies.get("hank_zlb", agents=4)
+  build = lambda **w: regimes.build("fresh", ExtendedPolicy.create(economy), batch=4, mc=2,
+                                    weighting="none", loss_weights=w).loss_weights.numpy()
+  np.testing.assert_allclose(build(), [1, 0.25, 0.25, 0.25, 0.25])
+  np.testing.assert_allclose(build(Euler=2.0, Euler_3=4.0, NKPC=3.0), [3, 0.5, 0.5, 0.5, 1.0])
+  with pytest.raises(ValueError, match="Eular"):
+    build(Eular=1.0)

@@ -1,11 +1,13 @@
 """Every regime learns, the train app works end to end and rejects bad flags."""
 
+import dataclasses
 import json
 import os
 import pathlib
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -197,3 +199,24 @@ def test_reported_accuracy_equals_an_independent_measurement(train_run):
     for i, k in enumerate(levels):
       level = report["errors_pct_by_level"][f"{k:+g}"][name]
       np.testing.assert_allclose(level["mean"], errors[:, i].mean(), rtol=1e-3)
+
+
+def test_phase_in_brings_the_constraint_in_by_step_and_leaves_the_model_whole(tmp_path):
+  """--phase_in: the relaxation the compiled steps read falls 1 -> 0 over its share of the
+  steps, set from the step at each compiled call; the economy is the model again afterwards
+  (the export and evaluation see the whole ZLB); an economy without a constraint refuses it."""
+  seen = []
+
+  class Record(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      seen.append(float(self.model.policy.economy.relaxation.numpy()))
+
+  options = training.TrainOptions.for_economy(
+      "rank_zlb", regime="fresh", iterations=400, batch=32, mc=2, width=8, depth=1,
+      steps_per_execution=100, phase_in=0.5)
+  model, _ = training.run(options, str(tmp_path / "run"), verbose=False, callbacks=[Record()])
+  np.testing.assert_allclose(seen, [1.0, 0.5, 0.0, 0.0])
+  assert model.policy.economy.relaxation == 0.0
+  with pytest.raises(UserError, match="no occasionally binding constraint"):
+    training.build_regime(dataclasses.replace(options, economy="nk", regime="fresh",
+                                              normalization="ergodic", weighting="ergodic"))
