@@ -291,6 +291,12 @@ def extras_markdown(report):
               f"{euler['network']['draws']} ergodic draws of the state:", "",
               "| policy | mean log10 | max log10 |", "|---|---|---|"]
     lines += [f"| {source} | {v['mean']:.2f} | {v['max']:.2f} |" for source, v in euler.items()]
+  aggregates = report.get("aggregates")
+  if aggregates:
+    lines += ["", f"Aggregates along {aggregates['states']} ergodic states at the calibration: "
+              f"the ZLB binds in {100 * aggregates['zlb_share']:.1f} %; inflation "
+              f"{aggregates['inflation_gap_pp']:+.2f} pp (annualised) and hours "
+              f"{aggregates['hours_gap_pct']:+.2f} % off their steady state on average."]
   households = report.get("households")
   if households:
     e = households["euler_log10"]

@@ -191,6 +191,26 @@ def test_household_errors_in_the_collapse_are_rank_zlbs():
   assert (off > 1 - 1 / 1.01).all() and (off < 0.02).all(), off
 
 
+def test_the_ergodic_aggregates_of_the_collapse_are_rank_zlbs():
+  """At rank_zlb's time-iteration policy the collapse's aggregates are rank_zlb's at the same
+  zeta: how often the ZLB binds, mean inflation and hours off their steady state."""
+  rank = economies.get("rank_zlb")
+  collapse = economies.get("hank_zlb_collapse", agents=3)
+  theta = rank.calibration[None].astype(np.float32)
+  rank_policy = rank.reference(theta).as_policy()
+  rows = np.repeat(theta, 400, axis=0)
+  state = collapse.draw_state(tf.constant(rows), SEED).numpy()
+  got = collapse.ergodic_aggregates(collapse_policy(collapse, rank_policy), state)
+  p = rank_policy(tf.constant(state[:, :1], tf.float64), tf.constant(rows, tf.float64))
+  slack = rank.constraint_slack(tf.constant(state[:, :1], tf.float64),
+                                tf.constant(rows, tf.float64), p).numpy()
+  assert 0.02 < got["zlb_share"] == np.mean(slack < 0) < 0.5, got
+  assert got["inflation_gap_pp"] == pytest.approx(400 * np.mean(p[:, 1]), abs=1e-3)
+  assert got["hours_gap_pct"] == pytest.approx(
+      100 * np.mean(p[:, 0] - np.log(collapse.fixed["Ybar"])), abs=1e-3)
+  assert got["inflation_gap_pp"] < -0.01 and got["states"] == 400     # the ZLB's deflation bias
+
+
 def test_the_served_graph_keeps_the_identities_checked_without_nk_keras(tmp_path):
   """tests/isolated_hank_check.py, in a process that cannot import nk_keras, on an export of 50
   households (the continuum's policy plus an untrained network: the identities hold for any

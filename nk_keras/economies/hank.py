@@ -442,7 +442,7 @@ class HankZLB(Economy):
     b_next = self.allocation(tf.constant(flat, tf.float32), tf.constant(rows),
                              policy(tf.constant(flat, tf.float32), tf.constant(rows)))["b_next"]
     guess = simulation.ergodic_states(self, self.policy_guess, theta[:1], chains, seed, periods)
-    return {"households": {
+    return {"aggregates": self.ergodic_aggregates(policy, states[0]), "households": {
         "euler_log10": {"mean": float(log_euler.mean()), "p99": float(np.percentile(log_euler, 99)),
                         "max": float(log_euler.max()), "households": int(euler.size)},
         "euler_log10_every_saver": {"mean": float(np.log10(plain + 1e-12).mean()),
@@ -458,6 +458,21 @@ class HankZLB(Economy):
         "_households": {"euler_log10": log_euler, "wealth": agents_wealth(self, states[:1]),
                         "wealth_guess": agents_wealth(self, guess),
                         "continuum": continuum_cdf()}}
+
+  def ergodic_aggregates(self, policy, states):
+    """At the calibration, along ergodic `states` `[m, n_state]`: how often the ZLB binds, and
+    mean inflation (annualised, pp) and hours (%) off their steady state. A network that has
+    found the deflationary equilibrium, or leaves the NKPC unmet, shows here first: the
+    households' Euler errors can be small in either."""
+    state = tf.constant(states, tf.float32)
+    theta = tf.constant(np.repeat(self.calibration[None], len(states), 0), tf.float32)
+    policies = policy(state, theta)
+    now = self.allocation(state, theta, policies)
+    return {"zlb_share": float(np.mean(now["notional"].numpy() < 0)),
+            "inflation_gap_pp": float(400 * np.mean(policies[:, 0].numpy())),
+            "hours_gap_pct": float(100 * np.mean(now["log_N"].numpy()
+                                                 - math.log(self.fixed["Ybar"]))),
+            "states": int(len(states))}
 
   def constraint_slack(self, state, theta, policies):
     return self.allocation(state, theta, policies)["notional"]
