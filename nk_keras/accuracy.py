@@ -118,7 +118,7 @@ def evaluate(economy, policy, n_theta=None, seed=0, mc=100, progress=False):
   if points.exact is not None:
     errors = points.errors(policy)                                       # [L, n, n_pol]
     raw["errors_pct"] = errors
-    report["errors_pct"] = {name: stats(errors[..., j]) for j, name in enumerate(names)}
+    report["errors_pct"] = {name: stats(errors[..., j]) for name, j in economy.groups("policies")}
     if points.levels:
       report["errors_pct_by_level"] = {
           f"{k:+g}": {name: stats(errors[i, :, j]) for j, name in enumerate(names)}
@@ -174,12 +174,11 @@ def estimated_error(economy, policy, points, seed):
                                 - points.exact[:k]) / points.scale[:k, None, :]
   for name, j in economy.groups("policies"):
     out[name] = stats(estimate[..., j])
-    if points.exact is not None:       # (an economy with a reference has no agent set)
-      j, = j
+    if points.exact is not None:
       measured = measured_all[..., j]
       out[name]["measured_mean_same_thetas"] = float(measured.mean())
-      out[name]["spearman_over_thetas"] = float(_spearman(measured.mean(1),
-                                                          estimate[..., j].mean(1)))
+      out[name]["spearman_over_thetas"] = float(_spearman(
+          measured.reshape(k, -1).mean(1), estimate[..., j].reshape(k, -1).mean(1)))
   return out
 
 
@@ -202,12 +201,13 @@ def calibration_point(economy, policy):
   scale = reference.scale()[0]
   approx = np.asarray(policy(tf.constant(state[0], tf.float32),
                              tf.constant(theta, tf.float32)), np.float64)[0]
+  # An agent policy: its agents' mean values and their largest errors.
   return {"state": (economy.calibration_state if economy.n_state == 1 else
                     dict(zip(economy.state_names, state[0, 0].tolist()))), **{
-      name: {"nn": float(approx[j]), "exact": float(exact[j]),
-             "rel_error_pct": float(100 * abs(approx[j] - exact[j]) / abs(exact[j])),
-             "scaled_error_pct": float(100 * abs(approx[j] - exact[j]) / scale[j])}
-      for j, name in enumerate(economy.policy_names)}}
+      name: {"nn": float(approx[j].mean()), "exact": float(exact[j].mean()),
+             "rel_error_pct": float(np.max(100 * abs(approx[j] - exact[j]) / abs(exact[j]))),
+             "scaled_error_pct": float(np.max(100 * abs(approx[j] - exact[j]) / scale[j]))}
+      for name, j in economy.groups("policies")}}
 
 
 def markdown(report):

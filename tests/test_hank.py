@@ -153,19 +153,6 @@ def test_the_collapse_is_rank_zlb():
   assert residuals(0.01).max() > 5e-3
 
 
-def collapse_policy(collapse, rank_policy):
-  """A HANK policy `(state, theta) -> [m, 1 + L]` from a rank_zlb policy: everyone consumes N,
-  keeps Bbar."""
-  Bbar = collapse.fixed["Bbar"]
-
-  def policy(state, theta):
-    p = tf.cast(rank_policy(tf.cast(state[:, :1], tf.float64), tf.cast(theta, tf.float64)),
-                tf.float32)
-    y = Bbar / (Bbar + tf.exp(p[:, :1]))
-    return tf.concat([p[:, 1:2], tf.tile(y, [1, collapse.n_agents])], axis=1)
-  return policy
-
-
 def test_household_errors_in_the_collapse_are_rank_zlbs():
   """With one productivity state the households' Euler errors at rank_zlb's time-iteration
   policy are its Euler errors: tiny (quadrature and float32); 1 % too much consumption planned
@@ -174,7 +161,7 @@ def test_household_errors_in_the_collapse_are_rank_zlbs():
   rank = economies.get("rank_zlb")
   collapse = economies.get("hank_zlb_collapse", agents=3)
   theta = np.array([rank.calibration, [1.6, 0.1, 1000.0, 0.7, 0.02]], np.float32)
-  policy = collapse_policy(collapse, rank.reference(theta).as_policy())
+  policy = collapse.reference(theta).as_policy()
   rows = np.repeat(theta, 6, axis=0)
   state = collapse.draw_state(tf.constant(rows), SEED).numpy()
   state[:, 1] = 1.01      # today's points: a rate that tomorrow's (the rule's) never is exactly
@@ -200,7 +187,7 @@ def test_the_ergodic_aggregates_of_the_collapse_are_rank_zlbs():
   rank_policy = rank.reference(theta).as_policy()
   rows = np.repeat(theta, 400, axis=0)
   state = collapse.draw_state(tf.constant(rows), SEED).numpy()
-  got = collapse.ergodic_aggregates(collapse_policy(collapse, rank_policy), state)
+  got = collapse.ergodic_aggregates(collapse.reference(theta).as_policy(), state)
   p = rank_policy(tf.constant(state[:, :1], tf.float64), tf.constant(rows, tf.float64))
   slack = rank.constraint_slack(tf.constant(state[:, :1], tf.float64),
                                 tf.constant(rows, tf.float64), p).numpy()

@@ -38,9 +38,11 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from scipy import optimize, sparse
 
+from nk_keras import simulation
 from nk_keras.economies.base import Economy
 from nk_keras.economies.rank_zlb import FIXED, RankZLB
 from nk_keras.errors import UserError
+from nk_keras.reference import Reference
 
 tfd = tfp.distributions
 
@@ -421,7 +423,6 @@ class HankZLB(Economy):
     (`household_errors`), how far those at the limit are from wanting to save, the bond market,
     and the wealth distribution against the continuum steady state's and against the
     continuum's own policy run on these L households."""
-    from nk_keras import simulation
     theta = np.concatenate([self.calibration[None], self.draw_theta(
         n_theta - 1, tf.constant([seed, 31], tf.int32)).numpy()]).astype(np.float32)
     states = simulation.ergodic_states(self, policy, theta, chains, seed, periods)  # [n, m, S]
@@ -498,10 +499,53 @@ class HankZLB(Economy):
 
 class HankCollapse(HankZLB):
   """hank_zlb without idiosyncratic risk (one productivity state) and with beta 0.9975: every
-  household holds Bbar and the aggregates are rank_zlb's (MODEL.md section 10, "Collapse")."""
+  household holds Bbar and the aggregates are rank_zlb's (MODEL.md section 10, "Collapse"), so
+  rank_zlb's time iteration is its reference."""
 
   name = "hank_zlb_collapse"
   risk = False
+
+  def reference(self, theta, progress=False):
+    return CollapseReference(self, RankZLB().reference(theta, progress=progress))
+
+
+class CollapseReference(Reference):
+  """rank_zlb's solution `rank` in the collapse's policy units, at the collapse's states (every
+  household holding Bbar): inflation as it is, and each household's savings share
+  `y = Bbar / (Bbar + N)` (cash on hand is Bbar + N when taxes pay the bonds' interest). A share's
+  error in its ergodic std is hours' error in theirs to first order (y is monotone in N)."""
+
+  def __init__(self, economy, rank):
+    self.economy, self.rank = economy, rank
+    self.theta, self.valid = rank.theta, rank.valid
+
+  def _shares(self, values):
+    """rank_zlb's `[..., 2]` (log N, log Pi gap) -> the collapse's `[..., 1 + L]`."""
+    Bbar = self.economy.fixed["Bbar"]
+    y = Bbar / (Bbar + np.exp(values[..., :1]))
+    return np.concatenate([values[..., 1:2]] + [y] * self.economy.n_agents, axis=-1)
+
+  def policies(self, state):
+    return self._shares(self.rank.policies(np.asarray(state)[..., :1]))
+
+  def scale(self):
+    z, w = self.rank.ergodic_weights()
+    f = self._shares(self.rank.policies_z(np.broadcast_to(z, (len(self.theta), len(z)))))
+    mean = np.einsum("m,nmj->nj", w, f)
+    return np.sqrt(np.einsum("m,nmj->nj", w, (f - mean[:, None]) ** 2))
+
+  def as_policy(self):
+    rank, Bbar, L = self.rank.as_policy(), self.economy.fixed["Bbar"], self.economy.n_agents
+    def policy(state, theta):      # in the state's dtype, as a network answers
+      values = tf.cast(rank(state[:, :1], theta), state.dtype)
+      y = Bbar / (Bbar + tf.exp(values[:, :1]))
+      return tf.concat([values[:, 1:2], tf.tile(y, [1, L])], axis=1)
+    return policy
+
+  def ergodic_sample(self, chains, seed=0):
+    """States `[n, chains, n_state]` simulated under the reference itself: R_lag the rate it set
+    last period, every household at Bbar."""
+    return simulation.ergodic_states(self.economy, self.as_policy(), self.theta, chains, seed)
 
 
 def household_errors(economy, policy, state, theta, nodes=12, seed=0):
