@@ -110,12 +110,12 @@ def error_histograms(report, economy, scale_text="|{name}| at 1 ergodic std"):
   one line per state level, from `accuracy.evaluate`'s report. `scale_text`: what the error
   is a percentage of (`{name}` is the policy), e.g. "the reference's ergodic std of {name}"."""
   errors = report["_raw"]["errors_pct"]                                        # [L, n, n_pol]
-  levels, policy_names = report["levels"], economy.policy_names
+  levels, groups = report["levels"], economy.groups("policies")   # an agent policy: one panel
   # Errors are in percent; exact zeros (a policy equal to the closed form) get the floor.
   logs = np.log10(np.maximum(errors, 1e-8))
   bins = np.linspace(np.floor(logs.min()), np.ceil(logs.max()) + 1e-9, 61)
-  fig = Figure(figsize=(5.5 * len(policy_names), 4.0), layout="constrained")
-  axes = fig.subplots(1, len(policy_names), squeeze=False).ravel()
+  fig = Figure(figsize=(5.5 * len(groups), 4.0), layout="constrained")
+  axes = fig.subplots(1, len(groups), squeeze=False).ravel()
   # One line per level of a one-state economy; ergodic draws of several states make one line.
   if isinstance(levels, str):
     series = [(f"{logs.shape[0]} ergodic states per theta", logs.reshape(-1, logs.shape[-1]))]
@@ -125,10 +125,9 @@ def error_histograms(report, economy, scale_text="|{name}| at 1 ergodic std"):
   # rainbow from dark blue (lowest state) to dark red (highest).
   colors = ([f"C{i}" for i in range(len(series))] if len(series) <= 10
             else cm.turbo(np.linspace(0.05, 0.95, len(series))))
-  for j, name in enumerate(policy_names):
-    ax = axes[j]
+  for ax, (name, j) in zip(axes, groups):
     for (text, values), color in zip(series, colors):
-      ax.hist(values[:, j], bins=bins, histtype="step", lw=1.4, color=color, label=text)
+      ax.hist(values[:, j].ravel(), bins=bins, histtype="step", lw=1.4, color=color, label=text)
     p95 = report["errors_pct"][name]["p95"]
     ax.axvline(np.log10(max(p95, 1e-8)), color="k", ls="--", lw=1,
                label=f"95th pct, all levels ({p95:.3g} %)")

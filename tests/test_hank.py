@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nk_keras import economies, export
+from nk_keras import accuracy, economies, export
 from nk_keras.economies import hank
 from nk_keras.network import ExtendedPolicy
 
@@ -196,6 +196,24 @@ def test_the_ergodic_aggregates_of_the_collapse_are_rank_zlbs():
   assert got["hours_gap_pct"] == pytest.approx(
       100 * np.mean(p[:, 0] - np.log(collapse.fixed["Ybar"])), abs=1e-3)
   assert got["inflation_gap_pp"] < -0.01 and got["states"] == 400     # the ZLB's deflation bias
+
+
+def test_the_collapse_is_measured_against_rank_zlb():
+  """The accuracy metric's points of the collapse are rank_zlb's solution at its own ergodic
+  states: there it scores zero, and hours 1 % off (y through the goods market) score about 1 %
+  of log N's ergodic std (1.4 % at the calibration) in every household's share."""
+  collapse = economies.get("hank_zlb_collapse", agents=3)
+  points = accuracy.Points(collapse, n_theta=5, seed=0)
+  exact = collapse.reference(points.theta).as_policy()
+  assert points.errors(exact).max() < 0.05                       # percent: float32's rounding
+  Bbar = collapse.fixed["Bbar"]
+
+  def more_hours(state, theta):
+    p = exact(state, theta)
+    N = Bbar * (1 - p[:, 1:]) / p[:, 1:]
+    return tf.concat([p[:, :1], Bbar / (Bbar + 1.01 * N)], axis=1)
+  errors = points.errors(more_hours)                              # [L, n, 1 + agents]
+  assert errors[..., 0].max() < 0.05 and (errors[..., 1:] > 20).all(), errors.min()
 
 
 def test_the_served_graph_keeps_the_identities_checked_without_nk_keras(tmp_path):
