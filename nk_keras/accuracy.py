@@ -202,8 +202,10 @@ def calibration_point(economy, policy):
   approx = np.asarray(policy(tf.constant(state[0], tf.float32),
                              tf.constant(theta, tf.float32)), np.float64)[0]
   # An agent policy: its agents' mean values and their largest errors.
+  # An agent set's states are its agents' steady state: the aggregate ones are named.
+  named = economy.n_state - economy.n_agents * len(economy.agent_states)
   return {"state": (economy.calibration_state if economy.n_state == 1 else
-                    dict(zip(economy.state_names, state[0, 0].tolist()))), **{
+                    dict(zip(economy.state_names[:named], state[0, 0].tolist()))), **{
       name: {"nn": float(approx[j].mean()), "exact": float(exact[j].mean()),
              "rel_error_pct": float(np.max(100 * abs(approx[j] - exact[j]) / abs(exact[j]))),
              "scaled_error_pct": float(np.max(100 * abs(approx[j] - exact[j]) / scale[j]))}
