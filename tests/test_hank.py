@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nk_keras import accuracy, economies, export
-from nk_keras.economies import hank
+from nk_keras import accuracy, constraint, economies, export
+from nk_keras.economies import hank, rank_zlb
 from nk_keras.network import ExtendedPolicy
 
 SEED = tf.constant([3, 4], tf.int32)
@@ -196,6 +196,10 @@ def test_the_ergodic_aggregates_of_the_collapse_are_rank_zlbs():
   assert got["hours_gap_pct"] == pytest.approx(
       100 * np.mean(p[:, 0] - np.log(collapse.fixed["Ybar"])), abs=1e-3)
   assert got["inflation_gap_pp"] < -0.01 and got["states"] == 400     # the ZLB's deflation bias
+  # The reference's own ergodic frequency (the figures' shading), through the collapse's slack.
+  frequency = constraint.frequency(collapse.reference(theta.astype(np.float64)))
+  assert frequency == pytest.approx(rank_zlb.zlb_frequency(rank.reference(theta)), abs=1e-6)
+  assert 0.05 < frequency[0] < 0.15
 
 
 def test_the_collapse_is_measured_against_rank_zlb():

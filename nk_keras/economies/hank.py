@@ -539,6 +539,18 @@ class CollapseReference(Reference):
     mean = np.einsum("m,nmj->nj", w, f)
     return np.sqrt(np.einsum("m,nmj->nj", w, (f - mean[:, None]) ** 2))
 
+  def probability_below(self, fn):
+    """rank_zlb's ergodic probability `[n]` that `fn(state, values)` of the collapse's states and
+    policies is negative, at the collapse's states along rank_zlb's grid."""
+    L = self.economy.n_agents
+    def on_collapse(state, values):                        # [n, G, 1], [n, G, 2]
+      households = np.broadcast_to(np.tile([self.economy.fixed["Bbar"], 1.0], L),
+                                   state.shape[:2] + (2 * L,))
+      R_lag = np.full_like(state, math.exp(LOG_RBAR))       # unused in the collapse's allocation
+      return np.asarray(fn(np.concatenate([state, R_lag, households], axis=-1),
+                           self._shares(values)))
+    return self.rank.probability_below(on_collapse)
+
   def as_policy(self):
     rank, Bbar, L = self.rank.as_policy(), self.economy.fixed["Bbar"], self.economy.n_agents
     def policy(state, theta):      # in the state's dtype, as a network answers
