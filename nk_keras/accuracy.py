@@ -146,7 +146,9 @@ def residual_statistics(economy, policy, points, mc, seed):
   residuals = np.concatenate([
       scaled(state_t[i:i + CHUNK], theta_t[i:i + CHUNK], eps[:, i:i + CHUNK],
              std[i:i + CHUNK]).numpy() for i in range(0, n * L, CHUNK)])
-  logs = np.log10(np.abs(residuals) + 1e-30)
+  # Floored at float32's round-off: an exact zero (a household at its borrowing limit, where
+  # the complementarity function vanishes) would pull the mean down by its -30 alone.
+  logs = np.log10(np.maximum(np.abs(residuals), 1e-8))
   return {name: {"mean_log10": float(logs[:, j].mean()), "max_log10": float(logs[:, j].max())}
           for name, j in economy.groups("residuals")}
 
