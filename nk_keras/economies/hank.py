@@ -22,9 +22,10 @@ The finite-L economy. State: `zeta`, `R_lag` (the gross rate set last period) an
 of its cash on hand `cash_i = (R_lag / Pi) b_i + (e_i / ebar)(N - T)`; hours follow from the goods
 market, `N = mean_i c_i` (solved in closed form: cash is linear in N), so the bond market
 `mean_i b'_i = Bbar` holds by construction whenever it held last period. Residuals: the NKPC
-(rank_zlb's, as a relative error of hours) and per household the Fischer-Burmeister function of the Euler gap
-`1 - beta E[exp(zeta' - zeta) (R / Pi') (c'/c)^-sigma]` (>= 0, a relative consumption error) and
-the savings share (>= 0): zero iff the Euler equation holds or the household is at the limit.
+(rank_zlb's, as a relative error of hours) and per household the Fischer-Burmeister function of
+the Euler gap `1 - beta E[exp(zeta' - zeta) (R / Pi') (c'/c)^-sigma]` (>= 0, a relative
+consumption error) and the savings share (>= 0): zero iff the Euler equation holds or the
+household is at the limit. In the loss the households' residuals weigh 1/L each (regimes.py).
 
 With one productivity state and beta 0.9975 (`risk=False`) every household holds Bbar and the
 aggregates are rank_zlb's (the collapse, tests/test_hank.py).
