@@ -203,8 +203,8 @@ def calibration_point(economy, policy):
   scale = reference.scale()[0]
   approx = np.asarray(policy(tf.constant(state[0], tf.float32),
                              tf.constant(theta, tf.float32)), np.float64)[0]
-  # An agent policy: its agents' mean values and their largest errors.
-  # An agent set's states are its agents' steady state: the aggregate ones are named.
+  # An agent set: the aggregate states named (its agents sit at the steady state), and each
+  # agent policy as its agents' mean value and largest error.
   named = economy.n_state - economy.n_agents * len(economy.agent_states)
   return {"state": (economy.calibration_state if economy.n_state == 1 else
                     dict(zip(economy.state_names[:named], state[0, 0].tolist()))), **{

@@ -525,20 +525,17 @@ class CollapseReference(Reference):
     self.economy, self.rank = economy, rank
     self.theta, self.valid = rank.theta, rank.valid
 
-  def _shares(self, values):
+  def _in_collapse_units(self, values):
     """rank_zlb's `[..., 2]` (log N, log Pi gap) -> the collapse's `[..., 1 + L]`."""
     Bbar = self.economy.fixed["Bbar"]
     y = Bbar / (Bbar + np.exp(values[..., :1]))
     return np.concatenate([values[..., 1:2]] + [y] * self.economy.n_agents, axis=-1)
 
   def policies(self, state):
-    return self._shares(self.rank.policies(np.asarray(state)[..., :1]))
+    return self._in_collapse_units(self.rank.policies(np.asarray(state)[..., :1]))
 
   def scale(self):
-    z, w = self.rank.ergodic_weights()
-    f = self._shares(self.rank.policies_z(np.broadcast_to(z, (len(self.theta), len(z)))))
-    mean = np.einsum("m,nmj->nj", w, f)
-    return np.sqrt(np.einsum("m,nmj->nj", w, (f - mean[:, None]) ** 2))
+    return self.rank.ergodic_std_of(self._in_collapse_units)
 
   def probability_below(self, fn):
     """rank_zlb's ergodic probability `[n]` that `fn(state, values)` of the collapse's states and
@@ -549,7 +546,7 @@ class CollapseReference(Reference):
                                    state.shape[:2] + (2 * L,))
       R_lag = np.full_like(state, math.exp(LOG_RBAR))       # unused in the collapse's allocation
       return np.asarray(fn(np.concatenate([state, R_lag, households], axis=-1),
-                           self._shares(values)))
+                           self._in_collapse_units(values)))
     return self.rank.probability_below(on_collapse)
 
   def as_policy(self):

@@ -288,8 +288,12 @@ class TimeIterationReference(Reference):
   def scale(self):
     """Ergodic std of each policy, `[n, n_pol]`: the accuracy metric's denominator
     (|log f_nn - log f_ref| / sd_erg(log f_ref); policies are already in logs)."""
+    return self.ergodic_std_of(lambda f: f)
+
+  def ergodic_std_of(self, transform):
+    """Ergodic std `[n, k]` of `transform(policies [n, m, n_pol]) -> [n, m, k]`."""
     z, w = self.ergodic_weights()
-    f = self.policies_z(np.broadcast_to(z, (len(self.theta), len(z))))
+    f = transform(self.policies_z(np.broadcast_to(z, (len(self.theta), len(z)))))
     mean = np.einsum("m,nmj->nj", w, f)
     return np.sqrt(np.einsum("m,nmj->nj", w, (f - mean[:, None]) ** 2))
 
