@@ -209,9 +209,17 @@ def calibration_point(economy, policy):
   return {"state": (economy.calibration_state if economy.n_state == 1 else
                     dict(zip(economy.state_names[:named], state[0, 0].tolist()))), **{
       name: {"nn": float(approx[j].mean()), "exact": float(exact[j].mean()),
-             "rel_error_pct": float(np.max(100 * abs(approx[j] - exact[j]) / abs(exact[j]))),
+             "rel_error_pct": relative_error_pct(approx[j], exact[j]),
              "scaled_error_pct": float(np.max(100 * abs(approx[j] - exact[j]) / scale[j]))}
       for name, j in economy.groups("policies")}}
+
+
+def relative_error_pct(approx, exact):
+  """The largest |approx / exact - 1| in percent; None (JSON null) where an exact value is
+  zero (a policy in deviations at its steady state): NaN or Infinity is not JSON."""
+  if np.any(exact == 0):
+    return None
+  return float(np.max(100 * np.abs(approx - exact) / np.abs(exact)))
 
 
 def markdown(report):
@@ -242,8 +250,8 @@ def markdown(report):
               "| policy | network | reference | rel. error (%) | error (% of scale) |",
               "|---|---|---|---|---|"]
     lines += [f"| {n} | {cal[n]['nn']:.6f} | {cal[n]['exact']:.6f} | "
-              f"{cal[n]['rel_error_pct']:.4f} | {cal[n]['scaled_error_pct']:.4f} |"
-              for n in names]
+              + ("n/a" if cal[n]["rel_error_pct"] is None else f"{cal[n]['rel_error_pct']:.4f}")
+              + f" | {cal[n]['scaled_error_pct']:.4f} |" for n in names]
     lines.append("")
   else:
     lines += [f"Economy {report['economy']!r} has no reference solution: no measured error.", ""]

@@ -11,6 +11,7 @@ linear, so X = a1 s1 + a2 s2, Y = b1 s1 + b2 s2 with a_i = c_i / (1 - beta rho_i
 and b_i = (kappa a_i + [i = 2]) / (1 - beta rho_i), all positive.
 """
 
+import json
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -188,6 +189,10 @@ def test_the_closed_form_scores_zero_on_ergodic_draws_of_both_states(toy):
   for name in toy.policy_names:
     assert report["errors_pct"][name]["max"] < 1e-3
     assert report["estimated_error"][name]["max"] < 1e-2
+  # At the steady state the policies are zero: no relative error, and the report stays JSON.
+  assert [report["calibration"][n]["rel_error_pct"] for n in toy.policy_names] == [None, None]
+  json.dumps(accuracy.summary(report), allow_nan=False)
+  assert "| n/a |" in accuracy.markdown(report)
 
 
 def closed_form_error(economy, policy):
