@@ -114,6 +114,8 @@ def girfs(tables, economy, title):
     row[0].set_ylabel("difference (x 100)")
     for ax, name in zip(row[1:-1], names):
       d = lambda v: economy.display(name, v, difference=True)
+      ax.set_title(label(name, economy), fontsize=9)
+      ax.set_ylabel(f"difference in {economy.display_unit(name)}", fontsize=8)
       ax.plot(t, d(table[f"{name}_nn"]), "-", color=COLORS[0], lw=1.6, label="network")
       if f"{name}_reference" not in table:
         continue
@@ -121,8 +123,6 @@ def girfs(tables, economy, title):
       if shock != first_shock:
         ax.plot(t, d(first[f"{name}_reference"]) * shock / first_shock, ":", color="tab:red",
                 lw=1.4, label=f"reference to {first_shock:+g} std x {shock / first_shock:g}")
-      ax.set_title(label(name, economy), fontsize=9)
-      ax.set_ylabel(f"difference in {economy.display_unit(name)}", fontsize=8)
     for kind, style, color, text in (("nn", "-", COLORS[0], "network, shocked"),
                                      ("reference", "--", "k", "reference, shocked")):
       if f"bind_share_{kind}" in table:

@@ -202,3 +202,21 @@ def test_policy_figure_draws_each_thetas_own_reference():
   k = dashed[0].get_xdata()
   expected = 100 * alone.policies_z(k[None])[0][:, 0]          # 100 log N of theta 1
   np.testing.assert_allclose(dashed[0].get_ydata(), expected, atol=1e-6)
+
+
+def test_girf_figure_names_every_panel_without_a_reference():
+  """An economy without a reference (the HANK) draws the network's responses alone: every
+  panel still says what it shows (the values' panels once lost their titles)."""
+  from nk_keras import constraint_plots, plots, simulation
+  economy = economies.get("rank_zlb")
+  t = np.arange(5)
+  names = simulation.value_names(economy)
+  tables = {s: {"period": t, economy.state_names[0]: s * 0.01 * t,
+                **{f"{n}_nn": s * 0.001 * t for n in names},
+                "bind_share_nn": 0.1 + 0 * t, "bind_share_baseline_nn": 0.05 + 0 * t}
+            for s in (-1.0, -3.0)}
+  fig = constraint_plots.girfs(tables, economy, "network only")
+  for row in np.reshape(fig.axes, (2, len(names) + 2)):
+    assert [ax.get_title() for ax in row[1:-1]] == [
+        plots.label(n, economy) for n in names]
+    assert all(ax.get_title() for ax in row)
