@@ -65,6 +65,9 @@ def policies_vs_state(economy, policy, thetas=None, span=3.0, points=301):
   return fig
 
 
+PATH_COLUMNS = 6
+
+
 def path(table, economy, title, theta):
   """One simulated path: the states, then each value, network vs reference; periods where
   the constraint binds under the reference shaded."""
@@ -73,8 +76,15 @@ def path(table, economy, title, theta):
   binding = constraint.binds(table[f"{economy.constraint}_slack_{source}"])
   names = simulation.value_names(economy)
   states = [n for n in simulation.state_column_names(economy) if not n.endswith(("_p10", "_p90"))]
-  fig = Figure(figsize=(3.8 * (len(states) + len(names)), 3.4), layout="constrained")
-  axes = fig.subplots(1, len(states) + len(names))
+  # At most PATH_COLUMNS panels a row: an agent set's economy has a dozen (a HANK's figure was
+  # 5,000 pixels wide).
+  n = len(states) + len(names)
+  rows, cols = -(-n // PATH_COLUMNS), min(n, PATH_COLUMNS)
+  fig = Figure(figsize=(3.8 * cols, 3.0 * rows + 0.4), layout="constrained")
+  grid = fig.subplots(rows, cols, squeeze=False).ravel()
+  for ax in grid[n:]:
+    ax.set_visible(False)
+  axes = grid[:n]
   for ax, name in zip(axes, states):
     ax.plot(t, 100 * table[name], color="k", lw=1.2)
     ax.set_title(label(name, economy))
