@@ -307,7 +307,8 @@ def extras_markdown(report):
   if aggregates:
     lines += ["", f"Aggregates along {aggregates['states']} ergodic states at the calibration: "
               f"the ZLB binds in {100 * aggregates['zlb_share']:.1f} %; inflation "
-              f"{aggregates['inflation_gap_pp']:+.2f} pp (annualised) and hours "
+              f"{aggregates['inflation_gap_pp']:+.2f} pp and the real rate "
+              f"{aggregates['real_rate_gap_pp']:+.2f} pp (annualised), hours "
               f"{aggregates['hours_gap_pct']:+.2f} % off their steady state on average."]
   households = report.get("households")
   if households:

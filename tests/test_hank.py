@@ -180,7 +180,8 @@ def test_household_errors_in_the_collapse_are_rank_zlbs():
 
 def test_the_ergodic_aggregates_of_the_collapse_are_rank_zlbs():
   """At rank_zlb's time-iteration policy the collapse's aggregates are rank_zlb's at the same
-  zeta: how often the ZLB binds, mean inflation and hours off their steady state."""
+  zeta: how often the ZLB binds, mean inflation, the real rate and hours off their steady
+  state."""
   rank = economies.get("rank_zlb")
   collapse = economies.get("hank_zlb_collapse", agents=3)
   theta = rank.calibration[None].astype(np.float32)
@@ -195,6 +196,10 @@ def test_the_ergodic_aggregates_of_the_collapse_are_rank_zlbs():
   assert got["inflation_gap_pp"] == pytest.approx(400 * np.mean(p[:, 1]), abs=1e-3)
   assert got["hours_gap_pct"] == pytest.approx(
       100 * np.mean(p[:, 0] - np.log(collapse.fixed["Ybar"])), abs=1e-3)
+  rank_rows = tf.constant(rows, tf.float64)
+  log_Rbar = rank.notional_log_rate(rank_rows, tf.zeros_like(p)).numpy()
+  real = rank.log_rate(rank_rows, p).numpy() - log_Rbar - p[:, 1].numpy()
+  assert got["real_rate_gap_pp"] == pytest.approx(400 * np.mean(real), abs=1e-3)
   assert got["inflation_gap_pp"] < -0.01 and got["states"] == 400     # the ZLB's deflation bias
   # The reference's own ergodic frequency (the figures' shading), through the collapse's slack.
   frequency = constraint.frequency(collapse.reference(theta.astype(np.float64)))

@@ -468,15 +468,19 @@ class HankZLB(Economy):
 
   def ergodic_aggregates(self, policy, states):
     """At the calibration, along ergodic `states` `[m, n_state]`: how often the ZLB binds, and
-    mean inflation (annualised, pp) and hours (%) off their steady state. A network that has
-    found the deflationary equilibrium, or leaves the NKPC unmet, shows here first: the
-    households' Euler errors can be small in either."""
+    mean inflation (annualised, pp), the real rate `log R - log Pi` (annualised, pp) and hours
+    (%) off their steady state. A network that has found the deflationary equilibrium, or
+    leaves the NKPC unmet, shows here first: the households' Euler errors can be small in
+    either. The real rate is where the bond market clears: above the steady state's, the rule
+    puts inflation above target by about its gap / (theta_pi - 1)."""
     state = tf.constant(states, tf.float32)
     theta = tf.constant(np.repeat(self.calibration[None], len(states), 0), tf.float32)
     policies = policy(state, theta)
     now = self.allocation(state, theta, policies)
     return {"zlb_share": float(np.mean(now["notional"].numpy() < 0)),
             "inflation_gap_pp": float(400 * np.mean(policies[:, 0].numpy())),
+            "real_rate_gap_pp": float(400 * np.mean(now["log_R"].numpy() - LOG_RBAR
+                                                    - policies[:, 0].numpy())),
             "hours_gap_pct": float(100 * np.mean(now["log_N"].numpy()
                                                  - math.log(self.fixed["Ybar"]))),
             "states": int(len(states))}
