@@ -205,9 +205,9 @@ def calibration_point(economy, policy):
                              tf.constant(theta, tf.float32)), np.float64)[0]
   # An agent set: the aggregate states named (its agents sit at the steady state), and each
   # agent policy as its agents' mean value and largest error.
-  named = economy.n_state - economy.n_agents * len(economy.agent_states)
+  named = economy.state_names[:economy.n_aggregate_states]
   return {"state": (economy.calibration_state if economy.n_state == 1 else
-                    dict(zip(economy.state_names[:named], state[0, 0].tolist()))), **{
+                    dict(zip(named, state[0, 0].tolist()))), **{
       name: {"nn": float(approx[j].mean()), "exact": float(exact[j].mean()),
              "rel_error_pct": relative_error_pct(approx[j], exact[j]),
              "scaled_error_pct": float(np.max(100 * abs(approx[j] - exact[j]) / scale[j]))}

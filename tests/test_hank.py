@@ -223,6 +223,8 @@ def test_the_collapse_is_measured_against_rank_zlb():
     return tf.concat([p[:, :1], Bbar / (Bbar + 1.01 * N)], axis=1)
   errors = points.errors(more_hours)                              # [L, n, 1 + agents]
   assert errors[..., 0].max() < 0.05 and (errors[..., 1:] > 20).all(), errors.min()
+  # The calibration point names the aggregate states (its households sit at the steady state).
+  assert list(accuracy.calibration_point(collapse, exact)["state"]) == ["zeta", "R_lag"]
 
 
 def test_the_served_graph_keeps_the_identities_checked_without_nk_keras(tmp_path):
