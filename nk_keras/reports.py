@@ -18,7 +18,8 @@ class EvaluateOptions:
   out: str = option(None, "Output directory; default <model>_evaluation.")
   n_theta: int = option(None, "Theta draws, uniform in the box (where an equilibrium exists); "
                         "default the economy's: 20,000 for nk, 500 for rank_zlb (time "
-                        "iteration, 0.2-1 s per theta).", lower=5)
+                        "iteration, 0.2-1 s per theta), 40 for rank_zlb_inertia (20-60 s per "
+                        "theta), 20 for hank_zlb, 20 for hank_zlb_collapse.", lower=5)
   sweep_points: int = option(0, "Points per parameter in policy_<name>.png; 0: 41 with a closed "
                              "form, 15 with time iteration.", lower=0)
   seed: int = option(0, "Seed of the theta draws and residual shocks.", lower=0)

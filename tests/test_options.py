@@ -105,3 +105,22 @@ def test_a_bare_economy_flag_trains_that_economys_shipped_recipe():
   # A flag given, on the command line or in a flagfile, wins over the economy's default.
   mixed = app_options("--economy=rank_zlb", "--regime=stepping", "--batch=500")
   assert (mixed.regime, mixed.batch, mixed.iterations) == ("stepping", 500, 100_000)
+
+
+def test_the_evaluation_size_helps_give_every_economys_own_default():
+  """`--eval_theta` (train) and `--n_theta` (evaluate) default to `Economy.eval_theta`; their
+  help lists each economy's number, which went stale once (100 for rank_zlb_inertia, 40 used).
+  The train app's help is read from its source: importing the app defines its flags globally."""
+  import ast
+
+  from nk_keras import economies, reports
+  with open(os.path.join(ROOT, "nk_keras", "apps", "train.py")) as f:
+    calls = [n for n in ast.walk(ast.parse(f.read())) if isinstance(n, ast.Call)
+             and getattr(n.func, "attr", "") == "DEFINE_integer"
+             and ast.literal_eval(n.args[0]) == "eval_theta"]
+  helps = {"eval_theta": ast.literal_eval(calls[0].args[2]),
+           "n_theta": reports.EvaluateOptions.__dataclass_fields__["n_theta"].metadata["help"]}
+  for flag, text in helps.items():
+    for name in economies.ECONOMIES:
+      assert f"{economies.ECONOMIES[name].eval_theta:,} for {name}" in " ".join(text.split()), (
+          flag, name, text)

@@ -31,8 +31,9 @@ FLAGS = flags.FLAGS
 cli.define_flags(train_options.TrainOptions, train_options.CHECKS, module=__name__)
 flags.DEFINE_integer("log_every", 1000, "Gradient steps per history row.", lower_bound=1)
 flags.DEFINE_integer("eval_theta", None, "Theta draws for the final accuracy report (default: "
-                     "the economy's: 20,000 for nk, 500 for rank_zlb, 100 for "
-                     "rank_zlb_inertia).", lower_bound=5)
+                     "the economy's: 20,000 for nk, 500 for rank_zlb, 40 for "
+                     "rank_zlb_inertia, 20 for hank_zlb, 20 for hank_zlb_collapse).",
+                     lower_bound=5)
 flags.DEFINE_string("out", "runs/default", "Output directory.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard logs to <out>/tensorboard.")
 flags.DEFINE_enum("strategy", "default", list(train_options.STRATEGIES),
