@@ -101,12 +101,15 @@ def statistics_table(stats):
   """Markdown of `statistics`."""
   keys = ("share_binding", "spells", "mean_spell", "max_spell", "spells_per_100_periods")
   sources = [s for s in ("network", "reference") if s in stats]
-  lines = [f"| {stats['constraint']} statistic | {' | '.join(sources)} |",
+  # Both columns read the network's paths: with an endogenous state (an inertial rule's lagged
+  # rate) the reference's own ergodic law differs, hence its exact frequency below.
+  heads = {"network": "network", "reference": "reference on the network's states"}
+  lines = [f"| {stats['constraint']} statistic | {' | '.join(heads[s] for s in sources)} |",
            "|---" * (1 + len(sources)) + "|"]
   lines += [f"| {k} | " + " | ".join(f"{stats[s][k]:.6g}" for s in sources) + " |"
             for k in keys]
   if "reference_ergodic_frequency" in stats:
-    lines.append(f"| ergodic frequency (reference, exact) | | "
+    lines.append(f"| the reference's own ergodic frequency (exact) | | "
                  f"{stats['reference_ergodic_frequency']:.6g} |")
   return "\n".join(lines) + "\n"
 
