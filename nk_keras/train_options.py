@@ -47,8 +47,9 @@ class TrainOptions:
   mc: int = option(2, "Antithetic Monte Carlo draws per expectation (even).", lower=2)
   stratified: bool = option(False, "Draw the Monte Carlo shocks in strata of the normal law "
                             "(less noise in expectations of nonlinear residuals).")
-  grid: bool = option(False, "Expectations on a randomly shifted grid of --mc nodes per point "
-                      "(weights of the normal law) instead of Monte Carlo draws.")
+  grid: bool = option(False, "Expectations on a randomly shifted grid of --mc nodes per shock "
+                      "(with several shocks their product: mc ** shocks per point; weights of "
+                      "the normal law) instead of Monte Carlo draws.")
   unbiased: bool = option(False, "Loss from two independent sets of --mc shocks (the product "
                           "of their residuals): no bias from the noise of expectations.")
   state_scale: float = option(1.0, "States drawn with this many times their ergodic std "

@@ -33,6 +33,29 @@ def test_grid_is_unbiased_and_far_less_noisy_than_draws_at_a_kink():
   assert abs(value.mean() - truth) < 3e-4
 
 
+def test_a_product_grid_takes_expectations_over_several_shocks():
+  """rank_zlb_inertia's two shocks: 8 x 8 nodes, each shock shifted on its own per point."""
+  economy = economies.get("rank_zlb_inertia")
+  eps, w = economy.shock_grid(8, 300, tf.constant([3, 0], tf.int32))
+  assert eps.shape == (64, 300, 2) and w.shape == (64, 300)
+  a, b = 0.4, -0.3
+  value = tf.reduce_sum(w * tf.exp(a * eps[..., 0] + b * eps[..., 1]), axis=0).numpy()
+  # exp((a^2 + b^2) / 2) at every shift, less the mass beyond +-(5 - h/2) (h = 1.25).
+  np.testing.assert_allclose(value, np.exp((a * a + b * b) / 2), rtol=2e-3)
+  np.testing.assert_allclose(tf.reduce_sum(w * eps[..., 0] * eps[..., 1], axis=0).numpy(), 0.0,
+                             atol=1e-3)                                 # independent shocks
+  nodes = eps.numpy()
+  assert len(np.unique(nodes[:, 0, 0])) == 8 and len(np.unique(nodes[:, 0, 1])) == 8
+  assert not np.allclose(nodes[0, :, 0], nodes[0, :, 1])               # shifts not shared
+
+
+def test_a_product_grid_too_large_is_refused_by_name():
+  """A HANK's households each have a shock: 2 ** 51 nodes."""
+  with pytest.raises(UserError, match=r"2 \*\* 51 = [0-9,]+ nodes per point for economy "
+                                      r"'hank_zlb'"):
+    economies.get("hank_zlb").shock_grid(2, 10, tf.constant([0, 0]))
+
+
 def test_expect_takes_weights_per_point():
   x = tf.constant([[1.0, 2.0], [3.0, 5.0]])                            # [k, batch]
   w = tf.constant([[0.25, 0.5], [0.75, 0.5]])

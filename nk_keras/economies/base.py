@@ -21,6 +21,9 @@ from nk_keras.errors import UserError
 
 tfd = tfp.distributions
 
+# Nodes per point a product grid of shocks may have (`Economy.shock_grid`): 64 x 64 for two.
+GRID_NODES_MAX = 4096
+
 
 class Economy(abc.ABC):
   """Parameters, priors, state law of motion and equilibrium residuals of one model."""
@@ -266,24 +269,33 @@ class Economy(abc.ABC):
     return tf.reshape(tf.concat([half, -half], axis=0), [mc, batch, self.n_shock])
 
   def shock_grid(self, n, batch, seed, span=5.0):
-    """A randomly shifted trapezoid grid of the standard normal law, per point: innovations
-    `[n, batch, 1]` on +-`span` spaced `h = 2 span / n`, shifted by one uniform per point, and
-    their weights `phi(eps) h` `[n, batch]`. One shock only (a product grid for several would
-    need n ** n_shock nodes).
+    """A randomly shifted trapezoid grid of the standard normal law, per point: `n` nodes per
+    shock on +-`span` spaced `h = 2 span / n`, each shock's shifted by its own uniform per point,
+    and with several shocks their product: innovations `[n ** n_shock, batch, n_shock]` and
+    weights `[n ** n_shock, batch]` (the product of `phi(eps) h`).
 
     Over the shift, the weighted sum's mean is the expectation on +-`span` (the law's mass
     beyond is 6e-7 at 5); for a smooth integrand any one shift is already exact to
     ~exp(-2 pi^2 / h^2) and the mass beyond +-(span - h/2) (2e-6 for 12 nodes), and a kink
     leaves an O(h^2) error that the shift makes zero-mean: at 12 nodes E[max(eps, 0)] has std
-    0.011 over shifts, 12 Monte Carlo draws 0.17 (tests/test_level_and_grid.py)."""
-    if self.n_shock != 1:
-      raise UserError(f"grid expectations are for one shock; economy {self.name!r} has "
-                      f"{self.n_shock}")
+    0.011 over shifts, 12 Monte Carlo draws 0.17 (tests/test_level_and_grid.py). A product
+    grid is for a few shocks: an agent set's idiosyncratic shocks would need n ** 51 nodes."""
+    nodes = n ** self.n_shock
+    if nodes > GRID_NODES_MAX:
+      raise UserError(f"grid expectations need {n} ** {self.n_shock} = {nodes:,} nodes per point "
+                      f"for economy {self.name!r} ({self.n_shock} shocks; at most "
+                      f"{GRID_NODES_MAX:,}): use Monte Carlo draws (no --grid) or fewer nodes")
     h = 2.0 * span / n
-    u = tf.random.stateless_uniform([1, batch], seed=seed)
-    eps = -span + (tf.range(n, dtype=tf.float32)[:, None] + u) * h              # [n, batch]
-    weights = h * tf.exp(-0.5 * tf.square(eps)) / np.sqrt(2 * np.pi).astype(np.float32)
-    return eps[..., None], weights
+    u = tf.random.stateless_uniform([self.n_shock, batch], seed=seed)
+    # Node j's index along each shock: the product grid's rows, the first shock slowest.
+    index = np.stack(np.meshgrid(*[np.arange(n)] * self.n_shock, indexing="ij"), -1)
+    index = index.reshape(nodes, self.n_shock).astype(np.float32)
+    eps, weights = [], 1.0
+    for i in range(self.n_shock):     # shock by shock: one shock's graph is that of before
+      e = -span + (tf.constant(index[:, i])[:, None] + u[i:i + 1]) * h           # [nodes, batch]
+      eps.append(e)
+      weights *= h * tf.exp(-0.5 * tf.square(e)) / np.sqrt(2 * np.pi).astype(np.float32)
+    return tf.stack(eps, axis=-1), weights
 
   @staticmethod
   def expect(x, weights=None):
