@@ -242,6 +242,8 @@ class Regime(keras.Model):
     Newton step). The economy's `error_shape` is the one its residuals are mapped with.
     """
     economy = self.economy
+    if shape == "level" and economy.endogenous_states:
+      return self.persistent_jacobian(theta, state, eps, weights)
     z_today = tf.ones_like(today[:, 0])                                # [batch]
     if shape == "proportional":                                         # one state (__init__)
       z_next = economy.step(std[:, None], theta, eps, None)[..., 0] / std  # [mc, batch]
@@ -259,6 +261,27 @@ class Regime(keras.Model):
         moved = economy.equilibrium(state, theta, eps, today, tomorrow, weights)
       columns.append(acc.jvp(moved))                                   # [batch, n_res]
     return tf.stop_gradient(tf.stack(columns, axis=2))                 # [batch, n_res, n_pol]
+
+  def persistent_jacobian(self, theta, state, eps, weights):
+    """The "level" Jacobian `[batch, n_res, n_pol]` where tomorrow's states depend on today's
+    policies: the residuals' response to the whole policy function shifted by a constant, so
+    tomorrow's endogenous states move with today's shifted policies and tomorrow's policies
+    move along them, as the network's do. With those states held, a lagged rate's rule
+    (`R* = rho R*_lag + (1 - rho) theta Pi`) answers a persistent inflation error by only
+    `(1 - rho) theta`, and the Euler equation's response `(1 - rho) theta - 1` vanishes inside
+    the box: the level term then divided by zero and training diverged (BUILD_NOTES.md, "Bring
+    your own model"). Held constant for the gradient, like `jacobian`."""
+    economy, at = self.economy, self.policy.at(theta)
+    n_pol = len(economy.policy_names)
+    columns = []
+    for j in range(n_pol):
+      shift = tf.zeros([n_pol])
+      with tf.autodiff.ForwardAccumulator(primals=shift,
+                                          tangents=tf.one_hot(j, n_pol)) as acc:
+        today, tomorrow = economy.policies(lambda s, t: at(s, t) + shift, state, theta, eps)
+        moved = economy.equilibrium(state, theta, eps, today, tomorrow, weights)
+      columns.append(acc.jvp(moved))                                   # [batch, n_res]
+    return tf.stop_gradient(tf.stack(columns, axis=2))
 
   def probe_loss(self):
     """The loss on a fixed fresh batch, leaving the regime's state alone (a reference level).

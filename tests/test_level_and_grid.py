@@ -100,6 +100,30 @@ def test_level_term_recovers_a_persistent_inflation_error():
   assert (np.abs(newton[:, 1]) < 0.5 * np.abs(expected[:, 1]).repeat(4)).all()
 
 
+@pytest.mark.parametrize("name", ["nk", "rank_zlb_inertia"])
+def test_the_level_jacobian_is_the_response_to_the_shifted_policy_function(name):
+  """The level term's Jacobian: the residuals' response to the whole policy shifted by a
+  constant, here by central differences of the residuals of the shifted network. For
+  rank_zlb_inertia that moves tomorrow's lagged shadow rate too; held fixed, the Euler column's
+  inflation entry is `(1 - rho_R) theta_pi - 1`, zero at the calibration."""
+  economy = economies.get(name)
+  model = regimes.build("fresh", ExtendedPolicy.create(economy, seed=1), batch=16, mc=4,
+                        weighting="newton", level_states=4)
+  seeds = model.step_seeds(0, 4)
+  theta, state = model.points(0, seeds[:3])
+  eps, _ = model.shocks(seeds[3])
+  at = model.policy.at(theta)
+  today, tomorrow = economy.policies(at, state, theta, eps)
+  jacobian = model.jacobian(theta, state, eps, today, tomorrow, None, "level", None).numpy()
+  d = 1e-3
+  for j in range(len(economy.policy_names)):
+    unit = d * tf.one_hot(j, len(economy.policy_names))
+    up, down = [economy.residuals(lambda s, t, u=u: at(s, t) + u, state, theta, eps)
+                for u in (unit, -unit)]
+    np.testing.assert_allclose(jacobian[:, :, j], ((up - down) / (2 * d)).numpy(), rtol=2e-2,
+                               atol=2e-2 * np.abs(jacobian).max())
+
+
 def test_level_term_enters_the_loss_with_its_weight():
   model = level_regime(G=4)
   theta, state = model.points(0, model.step_seeds(0, 4)[:3])
