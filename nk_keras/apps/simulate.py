@@ -11,7 +11,7 @@ directory named `<model>_simulation`):
   simulation.png, irf.png
 With a ZLB (rank_zlb) the reference is time iteration at --theta (columns <name>_reference, and
 R as log R); irf.* become generalised impulse responses to -1 and -3 std innovations (girf_*.csv,
-girf.png); moments.json adds ZLB spells (zlb.md: tables); moments annualise Pi and R (x 400).
+girf.png); moments.json adds ZLB spells (constraint.md: tables); moments annualise Pi and R (x 400).
 Policies are in model units (log deviations from the steady state); figures show percent.
 """
 
