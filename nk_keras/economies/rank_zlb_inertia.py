@@ -67,8 +67,8 @@ class RankZLBInertia(Economy):
   normalizations = ("ergodic", "ergodic_slope", "kmr")
   # What a bare `--economy=rank_zlb_inertia` trains: the shipped model's recipe
   # (configs/rank_zlb_inertia.flags; BUILD_NOTES.md, "Bring your own model").
-  training_defaults = {"normalization": "ergodic_slope", "iterations": 3000, "mc": 4,
-                       "stratified": True}
+  training_defaults = {"normalization": "ergodic_slope", "iterations": 9000, "mc": 4,
+                       "stratified": True, "unbiased": True}
   observables = ("output_growth", "inflation", "interest_rate")
   observes_previous = True
   observable_units = "annualised percent (2.0 is 2 % a year)"
