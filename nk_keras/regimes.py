@@ -266,11 +266,10 @@ class Regime(keras.Model):
     """The "level" Jacobian `[batch, n_res, n_pol]` where tomorrow's states depend on today's
     policies: the residuals' response to the whole policy function shifted by a constant, so
     tomorrow's endogenous states move with today's shifted policies and tomorrow's policies
-    move along them, as the network's do. With those states held, a lagged rate's rule
-    (`R* = rho R*_lag + (1 - rho) theta Pi`) answers a persistent inflation error by only
-    `(1 - rho) theta`, and the Euler equation's response `(1 - rho) theta - 1` vanishes inside
-    the box: the level term then divided by zero and training diverged (BUILD_NOTES.md, "Bring
-    your own model"). Held constant for the gradient, like `jacobian`."""
+    move along them, as the network's do. Held fixed, an endogenous state's part of the
+    persistent response is lost, and the Jacobian can turn singular inside the box (an inertial
+    rule: BUILD_NOTES.md, "Bring your own model"); the level term then divides by zero. Held
+    constant for the gradient, like `jacobian`."""
     economy, at = self.economy, self.policy.at(theta)
     n_pol = len(economy.policy_names)
     columns = []
