@@ -53,6 +53,10 @@ N_NODES = 64
 SPAN = 5.0
 MAX_ITER = 2000
 QUAD = "split"
+# Thetas solved together: their `[rows, G, K]` arrays stay under glibc's 32 MB mmap threshold,
+# so each iteration reuses the heap instead of faulting fresh pages (125 thetas in one batch:
+# 46 s user + 19 s system; in batches of 40: 42 + 5).
+CHUNK_BYTES = 1 << 24
 BLOWUP = 1.0          # |log N| or |log Pi| beyond this: running away, no stable equilibrium
 
 
@@ -239,6 +243,14 @@ def solve(theta, n_grid=N_GRID, n_nodes=N_NODES, span=SPAN, tol=1e-12, max_iter=
   """
   theta = np.atleast_2d(np.asarray(theta, np.float64))
   n = theta.shape[0]
+  rows = max(1, CHUNK_BYTES // (8 * n_grid * n_nodes))
+  if n > rows:
+    parts = [solve(theta[i:i + rows], n_grid, n_nodes, span, tol, max_iter, quad,
+                   None if init is None else [v[i:i + rows] for v in init])
+             for i in range(0, n, rows)]
+    return dataclasses.replace(parts[0], **{
+        f.name: np.concatenate([getattr(p, f.name) for p in parts])
+        for f in dataclasses.fields(Solution) if f.type is np.ndarray})
   grid = sigma_erg(theta)[:, None] * np.linspace(-span, span, n_grid)[None, :]
   if init is None:
     a, b = linearised(theta)
