@@ -117,37 +117,48 @@ def _system(economy, policy, state, theta, mean, std, scale, nodes, weights):
   return rows, rhs
 
 
-def estimate(economy, policy, theta, state, scale, nodes=None):
+def estimate(economy, policy, theta, state, scale, nodes=None, fit=None):
   """Estimated policy errors `[n, m, n_pol]` in percent of `scale` at the states `state`
   `[n, m, n_state]` of each theta `theta` `[n, n_params]` (NumPy), from the residuals of
   `policy(state [k, S], theta [k, P]) -> [k, n_pol]` alone; `scale` `[n, n_pol]` is each
   policy's size at that theta (the metric's denominator: its ergodic std). Signed: policy
-  minus the equilibrium policy it estimates."""
+  minus the equilibrium policy it estimates.
+
+  `fit`: `(states [n, k, n_state], weights [n, k])` where the error is fitted, default `state`
+  equally weighted. The states should carry the ergodic law: a persistent error is seen
+  through `(1 - beta)` of itself, so any part of the error that is not affine and whose
+  sample mean today differs from its mean tomorrow (as on states spread evenly over +-2.5 std,
+  where the tails weigh as much as the centre) is read, amplified, as a level error."""
   theta = np.asarray(theta, np.float64)
   state = np.asarray(state, np.float64)
   n, m, S = state.shape
+  fit_state, fit_weight = (state, np.ones((n, m))) if fit is None else (
+      np.asarray(a, np.float64) for a in fit)
+  k = fit_state.shape[1]
   n_pol = len(economy.policy_names)
-  mean, std = state.mean(axis=1), state.std(axis=1) + 1e-12                  # [n, S]
+  fit_weight = fit_weight / fit_weight.sum(axis=1, keepdims=True)
+  mean = np.einsum("nk,nks->ns", fit_weight, fit_state)                        # [n, S]
+  std = np.sqrt(np.einsum("nk,nks->ns", fit_weight, (fit_state - mean[:, None]) ** 2)) + 1e-12
   eps, w = quadrature(economy.n_shock, nodes or NODES.get(economy.n_shock, 8))
   eps, w = tf.constant(eps), tf.constant(w)
   f32, f64 = tf.float32, tf.float64
   policy64 = lambda s, t: tf.cast(policy(tf.cast(s, f32), tf.cast(t, f32)), f64)
   # Any chunk size: traced once (the last, shorter chunk would trace the whole system again).
-  spec = lambda k: tf.TensorSpec([None, k], f64)
+  spec = lambda d: tf.TensorSpec([None, d], f64)
   call = tf.function(lambda *a: _system(economy, policy64, *a, eps, w),
                      input_signature=[spec(S), spec(theta.shape[1]), spec(S), spec(S),
                                       spec(n_pol)])
   rows, rhs = [], []
-  repeat = lambda a: np.repeat(a, m, axis=0)
-  flat_state = state.reshape(-1, S)
-  flat = [flat_state, repeat(theta), repeat(mean), repeat(std),
+  repeat = lambda a: np.repeat(a, k, axis=0)
+  flat = [fit_state.reshape(-1, S), repeat(theta), repeat(mean), repeat(std),
           repeat(np.asarray(scale, np.float64))]
-  for i in range(0, n * m, CHUNK):
+  for i in range(0, n * k, CHUNK):
     r, h = call(*(tf.constant(a[i:i + CHUNK]) for a in flat))
     rows.append(r.numpy())
     rhs.append(h.numpy())
-  A = np.concatenate(rows).reshape(n, m * n_pol, -1)                       # [n, m*n_pol, n_pol*B]
-  y = np.concatenate(rhs).reshape(n, m * n_pol)
+  root = np.sqrt(fit_weight)[:, :, None]                                       # [n, k, 1]
+  A = (np.concatenate(rows).reshape(n, k, n_pol, -1) * root[..., None]).reshape(n, k * n_pol, -1)
+  y = (np.concatenate(rhs).reshape(n, k, n_pol) * root).reshape(n, k * n_pol)
   c = np.stack([np.linalg.lstsq(A[i], y[i], rcond=None)[0] for i in range(n)])  # [n, n_pol*B]
   phi = np.concatenate([np.ones((n, m, 1)), (state - mean[:, None]) / std[:, None]], axis=2)
   # `c phi` is the correction that zeroes the residuals (equilibrium minus policy), in policy
