@@ -26,8 +26,9 @@ ERGODIC_STATES = 16    # states per theta where the metric's states are ergodic 
 ESTIMATE_THETA = 100   # thetas of the residual-only error estimate (its cost: ~0.1 s each)
 # Where the estimate fits each theta's error: one exogenous state on FIT_GRID points of
 # +-FIT_SPAN ergodic std weighted by its normal law (a grid this fine integrates an error local
-# to a kink; 81 points on +-4 std: 0.2 s less per 100 thetas, a 2x higher floor), several states on FIT_STATES of the policy's
-# own ergodic draws. Never the metric's evenly spread levels: BUILD_NOTES, "The error estimate".
+# to a kink; 81 points on +-4 std cost 0.2 s less per 100 thetas, with a 2x higher floor),
+# several states on FIT_STATES of the policy's own ergodic draws. Never the metric's evenly
+# spread levels: BUILD_NOTES, "The error estimate".
 FIT_GRID, FIT_SPAN, FIT_STATES = 201, 5.0, 64
 
 
