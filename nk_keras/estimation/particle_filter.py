@@ -26,6 +26,10 @@ from tqdm import tqdm
 
 
 CHUNK = 1000   # thetas per compiled call: 1000 x 100 particles = 1e5 policy points per period
+# Particles per compiled call where the policy is called at every particle (no table, as with
+# several states): rank_zlb_inertia's served graph at 1,000 thetas x 100 particles took the
+# process past 19 GB; at 100 x 100 it peaks at 1.1 GB and filters as many thetas per second.
+ROWS = 10_000
 
 
 def systematic_resample(log_weights, u):
@@ -97,15 +101,17 @@ def log_likelihood_fn(economy, policy, observations, n_particles):
 
 class ParticleFilter:
   """`pf(theta [n_theta, P], seed=0) -> log-likelihood [n_theta]` (NumPy float64), evaluated in
-  chunks of `chunk` thetas through one compiled function, all with the same random numbers.
+  chunks of `chunk` thetas through one compiled function, all with the same random numbers
+  (default: CHUNK thetas for a tabulated policy, else ROWS particles).
 
   A policy read from tables (`reference.solved_policy.TabulatedPolicy`) has
   `tabulate(theta [n, P]) -> valid [n]`: it is called on each chunk first, and where it finds no
   equilibrium the log-likelihood is -inf (data cannot come from a model without one)."""
 
-  def __init__(self, economy, policy, observations, n_particles=100, chunk=CHUNK):
-    self.economy, self.n_particles, self.chunk = economy, int(n_particles), int(chunk)
+  def __init__(self, economy, policy, observations, n_particles=100, chunk=None):
+    self.economy, self.n_particles = economy, int(n_particles)
     self.tabulate = getattr(policy, "tabulate", None)
+    self.chunk = int(chunk or (CHUNK if self.tabulate else max(1, ROWS // self.n_particles)))
     self.fn = log_likelihood_fn(economy, policy, observations, n_particles)
 
   def __call__(self, theta, seed=0, progress=False, desc="particle filter"):
