@@ -177,8 +177,8 @@ def estimated_error(economy, policy, points, seed):
   estimate = np.abs(error_estimate.estimate(economy, policy, theta, points.state[:k],
                                             points.scale[:k], fit=fit_states(
                                                 economy, policy, theta, seed)))  # [k, L, n_pol]
-  out = {"n_theta": k, "method": "linearised residuals, error affine in the states per theta, fitted on their ergodic law "
-         "(nk_keras/error_estimate.py)"}
+  out = {"n_theta": k, "method": "linearised residuals, error affine in the states per theta, "
+         "fitted over their ergodic law (nk_keras/error_estimate.py)"}
   if points.exact is not None:   # the policy at the k thetas alone, not at all of them
     measured_all = 100 * np.abs(approx(policy, points.theta[:k], points.state[:k])
                                 - points.exact[:k]) / points.scale[:k, None, :]
