@@ -2,7 +2,8 @@
 
 The test suite's own truth for the ZLB economy: pure NumPy, float64, imports nothing from
 nk_keras. Vectorised over parameter vectors AND grid points: every array is `[n, G]` (n thetas,
-G grid points) or `[n, G, K]` (K quadrature nodes); no Python loop over thetas.
+G grid points) or `[n, G, K]` (K quadrature nodes); thetas go in batches (CHUNK_BYTES), never
+one by one.
 
 Method, for every theta at once:
   * grid of zeta, uniform on +-span * sigma_erg(theta), sigma_erg = sigma_zeta / sqrt(1 - rho^2);
