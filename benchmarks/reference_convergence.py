@@ -9,6 +9,13 @@ of `--grids` is the yardstick: its ergodic states (2,000 chains per theta) and i
 ergodic std; every other grid, and every served model of `--models`, is measured against it as
 the accuracy metric measures a network (mean and p95 of |difference| in % of the std, and the
 mean per theta). Grids are `order:points` with nodes from `--nodes`.
+
+With `--constraint_chains=N` (an economy with an occasionally binding constraint) it also gives,
+at the calibration (the synthetic data's truth), the constraint's ergodic frequency under every
+grid and every served model, each on its own N chains of 300 periods:
+
+  python -m benchmarks.reference_convergence --grids="linear:15,7,15;cubic:15,7,15" \
+      --thetas=1 --constraint_chains=40000 --models=saved_models/rank_zlb_inertia
 """
 
 import time
@@ -28,6 +35,8 @@ flags.DEFINE_string("grids", "linear:29,9,29;linear:15,7,15;linear:21,7,21;cubic
                     "yardstick.")
 flags.DEFINE_string("nodes", "21,7", "Quadrature nodes per shock for every grid.")
 flags.DEFINE_list("models", [], "Served models (SavedModel directories) to measure as well.")
+flags.DEFINE_integer("constraint_chains", 0, "Chains for the constraint's frequency at the "
+                     "calibration (0: not measured).", lower_bound=0)
 
 ORDERS = {"linear": 1, "cubic": 3}
 
@@ -80,6 +89,33 @@ def main(argv):
     report(spec, ref.policies(state)[valid], truth, scale, economy)
   for path in FLAGS.models:
     report(path, served_policies(path, economy, state, theta)[valid], truth, scale, economy)
+  if FLAGS.constraint_chains:
+    constraint_frequency(economy, FLAGS.grids.split(";"), nodes, FLAGS.models,
+                         FLAGS.constraint_chains)
+
+
+def constraint_frequency(economy, grids, nodes, models, chains, periods=300):
+  """The ergodic frequency of the binding constraint at the calibration: each grid's
+  (`Reference.probability_below`) and each served model's on its own simulated chains."""
+  from nk_keras import constraint, simulation
+  from nk_keras.export import LoadedPolicy
+  from nk_keras.reference import time_iteration_nd as nd
+  theta = economy.calibration[None].astype(np.float64)
+  print(f"{economy.constraint} binding at the calibration, {chains} chains of {periods} "
+        f"periods (std error about {100 * np.sqrt(0.05 * 0.95 / chains):.2f} pp at 5 %):")
+  for spec in grids:
+    order, points = spec.split(":")
+    ref = nd.solve(economy, theta, n_grid=tuple(int(k) for k in points.split(",")),
+                   n_nodes=nodes, order=ORDERS[order], chains=chains)
+    frequency = constraint.frequency(ref)[0] if ref.valid[0] else float("nan")
+    print(f"   {spec}: {100 * frequency:.2f} %", flush=True)
+  for path in models:
+    policy = LoadedPolicy(path)
+    state = simulation.ergodic_states(economy, policy, theta, chains, periods=periods)[0]
+    values = simulation.batched(policy)(state.astype(np.float32),
+                                        np.repeat(theta, chains, 0).astype(np.float32))
+    binds = constraint.binds(constraint.slack(economy, theta[0], state, np.asarray(values)))
+    print(f"   {path}: {100 * binds.mean():.2f} %", flush=True)
 
 
 if __name__ == "__main__":
