@@ -107,6 +107,9 @@ def _parse_flags(argv):
     sys.exit(USER_ERROR)
   try:
     return flags.FLAGS(argv)
+  except UserError as e:   # a check that says what is wrong itself (`options.refused_by`)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(USER_ERROR)
   except flags.Error as e:
     print(f"error: {e} (--helpshort lists the flags)", file=sys.stderr)
     sys.exit(USER_ERROR)

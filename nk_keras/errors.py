@@ -9,3 +9,7 @@ against the library's earlier ValueErrors keep catching them.
 class UserError(ValueError):
   """Bad input: an option, file, model directory or data set the library cannot use. The
   message is for the user: it names the input and, where known, what would be accepted."""
+
+
+class ModelError(UserError):
+  """A model directory that is missing, corrupt or not a policy of this contract."""

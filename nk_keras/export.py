@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from nk_keras import files
-from nk_keras.errors import UserError
+from nk_keras.errors import ModelError, UserError  # noqa: F401  (export.ModelError)
 
 METADATA = os.path.join("assets", "metadata.json")
 RUN = "run.json"   # the train app's record of a run: options, command, commit, versions, time
@@ -165,18 +165,11 @@ def export_run_again(run, out=None, n_theta=None, overwrite=False, progress=Fals
   return report, out
 
 
-class ModelError(UserError):
-  """A model directory that is missing, corrupt or not a policy of this contract."""
-
-
 class LoadedPolicy:
   """A served policy as `policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]`."""
 
   def __init__(self, path):
-    if not os.path.isdir(path):
-      raise ModelError(f"no model directory at {path!r}")
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-      raise ModelError(f"{path!r} is not a SavedModel (no saved_model.pb)")
+    files.saved_model(path)
     try:
       loaded = tf.saved_model.load(path)
     except Exception as e:  # TF raises many types for a corrupt file; all mean the same here

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 
-from nk_keras.errors import UserError
+from nk_keras.errors import ModelError, UserError
 
 LOCK = ".lock"
 
@@ -126,3 +126,13 @@ def remove(path):
     shutil.rmtree(path)
   elif os.path.exists(path):
     os.remove(path)
+
+
+def saved_model(path):
+  """`path` if it names a SavedModel directory, else a ModelError saying what it is not. Needs
+  no TensorFlow: the apps' flag validators call it, so a mistyped path is refused at once."""
+  if not os.path.isdir(path):
+    raise ModelError(f"no model directory at {path!r}")
+  if not os.path.exists(os.path.join(path, "saved_model.pb")):
+    raise ModelError(f"{path!r} is not a SavedModel (no saved_model.pb)")
+  return path

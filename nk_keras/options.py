@@ -11,9 +11,16 @@ def option(default, help, lower=None, upper=None, choices=None):
                                                           choices=choices))
 
 
+def refused_by(fn):
+  """A check's test (`checks` below) of one option from `fn(value)`, which raises a UserError
+  that says what is wrong (reported instead of the check's message); None passes, so a required
+  flag left out is reported by absl's own check."""
+  return lambda values: all(v is None or fn(v) is not False for v in values.values())
+
+
 def check(options, checks):
   """A UserError naming the first of `checks` ((names, test, message), ...) the dataclass
-  `options` fails."""
+  `options` fails. A test may raise the UserError itself (`refused_by`)."""
   from nk_keras.errors import UserError
   values = dataclasses.asdict(options)
   for names, test, message in checks:

@@ -3,12 +3,13 @@ of the apps' flags) and one function each that measures or simulates a policy Sa
 writes the files (nk_keras/apps/evaluate.py, nk_keras/apps/simulate.py list them)."""
 
 import dataclasses
+import functools
 import json
 import os
 
-from nk_keras import sizes
+from nk_keras import cli, files, sizes
 from nk_keras.errors import UserError
-from nk_keras.options import option
+from nk_keras.options import option, refused_by
 
 
 @dataclasses.dataclass
@@ -43,6 +44,13 @@ class SimulateOptions:
   zlb_periods: int = option(1000, "ZLB: periods per chain.", lower=2)
 
 
+# What can be refused without TensorFlow: the apps' flag validators, answered at once.
+EVALUATE_CHECKS = ((("model",), refused_by(files.saved_model), "--model: not a SavedModel"),)
+SIMULATE_CHECKS = EVALUATE_CHECKS + (
+    (("theta",), refused_by(functools.partial(cli.parse_assignments, "--theta")),
+     "--theta: expected name=value,..."),)
+
+
 def default_out(model, suffix):
   """`<model>_<suffix>` beside the model directory."""
   return os.path.normpath(os.path.abspath(model)) + "_" + suffix
@@ -63,7 +71,7 @@ def history_path(model):
 def evaluate(options):
   """The error tables and figures of `options.model` against its economy's reference, written
   to `options.out`; prints the tables."""
-  from nk_keras import accuracy, cli, constraint_plots, export, plots, simulation
+  from nk_keras import accuracy, constraint_plots, export, plots, simulation
   o = options
   policy = export.LoadedPolicy(o.model)
   economy = policy.economy
@@ -112,7 +120,6 @@ def evaluate(options):
 def simulate(options):
   """A simulated path, impulse responses and moments of `options.model` next to its reference
   at `options.theta`, written to `options.out`; prints the moments."""
-  from nk_keras import cli
   o = options
   overrides = cli.parse_assignments("--theta", o.theta)
   from nk_keras import constraint, constraint_plots, export, plots, simulation

@@ -136,7 +136,7 @@ def test_apps_parse_their_flags_before_importing_tensorflow():
             "from nk_keras.apps import {app}\n"
             "try:\n"   # every validator runs; some refuse these placeholder values
             "  flags.FLAGS(['app', '--policy=p', '--model=m', '--out=o'], known_only=True)\n"
-            "except flags.Error:\n"
+            "except (flags.Error, ValueError):\n"   # ValueError: a check's own UserError
             "  pass\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('tensorflow', 'keras', 'tensorflow_probability')))\n")
@@ -148,6 +148,41 @@ def test_apps_parse_their_flags_before_importing_tensorflow():
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, (app, err[-2000:])
     assert out.strip() == "[]", (app, out[-2000:])
+
+
+REFUSED_WITHOUT_TF = {
+    "evaluate": (["--model=no/such/dir"], "error: no model directory at 'no/such/dir'"),
+    "simulate": (["--model=saved_models/nk_cached/assets", "--theta=beta=0.99"],
+                 "is not a SavedModel (no saved_model.pb)"),
+    "simulate ": (["--model=saved_models/nk_cached", "--theta=beta=nan"],
+                  "error: --theta: beta=nan is not a finite number"),
+    "estimate": (["--policy=no/such/dir", "--out=o"], "error: no model directory"),
+    "estimate ": (["--policy=saved_models/nk_cached", "--out=o", "--fixed=beta"],
+                  "error: --fixed: expected name=value, got 'beta'"),
+}
+
+
+def test_a_bad_model_directory_or_assignment_is_refused_before_importing_tensorflow():
+  """What needs no model loaded (the directory, `name=value` syntax) is checked by the flags'
+  validators: the user's one line comes at once, not after TF's import."""
+  script = ("import sys\n"
+            "from absl import flags\n"
+            "from nk_keras import cli\n"
+            "from nk_keras.apps import {app}\n"
+            "try:\n"
+            "  cli._parse_flags(['app', *sys.argv[1:]])\n"
+            "except SystemExit as e:\n"
+            "  print('exit', e.code)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras', 'tensorflow_probability')))\n")
+  procs = {key: subprocess.Popen([sys.executable, "-c", script.format(app=key.strip()), *args],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+           for key, (args, _) in REFUSED_WITHOUT_TF.items()}
+  for key, proc in procs.items():
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and out.splitlines() == ["exit 2", "[]"], (key, out, err)
+    assert err.count("\n") == 1 and REFUSED_WITHOUT_TF[key][1] in err, (key, err)
 
 
 def test_help_exits_0_with_the_flags_on_stdout(tiny_app):

@@ -21,7 +21,7 @@ from absl import flags
 
 from nk_keras import cli, reports
 
-cli.define_flags(reports.EvaluateOptions, module=__name__)
+cli.define_flags(reports.EvaluateOptions, reports.EVALUATE_CHECKS, module=__name__)
 flags.mark_flag_as_required("model")
 
 

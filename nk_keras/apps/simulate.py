@@ -19,7 +19,7 @@ from absl import flags
 
 from nk_keras import cli, reports
 
-cli.define_flags(reports.SimulateOptions, module=__name__)
+cli.define_flags(reports.SimulateOptions, reports.SIMULATE_CHECKS, module=__name__)
 flags.mark_flag_as_required("model")
 
 

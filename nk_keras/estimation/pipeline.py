@@ -33,6 +33,7 @@ placed); with other options it refuses (`resume.py`).
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -40,7 +41,7 @@ import time
 
 import numpy as np
 
-from nk_keras import files, sizes
+from nk_keras import cli, files, sizes
 from nk_keras import options as options_lib
 from nk_keras.errors import UserError
 from nk_keras.options import option
@@ -154,6 +155,11 @@ CHECKS = (
      "draw (no validation draw otherwise)"),
     (("pf_table",), lambda o: o["pf_table"] == 0 or o["pf_table"] >= 11,
      "--pf_table must be 0 (no table) or at least 11 points"),
+    (("policy",), options_lib.refused_by(files.saved_model), "--policy: not a SavedModel"),
+    (("fixed",), options_lib.refused_by(functools.partial(cli.parse_assignments, "--fixed")),
+     "--fixed: expected name=value,..."),
+    (("theta",), options_lib.refused_by(functools.partial(cli.parse_assignments, "--theta")),
+     "--theta: expected name=value,..."),
 )
 
 
@@ -188,7 +194,6 @@ def filter_policy(policy, points):
 def choose_parameters(economy, estimate, fixed_values):
   """Estimated names in economy order from --estimate and --fixed (unknown names and fixed
   values outside the box refused)."""
-  from nk_keras import cli
   cli.check_names(economy, "--estimate", estimate)
   cli.theta_with(economy, "--fixed", fixed_values)
   both = sorted(set(estimate) & set(fixed_values))
@@ -222,7 +227,7 @@ def start(options, out, held=None):
   Sets `options` (resolved), `fixed_values`, `true_values`, `pf_counts`, `policy`, `economy`,
   `names`, `resumed`. With `held` (a `contextlib.ExitStack`), `out` is locked until it
   closes."""
-  from nk_keras import cli, export
+  from nk_keras import export
   from nk_keras.estimation import resume
   from nk_keras.estimation import surrogate as sg
   options.check()
@@ -285,7 +290,6 @@ def data(est):
   network); writes data.csv. Sets `observations`, `theta_true` (None for read data), `fixed`
   (the full theta `[n_params]` float64 the estimated ones vary around), `reference_kind`
   ("Kalman", "exact policy" or None), `use_kalman`, `idx` (the estimated parameters' indices)."""
-  from nk_keras import cli
   from nk_keras.estimation import data as data_lib
   o, economy = est.options, est.economy
   with timed(est.timings, "data"):
