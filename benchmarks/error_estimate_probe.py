@@ -3,12 +3,16 @@ with an error put in, and served models, through the same evaluation report.
 
   python -m benchmarks.error_estimate_probe --thetas=12 --size=1.5e-6
   python -m benchmarks.error_estimate_probe --thetas=24 --kinds= --models=saved_models/rank_zlb
+  python -m benchmarks.error_estimate_probe --economy=rank_zlb_inertia --cubic --kinds= \
+      --thetas=12 --models=saved_models/rank_zlb_inertia
 
 Kinds of error added to the reference (in the policy's units, `--size` times): `none`; `level`
 (inflation moved by a constant); `wiggle` (inflation moved by sin(3000 state), not affine in the
 state); `wiggle_N` (hours moved so); `float32` (the reference's values rounded to float32). Each
 prints the report's `estimated_error` beside the measured error on the same thetas.
 """
+
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -22,7 +26,13 @@ flags.DEFINE_integer("thetas", 12, "Uniform draws of the box (seed 0).", lower_b
 flags.DEFINE_float("size", 1.5e-6, "Size of the error put in, in the policy's units.")
 flags.DEFINE_list("kinds", ["none", "level", "wiggle", "wiggle_N", "float32"],
                   "Errors put into the reference.")
-flags.DEFINE_list("models", [], "Served rank_zlb models (SavedModel directories) to probe too.")
+flags.DEFINE_list("models", [], "Served models of the economy (SavedModel directories) to probe "
+                  "too.")
+flags.DEFINE_string("economy", "rank_zlb", "The economy (two policies, N and Pi, for --kinds).")
+flags.DEFINE_bool("cubic", False, "Measure against cubic time iteration on the default grid "
+                  "instead of the economy's own reference (an N-dimensional one: 45-65 s per "
+                  "theta; the default linear grid is off by several % of Pi's std).")
+flags.DEFINE_integer("seed", 0, "Seed of the report's theta draws.", lower_bound=0)
 
 
 def with_error(base, kind, size):
@@ -40,7 +50,7 @@ def with_error(base, kind, size):
 
 
 def show(economy, label, policy):
-  report = accuracy.evaluate(economy, policy, n_theta=FLAGS.thetas, seed=0, mc=4)
+  report = accuracy.evaluate(economy, policy, n_theta=FLAGS.thetas, seed=FLAGS.seed, mc=4)
   for name in economy.policy_names:
     e = report["estimated_error"][name]
     print(f"{label:>24} {name:>3}: estimated {e['mean']:.4f} / {e['p95']:.4f}, measured "
@@ -49,11 +59,15 @@ def show(economy, label, policy):
 
 
 def main(_):
-  economy = economies.get("rank_zlb")
-  theta = accuracy.draw_box(economy, FLAGS.thetas, seed=0).numpy().astype(np.float64)
-  # Rows of the report's draws (the same seed): the reference serves exactly these thetas.
-  reference = economy.reference(np.concatenate([economy.calibration[None], theta]))
-  base = simulation.batched(reference.as_policy())
+  economy = economies.get(FLAGS.economy)
+  if FLAGS.cubic:
+    from nk_keras.reference import time_iteration_nd
+    economy.reference = functools.partial(time_iteration_nd.solve, economy, order=3)
+  if FLAGS.kinds:
+    theta = accuracy.draw_box(economy, FLAGS.thetas, seed=FLAGS.seed).numpy().astype(np.float64)
+    # Rows of the report's draws (the same seed): the reference serves exactly these thetas.
+    reference = economy.reference(np.concatenate([economy.calibration[None], theta]))
+    base = simulation.batched(reference.as_policy())
   for kind in FLAGS.kinds:
     show(economy, f"reference + {kind}", with_error(base, kind, FLAGS.size))
   for path in FLAGS.models:
