@@ -135,13 +135,7 @@ def export_run_again(run, out=None, n_theta=None, overwrite=False, progress=Fals
   `<run>/saved_model`), an existing SavedModel there replaced only with `overwrite` and only
   once the new one is complete. Returns (accuracy report, out)."""
   from nk_keras.network import ExtendedPolicy
-  if not os.path.isdir(run):
-    raise UserError(f"no run directory at {run!r}")
-  if not os.path.isfile(os.path.join(run, "policy.keras")):
-    if os.path.isdir(os.path.join(run, "backup")):
-      raise UserError(f"the run in {run!r} is unfinished; rerun its train command to "
-                      f"resume and finish it, which also exports it")
-    raise UserError(f"{run!r} holds no trained policy (policy.keras): not an apps.train run")
+  files.finished_run(run)
   out = out or os.path.join(run, "saved_model")
   try:
     policy = ExtendedPolicy.load(run)

@@ -136,3 +136,16 @@ def saved_model(path):
   if not os.path.exists(os.path.join(path, "saved_model.pb")):
     raise ModelError(f"{path!r} is not a SavedModel (no saved_model.pb)")
   return path
+
+
+def finished_run(run):
+  """`run` if it is the directory of a finished train-app run (its policy.keras written), else a
+  UserError saying what it is. Needs no TensorFlow, like `saved_model`."""
+  if not os.path.isdir(run):
+    raise UserError(f"no run directory at {run!r}")
+  if not os.path.isfile(os.path.join(run, "policy.keras")):
+    if os.path.isdir(os.path.join(run, "backup")):
+      raise UserError(f"the run in {run!r} is unfinished; rerun its train command to "
+                      f"resume and finish it, which also exports it")
+    raise UserError(f"{run!r} holds no trained policy (policy.keras): not an apps.train run")
+  return run

@@ -159,6 +159,7 @@ REFUSED_WITHOUT_TF = {
     "estimate": (["--policy=no/such/dir", "--out=o"], "error: no model directory"),
     "estimate ": (["--policy=saved_models/nk_cached", "--out=o", "--fixed=beta"],
                   "error: --fixed: expected name=value, got 'beta'"),
+    "export": (["--run=saved_models"], "holds no trained policy (policy.keras)"),
 }
 
 

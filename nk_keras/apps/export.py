@@ -15,7 +15,8 @@ file with the same named float32 [batch] inputs and outputs, for serving without
 
 from absl import flags
 
-from nk_keras import cli
+from nk_keras import cli, files
+from nk_keras.options import refused_by
 
 FLAGS = flags.FLAGS
 
@@ -33,6 +34,9 @@ flags.register_multi_flags_validator(
     lambda f: bool(f["run"]) and not f["model"] if f["format"] == "savedmodel" else
     bool(f["model"] and f["out"]) and not f["run"],
     "--format=savedmodel takes --run, --format=onnx takes --model and --out")
+flags.register_multi_flags_validator(["run"], refused_by(files.finished_run), "--run: not a run")
+flags.register_multi_flags_validator(["model"], refused_by(files.saved_model),
+                                     "--model: not a SavedModel")
 
 
 def main(argv):
