@@ -13,9 +13,9 @@ def option(default, help, lower=None, upper=None, choices=None):
 
 def refused_by(fn):
   """A check's test (`checks` below) of one option from `fn(value)`, which raises a UserError
-  that says what is wrong (reported instead of the check's message); None passes, so a required
-  flag left out is reported by absl's own check."""
-  return lambda values: all(v is None or fn(v) is not False for v in values.values())
+  that says what is wrong (reported instead of the check's message). None and "" pass: a
+  required option left out or empty is its own check's to report."""
+  return lambda values: all(v in (None, "") or fn(v) is not False for v in values.values())
 
 
 def check(options, checks):
