@@ -159,6 +159,20 @@ def export_run_again(run, out=None, n_theta=None, overwrite=False, progress=Fals
   return report, out
 
 
+def record_evaluation(path, evaluation, command):
+  """Makes `evaluation` (an `accuracy.summary`) the SavedModel `path`'s own, in its metadata,
+  with the command, commit and versions that measured it (`measured_by`). The file is replaced
+  whole, so an interrupted write leaves the old one."""
+  name = os.path.join(path, METADATA)
+  with open(name) as f:
+    metadata = json.load(f)
+  metadata["evaluation"] = {**evaluation, "measured_by": {
+      "command": command, "git_commit": git_commit(), "versions": versions()}}
+  with open(name + ".tmp", "w") as f:
+    json.dump(metadata, f, indent=2)
+  os.replace(name + ".tmp", name)
+
+
 class LoadedPolicy:
   """A served policy as `policy(state [n, n_state], theta [n, n_params]) -> [n, n_policies]`."""
 

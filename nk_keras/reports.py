@@ -24,6 +24,10 @@ class EvaluateOptions:
   sweep_points: int = option(0, "Points per parameter in policy_<name>.png; 0: 41 with a closed "
                              "form, 15 with time iteration.", lower=0)
   seed: int = option(0, "Seed of the theta draws and residual shocks.", lower=0)
+  record: bool = option(False, "Also make this evaluation the model's own: written into its "
+                        "assets/metadata.json as `evaluation`, with the command and commit "
+                        "that measured it (a shipped model measured by newer code; its served "
+                        "graph and training record stay as they are).")
 
 
 @dataclasses.dataclass
@@ -68,9 +72,9 @@ def history_path(model):
   return None
 
 
-def evaluate(options):
+def evaluate(options, command=""):
   """The error tables and figures of `options.model` against its economy's reference, written
-  to `options.out`; prints the tables."""
+  to `options.out`; prints the tables. `command`: the command line, recorded with `record`."""
   from nk_keras import accuracy, constraint_plots, export, plots, simulation
   o = options
   policy = export.LoadedPolicy(o.model)
@@ -83,6 +87,9 @@ def evaluate(options):
                              seed=o.seed, progress=True)
   accuracy.write(report, out)
   written = ["evaluation.md", "evaluation.json"]
+  if o.record:
+    export.record_evaluation(o.model, accuracy.summary(report), command)
+    written.append(f"the evaluation in {os.path.join(o.model, export.METADATA)}")
   points = o.sweep_points or (41 if closed else 15)
   notes = []
   if economy.n_state == 1:

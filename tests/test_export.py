@@ -131,3 +131,20 @@ def test_export_overwrite_keeps_the_old_model_until_the_new_one_is_written(finis
                                              "saved_model"])
   meta = json.loads((good / "saved_model" / export.METADATA).read_text())
   assert meta["evaluation"]["n_theta"] == 100   # the new export, not the old one
+
+
+def test_a_recorded_evaluation_replaces_only_the_evaluation(tmp_path):
+  """`evaluate --record`: a shipped model measured anew keeps its served graph and training
+  record; its metadata's evaluation becomes the new one, with what measured it."""
+  model = tmp_path / "nk_cached"
+  shutil.copytree(os.path.join(ROOT, "saved_models", "nk_cached"), model)
+  before = json.loads((model / "assets" / "metadata.json").read_text())
+  export.record_evaluation(str(model), {"n_theta": 7, "errors_pct": {}}, "python -m apps.evaluate")
+  after = json.loads((model / "assets" / "metadata.json").read_text())
+  assert after["evaluation"]["n_theta"] == 7 and after["evaluation"]["errors_pct"] == {}
+  assert after["evaluation"]["measured_by"]["command"] == "python -m apps.evaluate"
+  assert set(after["evaluation"]["measured_by"]) == {"command", "git_commit", "versions"}
+  assert {k: v for k, v in after.items() if k != "evaluation"} == {
+      k: v for k, v in before.items() if k != "evaluation"}
+  assert not (model / "assets" / "metadata.json.tmp").exists()
+  export.LoadedPolicy(str(model))   # still a policy of the contract

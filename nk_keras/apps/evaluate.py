@@ -17,6 +17,8 @@ evaluation.* the train app leaves next to it):
 and prints the Markdown tables.
 """
 
+import sys
+
 from absl import flags
 
 from nk_keras import cli, reports
@@ -28,7 +30,8 @@ flags.mark_flag_as_required("model")
 def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  reports.evaluate(cli.options_from_flags(reports.EvaluateOptions))
+  reports.evaluate(cli.options_from_flags(reports.EvaluateOptions),
+                   command=" ".join(["python", "-m", "apps.evaluate", *sys.argv[1:]]))
 
 
 def run():
