@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from nk_keras import files
-from nk_keras.errors import ModelError, UserError  # noqa: F401  (export.ModelError)
+from nk_keras.errors import ModelError, UserError
 
 METADATA = os.path.join("assets", "metadata.json")
 RUN = "run.json"   # the train app's record of a run: options, command, commit, versions, time
@@ -168,9 +168,8 @@ def record_evaluation(path, evaluation, command):
     metadata = json.load(f)
   metadata["evaluation"] = {**evaluation, "measured_by": {
       "command": command, "git_commit": git_commit(), "versions": versions()}}
-  with open(name + ".tmp", "w") as f:
+  with files.replacing(name) as tmp, open(tmp, "w") as f:
     json.dump(metadata, f, indent=2)
-  os.replace(name + ".tmp", name)
 
 
 class LoadedPolicy:

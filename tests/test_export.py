@@ -139,6 +139,7 @@ def test_a_recorded_evaluation_replaces_only_the_evaluation(tmp_path):
   model = tmp_path / "nk_cached"
   shutil.copytree(os.path.join(ROOT, "saved_models", "nk_cached"), model)
   before = json.loads((model / "assets" / "metadata.json").read_text())
+  assets = sorted(os.listdir(model / "assets"))
   export.record_evaluation(str(model), {"n_theta": 7, "errors_pct": {}}, "python -m apps.evaluate")
   after = json.loads((model / "assets" / "metadata.json").read_text())
   assert after["evaluation"]["n_theta"] == 7 and after["evaluation"]["errors_pct"] == {}
@@ -146,5 +147,5 @@ def test_a_recorded_evaluation_replaces_only_the_evaluation(tmp_path):
   assert set(after["evaluation"]["measured_by"]) == {"command", "git_commit", "versions"}
   assert {k: v for k, v in after.items() if k != "evaluation"} == {
       k: v for k, v in before.items() if k != "evaluation"}
-  assert not (model / "assets" / "metadata.json.tmp").exists()
+  assert sorted(os.listdir(model / "assets")) == assets   # no work file left behind
   export.LoadedPolicy(str(model))   # still a policy of the contract
