@@ -353,6 +353,18 @@ def extras_markdown(report):
       w = households[key]
       lines.append(f"| {label} | {' / '.join(f'{x:.2f}' for x in w['wealth_by_state'])} | "
                    f"{w['gini']:.3f} | {100 * w['share_under_0.25']:.1f} % |")
+  responses = report.get("impulse_responses")
+  if responses and "skipped" in responses:
+    lines += ["", f"Small-shock responses against the continuum: skipped ({responses['skipped']})."]
+  elif responses:
+    lines += ["", f"Small-shock responses at the calibration, per std of a preference "
+              f"innovation of {responses['shock_std']:g} std ({responses['draws']} ergodic "
+              f"starts, L = {responses['L']}), against the continuum's first order "
+              "(sequence-jacobian), at the continuum's peak:", "",
+              "| log | peak period | continuum | network | gap |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {r['peak_period']} | {r['continuum_peak']:.3g} | "
+              f"{r['network_at_peak']:.3g} | {100 * r['relative_gap']:+.1f} % |"
+              for name, r in ((n, responses[n]) for n in ("N", "Pi"))]
   return lines
 
 

@@ -147,8 +147,9 @@ def households(report):
   unit-free Euler errors, and the wealth distribution (CDF) of the network's ergodic simulation
   next to the continuum's own policy run on as many households and the continuum steady state."""
   raw, summary = report["_households"], report["households"]
-  fig = Figure(figsize=(11.0, 4.0), layout="constrained")
-  ax, bx = fig.subplots(1, 2)
+  responses = report.get("_impulse_responses")
+  fig = Figure(figsize=(16.0 if responses else 11.0, 4.0), layout="constrained")
+  ax, bx, *cx = fig.subplots(1, 3 if responses else 2)
   ax.hist(raw["euler_log10"], bins=60, histtype="step", lw=1.4, color=COLORS[0])
   for stat, style in (("mean", "--"), ("p99", ":")):
     value = summary["euler_log10"][stat]
@@ -167,7 +168,18 @@ def households(report):
   bx.set_xlabel("bonds held (quarterly output)")
   bx.set_ylabel("share of households holding less")
   bx.legend(fontsize=8)
-  fig.suptitle("Households along ergodic simulations (at the calibration for wealth)")
+  if responses:
+    cx = cx[0]
+    for (name, paths), color in zip(responses.items(), COLORS):
+      cx.plot(100 * paths["continuum"], color=color, ls="--", lw=1, label=f"{name}, continuum")
+      cx.plot(100 * paths["network"], color=color, lw=1.4,
+              label=f"{name}, network (L = {report['impulse_responses']['L']})")
+    cx.axhline(0.0, color="k", lw=0.5)
+    cx.set_xlabel("quarters after a preference innovation")
+    cx.set_ylabel("100 x log deviation, per std")
+    cx.legend(fontsize=8)
+  fig.suptitle("Households along ergodic simulations (at the calibration for wealth)"
+               + (", and small-shock responses" if responses else ""))
   return fig
 
 

@@ -10,7 +10,9 @@ The continuum steady state comes first: the household discount factor `beta` is 
 parameter but set so that the continuum economy's deterministic steady state clears the bond
 market (mean wealth `Bbar`) at the rule's steady real rate `Rbar / Pibar = 1 / 0.9975`;
 precautionary saving puts it below 0.9975. Households: log utility (rank_zlb's `sigma = 1`),
-budget `c + b' = r b + e (Y - T)` with `T = (r - 1) Bbar` and `Y = Ybar`. Policies by the
+budget `c + b' = r b + e (Y - T)` with `T = (r - 1) Bbar` and `Y` rank_zlb's deterministic
+steady state (`steady_state_hours`, 0.05 % below Ybar: paid Ybar, beta would be 2e-6 lower,
+off MODEL.md's and sequence-jacobian's calibration, tests/test_hank_continuum.py). Policies by the
 endogenous grid method (Carroll) on a wealth grid dense near the borrowing limit; the stationary
 distribution by the histogram method (Young): each choice `b'` is split between the two grid
 points around it in proportion to its distance, so the distribution's mean wealth is exact. Its
@@ -114,13 +116,29 @@ def stationary_distribution(b_next, P, b, tol=1e-13, max_iter=100000):
   raise RuntimeError(f"stationary distribution did not converge in {max_iter} iterations")
 
 
+def steady_state_hours(theta_pi, theta_y, phi, fixed=HANK_FIXED):
+  """rank_zlb's deterministic steady state, which the HANK's is (MODEL.md section 10):
+  `(pi, N)`, log(Pi / Pibar) and hours where the real rate is 1 / 0.9975 (so the rule says
+  `(theta_pi - 1) pi + theta_y log N = 0`) and the NKPC holds with inflation constant."""
+  f = fixed
+  pi_of = lambda log_n: -theta_y * log_n / (theta_pi - 1)
+
+  def nkpc(log_n):
+    pi = pi_of(log_n)
+    return (math.expm1(pi) * math.exp(pi) * (1 - f["beta"]) - (f["eps"] - 1) / phi
+            * math.expm1((f["eta"] + f["sigma"]) * log_n
+                         + math.log(f["chi"] * f["eps"] / (f["eps"] - 1))))
+  log_n = optimize.brentq(nkpc, -0.05, 0.05, xtol=1e-15)
+  return pi_of(log_n), math.exp(log_n)
+
+
 def steady_state(n_grid=500, top=250.0, fixed=HANK_FIXED):
   """The continuum economy's steady state, `beta` calibrated to clear the bond market: a dict
   with `beta`, `share_at_limit` (households choosing b' = 0), `wealth_by_state` (mean b' by
   productivity state), `wealth_gini`, the grid and the stationary law `[S, n]`."""
   e, P, pi = rouwenhorst(fixed["e_states"], fixed["e_persistence"], fixed["e_std"])
   r, Bbar = STEADY_REAL_RATE, fixed["Bbar"]
-  income = e * (fixed["Ybar"] - (r - 1.0) * Bbar)
+  income = e * (calibrated_hours(fixed) - (r - 1.0) * Bbar)
   b = wealth_grid(n_grid, top)
 
   def solve(beta):
@@ -148,9 +166,19 @@ def steady_state(n_grid=500, top=250.0, fixed=HANK_FIXED):
           "distribution": D}
 
 
+def calibrated_hours(fixed=HANK_FIXED):
+  """Steady-state hours at the calibration, where `beta` is calibrated once (across the box
+  they move by under 1e-4)."""
+  p = dict(zip(RankZLB.param_names, RankZLB.calibration))
+  return steady_state_hours(p["theta_pi"], p["theta_y"], p["phi"], fixed)[1]
+
+
 DEFAULT_AGENTS = 50
 GRID_POINTS = 1000      # the continuum calibration's wealth grid (beta moves 3e-6 from 500)
 GRID_TOP = 250.0
+# A preference innovation small enough for first order (the ZLB binds in ~1 % of ergodic
+# states), large enough to read in float32.
+SMALL_SHOCK = -0.1
 AGGREGATE_CHAINS = 1024  # ergodic paths of the report's aggregates (ZLB share: +-1 pp)
 Y_MAX = 0.999           # the largest savings share: consumption stays positive
 SHARE_SCALE = 0.02      # the network's unit of a savings share's departure from the steady state
@@ -183,7 +211,7 @@ def starting_point(risk=True):
     D = np.zeros((1, len(b)))
     D[0, np.searchsorted(b, f["Bbar"])] = 1.0
     gini = 0.0
-  cash = r * b[None, :] + e[:, None] * (f["Ybar"] - (r - 1.0) * f["Bbar"])
+  cash = r * b[None, :] + e[:, None] * (calibrated_hours(f) - (r - 1.0) * f["Bbar"])
   return {"beta": beta, "e": e, "P": P, "b": b, "y": saved / cash, "D": D, "gini": gini}
 
 
@@ -449,7 +477,10 @@ class HankZLB(Economy):
     # periods binding is ~6 %.
     calibrated = simulation.ergodic_states(self, policy, theta[:1], AGGREGATE_CHAINS, seed,
                                            periods)[0]
-    return {"aggregates": self.ergodic_aggregates(policy, calibrated), "households": {
+    responses, raw_responses = self.continuum_responses(policy, seed=seed)
+    return {"aggregates": self.ergodic_aggregates(policy, calibrated),
+            "impulse_responses": responses, "_impulse_responses": raw_responses,
+            "households": {
         "euler_log10": {"mean": float(log_euler.mean()), "p99": float(np.percentile(log_euler, 99)),
                         "max": float(log_euler.max()), "households": int(euler.size)},
         "euler_log10_every_saver": {"mean": float(np.log10(plain + 1e-12).mean()),
@@ -465,6 +496,30 @@ class HankZLB(Economy):
         "_households": {"euler_log10": log_euler, "wealth": agents_wealth(self, states[:1]),
                         "wealth_guess": agents_wealth(self, guess),
                         "continuum": continuum_cdf()}}
+
+  def continuum_responses(self, policy, shock=SMALL_SHOCK, horizon=20, draws=1000, seed=0):
+    """Small-shock responses of hours (output) and inflation at the calibration: the network
+    economy's generalised impulse response to a preference innovation of `shock` std over
+    `draws` ergodic starts, against the continuum's first-order response (sequence-jacobian,
+    `hank_continuum`), both per std of the innovation. Returns (summary, raw `[horizon]`
+    paths); the summary says what is skipped where the `hank` extra is not installed."""
+    try:
+      from nk_keras.economies import hank_continuum
+    except ImportError:
+      return {"skipped": "needs the hank extra: pip install nk-keras[hank]"}, None
+    theta = self.calibration.astype(np.float32)
+    table, _ = simulation.generalized_impulse_response(self, policy, theta, shock, horizon,
+                                                       draws, seed)
+    continuum = hank_continuum.impulse_response(dict(zip(self.param_names, self.calibration)),
+                                                1.0, horizon)
+    summary, raw = {"shock_std": shock, "draws": draws, "L": self.n_agents}, {}
+    for name in ("N", "Pi"):
+      net, ref = table[f"{name}_nn"] / shock, continuum[name]
+      peak = int(np.argmax(np.abs(ref)))
+      summary[name] = {"continuum_peak": float(ref[peak]), "network_at_peak": float(net[peak]),
+                       "peak_period": peak, "relative_gap": float(net[peak] / ref[peak] - 1)}
+      raw[name] = {"network": net, "continuum": ref}
+    return summary, raw
 
   def ergodic_aggregates(self, policy, states):
     """At the calibration, along ergodic `states` `[m, n_state]`: how often the ZLB binds, and
