@@ -357,8 +357,8 @@ def extras_markdown(report):
   if responses and "skipped" in responses:
     lines += ["", f"Small-shock responses against the continuum: skipped ({responses['skipped']})."]
   elif responses:
-    lines += ["", f"Small-shock responses at the calibration, per std of a preference "
-              f"innovation of {responses['shock_std']:g} std ({responses['draws']} ergodic "
+    lines += ["", f"Small-shock responses at the calibration to a preference innovation of "
+              f"{responses['shock_std']:g} std, divided by its size ({responses['draws']} ergodic "
               f"starts, L = {responses['L']}), against the continuum's first order "
               "(sequence-jacobian), at the continuum's peak:", "",
               "| log | peak period | continuum | network | gap |", "|---|---|---|---|---|"]

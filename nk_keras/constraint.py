@@ -85,6 +85,22 @@ def girf(economy, policy, theta, solution, shock, horizon=40, draws=2000, seed=0
   return table
 
 
+def with_counterpart(economy, theta, tables, horizon, draws, seed):
+  """Adds to each GIRF table (innovation in std -> table) the `counterpart` economy's reference
+  response on the same innovations, for the values both have: `<value>_<counterpart>` and
+  `bind_share_<counterpart>`."""
+  from nk_keras import economies
+  other = economies.get(economy.counterpart)
+  solution = simulation.Solution(other, theta)
+  shared = set(simulation.value_names(economy))
+  for shock, table in tables.items():
+    theirs = girf(other, solution.reference.as_policy(), theta, solution, shock, horizon, draws,
+                  seed)
+    table.update({f"{name}_{other.name}": theirs[f"{name}_reference"]
+                  for name in simulation.value_names(other) if name in shared})
+    table[f"bind_share_{other.name}"] = theirs["bind_share_reference"]
+
+
 def moments_table(moments):
   """Markdown: one row per moment, one column per source (network, reference, analytical)."""
   sources = [s for s in ("network", "closed_form_simulated", "reference_simulated",
@@ -123,6 +139,8 @@ def write_simulation_extras(economy, policy, theta, solution, out, described, ho
   import os
   from nk_keras import constraint_plots, plots
   tables = {-k: girf(economy, policy, theta, solution, -k, horizon, draws, seed) for k in (1, 3)}
+  if economy.counterpart:
+    with_counterpart(economy, theta, tables, horizon, draws, seed)
   for shock, table in tables.items():
     simulation.write_csv(os.path.join(out, f"girf_{-shock}std.csv"), table)
   plots.save(constraint_plots.girfs(

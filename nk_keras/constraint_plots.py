@@ -127,14 +127,18 @@ def girfs(tables, economy, title):
       ax.set_title(label(name, economy), fontsize=9)
       ax.set_ylabel(f"difference in {economy.display_unit(name)}", fontsize=8)
       ax.plot(t, d(table[f"{name}_nn"]), "-", color=COLORS[0], lw=1.6, label="network")
+      if f"{name}_{economy.counterpart}" in table:
+        ax.plot(t, d(table[f"{name}_{economy.counterpart}"]), "-.", color=COLORS[1], lw=1.4,
+                label=f"{economy.counterpart} (reference)")
       if f"{name}_reference" not in table:
         continue
       ax.plot(t, d(table[f"{name}_reference"]), "--", color="k", lw=1.2, label="reference")
       if shock != first_shock:
         ax.plot(t, d(first[f"{name}_reference"]) * shock / first_shock, ":", color="tab:red",
                 lw=1.4, label=f"reference to {first_shock:+g} std x {shock / first_shock:g}")
-    for kind, style, color, text in (("nn", "-", COLORS[0], "network, shocked"),
-                                     ("reference", "--", "k", "reference, shocked")):
+    for kind, style, color, text in (
+        ("nn", "-", COLORS[0], "network, shocked"), ("reference", "--", "k", "reference, shocked"),
+        (economy.counterpart, "-.", COLORS[1], f"{economy.counterpart}, shocked")):
       if f"bind_share_{kind}" in table:
         row[-1].plot(t, 100 * table[f"bind_share_{kind}"], style, color=color, lw=1.4,
                      label=text)

@@ -176,7 +176,7 @@ def households(report):
               label=f"{name}, network (L = {report['impulse_responses']['L']})")
     cx.axhline(0.0, color="k", lw=0.5)
     cx.set_xlabel("quarters after a preference innovation")
-    cx.set_ylabel("100 x log deviation, per std")
+    cx.set_ylabel("100 x log deviation, per std of the innovation")
     cx.legend(fontsize=8)
   fig.suptitle("Households along ergodic simulations (at the calibration for wealth)"
                + (", and small-shock responses" if responses else ""))

@@ -93,6 +93,10 @@ def test_shapes_and_names(economy):
   policies = economy.policy_names[:economy.n_aggregate_policies] + economy.agent_policies
   named = set(economy.param_names + states + policies + economy.output_names)
   assert set(economy.param_names + policies) <= set(economy.labels) <= named
+  if economy.counterpart:   # simulate draws its GIRFs beside this one's, at the same theta
+    other = economies.get(economy.counterpart)
+    assert other.param_names == economy.param_names and other.has_reference()
+    assert set(simulation.value_names(other)) & set(simulation.value_names(economy))
 
 
 def test_training_draws_stay_in_the_box_and_the_domain(economy):

@@ -390,6 +390,10 @@ class Economy(abc.ABC):
     """Inverse of `outputs`: dict name -> `[batch]` -> policies `[batch, n_policies]`."""
     return tf.stack([outputs[name] for name in self.policy_names], axis=1)
 
+  # A registered economy with the same parameters and a reference, whose aggregates this one's
+  # extend (hank_zlb's: rank_zlb, its representative-agent version): `simulate` draws its GIRFs
+  # beside this one's, on the same shocks. None for none.
+  counterpart = None
   # An occasionally binding constraint, by name (e.g. "ZLB"), where `constraint_slack` is
   # negative; None for none. The apps then report how often and how long it binds, shade it in
   # figures and split errors by whether it binds.

@@ -237,6 +237,7 @@ class HankZLB(Economy):
   error_shape = "today"
   perturbation_scales = False
   constraint = "ZLB"
+  counterpart = "rank_zlb"   # does inequality change a ZLB recession? simulate's GIRFs show it
   eval_theta = 20
   # States drawn afresh at every step ("fresh": the continuum's distribution of households):
   # simulated with an untrained policy, as "stepping" does, a few households' economy swings into
@@ -501,7 +502,7 @@ class HankZLB(Economy):
     """Small-shock responses of hours (output) and inflation at the calibration: the network
     economy's generalised impulse response to a preference innovation of `shock` std over
     `draws` ergodic starts, against the continuum's first-order response (sequence-jacobian,
-    `hank_continuum`), both per std of the innovation. Returns (summary, raw `[horizon]`
+    `hank_continuum`), both per std of an innovation of `shock`'s sign. Returns (summary, raw `[horizon]`
     paths); the summary says what is skipped where the `hank` extra is not installed."""
     try:
       from nk_keras.economies import hank_continuum
@@ -511,10 +512,10 @@ class HankZLB(Economy):
     table, _ = simulation.generalized_impulse_response(self, policy, theta, shock, horizon,
                                                        draws, seed)
     continuum = hank_continuum.impulse_response(dict(zip(self.param_names, self.calibration)),
-                                                1.0, horizon)
+                                                math.copysign(1.0, shock), horizon)
     summary, raw = {"shock_std": shock, "draws": draws, "L": self.n_agents}, {}
     for name in ("N", "Pi"):
-      net, ref = table[f"{name}_nn"] / shock, continuum[name]
+      net, ref = table[f"{name}_nn"] / abs(shock), continuum[name]
       peak = int(np.argmax(np.abs(ref)))
       summary[name] = {"continuum_peak": float(ref[peak]), "network_at_peak": float(net[peak]),
                        "peak_period": peak, "relative_gap": float(net[peak] / ref[peak] - 1)}
