@@ -504,6 +504,9 @@ class HankZLB(Economy):
     `draws` ergodic starts, against the continuum's first-order response (sequence-jacobian,
     `hank_continuum`), both per std of an innovation of `shock`'s sign. Returns (summary, raw `[horizon]`
     paths); the summary says what is skipped where the `hank` extra is not installed."""
+    if not self.risk:
+      return {"skipped": "no idiosyncratic risk: this economy's continuum is rank_zlb, its "
+                         "reference"}, None
     try:
       from nk_keras.economies import hank_continuum
     except ImportError:
