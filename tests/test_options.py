@@ -19,7 +19,9 @@ CONFIGS = {"nk_stepping.flags": ("nk_stepping", 0), "rank_zlb.flags": ("rank_zlb
            "rank_zlb_residual.flags": ("rank_zlb_residual", 0),
            "rank_zlb_level.flags": ("rank_zlb_residual", 1),
            "rank_zlb_start.flags": ("rank_zlb_residual", 2),
-           "rank_zlb_inertia.flags": ("rank_zlb_inertia", 0)}
+           "rank_zlb_inertia.flags": ("rank_zlb_inertia", 0),
+           "hank_zlb.flags": ("hank_zlb", 0), "hank_zlb_continue.flags": ("hank_zlb", 1),
+           "hank_zlb_start.flags": ("hank_zlb", 2)}
 
 
 def train_flags():
