@@ -1,36 +1,15 @@
-"""hank_zlb's continuum in the sequence space (sequence-jacobian, the `hank` extra): an
-independent calibration of `beta` and the first-order responses the network economy approaches
-as L grows."""
+"""hank_zlb's continuum in the sequence space (sequence-jacobian, the `hank` extra): the
+first-order responses the network economy approaches as L grows (its calibration of `beta`
+against ours: tests/test_hank.py, beside the steady state it checks)."""
 
 import numpy as np
 import pytest
 
-from nk_keras.economies import hank
 from nk_keras.economies.rank_zlb import RankZLB
 
 hank_continuum = pytest.importorskip("nk_keras.economies.hank_continuum")
 
 CALIBRATION = dict(zip(RankZLB.param_names, RankZLB.calibration))
-
-
-@pytest.fixture(scope="module")
-def continuum():
-  return hank_continuum.steady_state(CALIBRATION)
-
-
-def test_the_package_calibrates_beta_and_the_distribution_as_we_do(continuum):
-  """Its own grid, chain and EGM against `hank.steady_state` (MODEL.md: beta 0.99180, 13.4 %
-  at the limit, wealth by state 1.43 / 4.13 / 12.71), to the 1e-6 issue 26 asks of the export's
-  beta. Paid Ybar instead of the steady state's hours, ours was 2e-6 off."""
-  ours = hank.steady_state(n_grid=hank.GRID_POINTS, top=hank.GRID_TOP)
-  assert abs(continuum["beta"] - ours["beta"]) < 1e-6
-  assert ours["beta"] == hank.starting_point(True)["beta"]
-  h = continuum.internals["household"]
-  D, saved = h["D"], h["b"]
-  assert np.sum(D * (saved <= 0.0)) == pytest.approx(ours["share_at_limit"], abs=1e-3)
-  assert np.sum(D * saved, axis=1) / D.sum(axis=1) == pytest.approx(ours["wealth_by_state"],
-                                                                    rel=2e-3)
-  assert continuum["nkpc_res"] == pytest.approx(0.0, abs=1e-12)   # rank_zlb's steady state
 
 
 def test_the_responses_follow_the_rule_and_fade():
