@@ -75,10 +75,12 @@ def path(table, economy, title, theta):
   source = "reference" if f"{economy.constraint}_slack_reference" in table else "nn"
   binding = constraint.binds(table[f"{economy.constraint}_slack_{source}"])
   names = simulation.value_names(economy)
-  states = [n for n in simulation.state_column_names(economy) if not n.endswith(("_p10", "_p90"))]
+  states = list(economy.state_names[:economy.n_aggregate_states])
+  # An agent set's state as its distribution over time: one panel of quantiles across agents.
+  agents = list(economy.agent_states)
   # At most PATH_COLUMNS panels a row: an agent set's economy has a dozen (a HANK's figure was
   # 5,000 pixels wide).
-  n = len(states) + len(names)
+  n = len(states) + len(agents) + len(names)
   rows, cols = -(-n // PATH_COLUMNS), min(n, PATH_COLUMNS)
   fig = Figure(figsize=(3.8 * cols, 3.0 * rows + 0.4), layout="constrained")
   grid = fig.subplots(rows, cols, squeeze=False).ravel()
@@ -89,7 +91,14 @@ def path(table, economy, title, theta):
     ax.plot(t, 100 * table[name], color="k", lw=1.2)
     ax.set_title(label(name, economy))
     ax.set_ylabel(f"100 x {name}")
-  for ax, name in zip(axes[len(states):], names):
+  for ax, name in zip(axes[len(states):], agents):
+    for q, style in (("p90", "--"), ("p50", "-"), ("p10", ":")):
+      ax.plot(t, table[f"{name}_{q}"], style, color="k", lw=1.1, label=f"{q} across agents")
+    ax.set_title(label(name, economy))
+    ax.set_ylabel(name)
+    ax.legend(fontsize=7)
+  values = axes[len(states) + len(agents):]
+  for ax, name in zip(values, names):
     ax.plot(t, economy.display(name, table[f"{name}_nn"]), color=COLORS[0], lw=1.5,
             label="network")
     if f"{name}_reference" in table:
@@ -101,7 +110,7 @@ def path(table, economy, title, theta):
     shade(ax, t, binding, label=f"{economy.constraint} ({'network' if source == 'nn' else source})")
     ax.set_xlabel("period")
     ax.grid(alpha=0.3)
-  fig.legend(*axes[len(states)].get_legend_handles_labels(), loc="outside lower center",
+  fig.legend(*values[0].get_legend_handles_labels(), loc="outside lower center",
              ncols=3, fontsize=9)
   fig.suptitle(title)
   return fig
