@@ -224,17 +224,22 @@ def test_girf_figure_names_every_panel_without_a_reference():
 
 def test_path_figure_wraps_many_panels_into_rows():
   """An agent set's path (a dozen states and values) wraps into rows of at most
-  `PATH_COLUMNS` panels, each titled, instead of one row thousands of pixels wide."""
+  `PATH_COLUMNS` panels, each titled, instead of one row thousands of pixels wide; each agent
+  state is one panel of its distribution over time (10th, 50th, 90th percentiles)."""
   from nk_keras import constraint_plots, simulation
   economy = economies.get("hank_zlb", agents=3)
   t = np.arange(6)
-  states = [n for n in simulation.state_column_names(economy) if not n.endswith(("_p10", "_p90"))]
+  states = simulation.state_column_names(economy)
   names = simulation.value_names(economy)
   table = {"period": t, f"{economy.constraint}_slack_nn": 0.01 - 0.004 * t,
            **{n: 0.01 * t for n in states}, **{f"{n}_nn": 0.001 * t for n in names}}
   fig = constraint_plots.path(table, economy, "path", economy.calibration)
   shown = [ax for ax in fig.axes if ax.get_visible()]
-  assert len(states) + len(names) > constraint_plots.PATH_COLUMNS
-  assert len(shown) == len(states) + len(names) and all(ax.get_title() for ax in shown)
+  panels = economy.n_aggregate_states + len(economy.agent_states) + len(names)
+  assert panels > constraint_plots.PATH_COLUMNS
+  assert len(shown) == panels and all(ax.get_title() for ax in shown)
+  wealth = shown[economy.n_aggregate_states]
+  assert [line.get_label() for line in wealth.get_lines()] == [
+      f"{q} across agents" for q in ("p90", "p50", "p10")]
   columns = {round(ax.get_position().x0, 3) for ax in shown}
   assert len(columns) == constraint_plots.PATH_COLUMNS
