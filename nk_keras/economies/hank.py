@@ -460,8 +460,8 @@ class HankZLB(Economy):
     flat = states.reshape(-1, self.n_state)
     rows = np.repeat(theta, chains, axis=0)
     chunk = max(1, 4096 // (self.n_agents ** 2))
-    errors = [household_errors(self, policy, flat[i:i + chunk], rows[i:i + chunk], seed=seed)
-              for i in range(0, len(flat), chunk)]
+    errors = [household_errors(self, policy, flat[i:i + chunk], rows[i:i + chunk], seed=seed,
+                               stream=i) for i in range(0, len(flat), chunk)]
     # A household that saves but wants to consume more (gap > 0) is off by the smaller of the
     # two fixes of the complementarity condition: consume until the Euler equation holds, or
     # until it holds nothing (b' / c). Both are relative consumption errors.
@@ -626,7 +626,7 @@ class CollapseReference(Reference):
     return simulation.ergodic_states(self.economy, self.as_policy(), self.theta, chains, seed)
 
 
-def household_errors(economy, policy, state, theta, nodes=12, seed=0):
+def household_errors(economy, policy, state, theta, nodes=12, seed=0, stream=0):
   """Each household's equilibrium error at `state` `[m, n_state]`, `theta` `[m, n_params]`
   (NumPy) under `policy`: the unit-free Euler error `|1 - c_implied / c|` `[m, L]` and whether
   the household saves (`b' > 0`, where that error applies; at the limit the condition is the
@@ -635,7 +635,10 @@ def household_errors(economy, policy, state, theta, nodes=12, seed=0):
   The expectation: the preference shock by Gauss-Hermite quadrature on `nodes` nodes, the
   household's own next productivity summed exactly over the chain's row, the other households'
   drawn (once per node: they move tomorrow's aggregates by O(1/sqrt(L))). Every alternative is
-  its own agent set, so a call costs `nodes * S * L` set evaluations per point."""
+  its own agent set, so a call costs `nodes * S * L` set evaluations per point. Calls on
+  several chunks of states need a `stream` each: with the same draws for every chunk (one
+  state each at L = 50) the whole evaluation shared one draw of the others, and its mean log10
+  error moved by 0.4 with the seed (BUILD_NOTES.md, "Heterogeneous agents")."""
   f = economy.fixed
   L, S = economy.n_agents, len(economy._e)
   x, w = np.polynomial.hermite_e.hermegauss(nodes)
@@ -645,7 +648,7 @@ def household_errors(economy, policy, state, theta, nodes=12, seed=0):
   m = int(state.shape[0])
   today = policy(state, theta)
   now = economy.allocation(state, theta, today)
-  others = tf.random.stateless_normal([nodes, m, L], tf.constant([seed, 77], tf.int32))
+  others = tf.random.stateless_normal([nodes, m, L], tf.constant([seed, 77 + stream], tf.int32))
   eps = tf.concat([tf.broadcast_to(tf.constant(x, tf.float32)[:, None, None], [nodes, m, 1]),
                    others], axis=-1)
   nxt = economy.step(state, theta, eps, today)                          # [Q, m, n_state]
