@@ -12,7 +12,7 @@ market (mean wealth `Bbar`) at the rule's steady real rate `Rbar / Pibar = 1 / 0
 precautionary saving puts it below 0.9975. Households: log utility (rank_zlb's `sigma = 1`),
 budget `c + b' = r b + e (Y - T)` with `T = (r - 1) Bbar` and `Y` rank_zlb's deterministic
 steady state (`steady_state_hours`, 0.05 % below Ybar: paid Ybar, beta would be 2e-6 lower,
-off MODEL.md's and sequence-jacobian's calibration, tests/test_hank_continuum.py). Policies by the
+off MODEL.md's and sequence-jacobian's calibration, tests/test_hank.py). Policies by the
 endogenous grid method (Carroll) on a wealth grid dense near the borrowing limit; the stationary
 distribution by the histogram method (Young): each choice `b'` is split between the two grid
 points around it in proportion to its distance, so the distribution's mean wealth is exact. Its
@@ -502,8 +502,8 @@ class HankZLB(Economy):
     """Small-shock responses of hours (output) and inflation at the calibration: the network
     economy's generalised impulse response to a preference innovation of `shock` std over
     `draws` ergodic starts, against the continuum's first-order response (sequence-jacobian,
-    `hank_continuum`), both per std of an innovation of `shock`'s sign. Returns (summary, raw `[horizon]`
-    paths); the summary says what is skipped where the `hank` extra is not installed."""
+    `hank_continuum`), both per std of an innovation of `shock`'s sign. Returns (summary, raw
+    `[horizon]` paths); the summary says what is skipped and why where it cannot be had."""
     if not self.risk:
       return {"skipped": "no idiosyncratic risk: this economy's continuum is rank_zlb, its "
                          "reference"}, None
