@@ -116,13 +116,18 @@ ZLB_CHECK = background.job(
     cwd=os.path.join(ROOT, "saved_models"), timeout=900)
 
 
-@pytest.fixture(scope="module")
-def zlb_result():
-  path = os.path.join(ROOT, "saved_models", "rank_zlb")
-  assert os.path.exists(os.path.join(path, "saved_model.pb")), "rank_zlb is not shipped"
-  proc = ZLB_CHECK.result()
+def isolated_result(name, job):
+  """The JSON line that `job`, an isolated check of the shipped model `name`, printed last."""
+  path = os.path.join(ROOT, "saved_models", name)
+  assert os.path.exists(os.path.join(path, "saved_model.pb")), f"{name} is not shipped"
+  proc = job.result()
   assert proc.returncode == 0, proc.stderr[-2000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def zlb_result():
+  return isolated_result("rank_zlb", ZLB_CHECK)
 
 
 def test_rank_zlb_serves_only_where_an_equilibrium_exists(zlb_result):
@@ -170,11 +175,7 @@ HANK_CHECK = background.job(
 
 @pytest.fixture(scope="module")
 def hank_result():
-  path = os.path.join(ROOT, "saved_models", "hank_zlb")
-  assert os.path.exists(os.path.join(path, "saved_model.pb")), "hank_zlb is not shipped"
-  proc = HANK_CHECK.result()
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return isolated_result("hank_zlb", HANK_CHECK)
 
 
 def test_hank_zlb_keeps_its_identities_and_the_continuums_beta(hank_result):
