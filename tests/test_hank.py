@@ -334,7 +334,8 @@ def test_simulate_sets_rank_zlbs_girfs_beside_the_collapses():
 def test_the_households_report_draws_the_others_afresh_for_every_chunk(monkeypatch):
   """`accuracy_extras` evaluates households' errors chunk by chunk (one state a chunk at
   L = 50): with one draw of the other households for all of them, the report's mean log10 error
-  moved by 0.4 with its seed (-2.84 to -2.44 on the shipped model; -2.57 to -2.63 since)."""
+  moved by 0.4 with its seed (-2.84 to -2.44 on the shipped model, then with one draw of the
+  others a node)."""
   economy = economies.get("hank_zlb", agents=40)        # two states a chunk
   calls = []
   real = hank.household_errors

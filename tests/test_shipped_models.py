@@ -187,8 +187,9 @@ def test_hank_zlb_keeps_its_identities_and_the_continuums_beta(hank_result):
   assert hank_result["L"] == 50 and abs(hank_result["beta"] - 0.99180) < 5e-6
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped hank_zlb misses the Euler-error bar "
-                   "(BUILD_NOTES.md, 'Heterogeneous agents'); strict: it turns red once met")
+@pytest.mark.xfail(strict=True, reason="the shipped hank_zlb's Euler-error p99 sits at the bar "
+                   "(-1.97 at this seed; the mean, -3.02, meets it; BUILD_NOTES.md, "
+                   "'Heterogeneous agents'); strict: it turns red once met")
 def test_hank_zlb_meets_the_euler_error_bar(hank_result):
   e = hank_result["euler_log10"]
   assert e["mean"] <= HANK_BAR["mean"] and e["p99"] <= HANK_BAR["p99"], e
@@ -201,6 +202,6 @@ def test_hank_zlb_metadata_tells_the_truth(hank_result):
     meta = json.load(f)
   assert meta["economy"] == "hank_zlb" and meta["agents"] == 50
   claimed = meta["evaluation"]["households"]["euler_log10"]
-  # On an L = 25 run the two read -2.53 / -1.69 and -2.43 / -1.52 (8 thetas each, other draws).
+  # On the shipped model: -3.00 / -1.97 recorded, -3.015 / -1.970 here (seed 2026).
   for stat, noise in (("mean", 0.15), ("p99", 0.25)):
     assert abs(claimed[stat] - hank_result["euler_log10"][stat]) < noise, (claimed, hank_result)
