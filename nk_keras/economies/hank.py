@@ -677,18 +677,21 @@ def household_errors(economy, policy, state, theta, nodes=12, draws=8, seed=0, s
   prob = tf.transpose(tf.gather(P, s_now), [2, 1, 0])                   # [S, L, m]
   inner = tf.exp(dz[:, None, None] - pi1 - f["sigma"] * (
       tf.math.log(c1) - tf.math.log(tf.transpose(now["c"])[None, None])))       # [Q, S, L, m]
-  X = tf.einsum("slm,qslm->qml", prob, inner).numpy().astype(np.float64)  # [Q, m, L]
+  # Each draw's value `[Q, m, L]`, the household's own next productivity summed over its row.
+  value = tf.einsum("slm,qslm->qml", prob, inner).numpy().astype(np.float64)
   if S > 1 and draws > 1:
     s_next = economy.productivity_state(economy.split_agents(nxt, 2)[1][..., 1]).numpy()
     expected = tf.gather(P, s_now).numpy().mean(axis=1)                 # [m, S]
     shares = np.stack([(s_next == s).mean(-1) - expected[:, s] for s in range(S - 1)], -1)
-    centred = lambda a: (a.reshape(nodes, draws, *a.shape[1:])
-                         - a.reshape(nodes, draws, *a.shape[1:]).mean(1, keepdims=True))
-    Fc, Xc = centred(shares), centred(X)                                # [n, k, m, S-1], [.., L]
-    gram = np.einsum("nkma,nkmb->mab", Fc, Fc) + 1e-12 * np.eye(S - 1)
-    coef = np.linalg.solve(gram, np.einsum("nkma,nkml->mal", Fc, Xc))   # [m, S-1, L]
-    X = X - np.einsum("qma,mal->qml", shares, coef)
-  expectation = np.einsum("q,qml->ml", weights, X)
+
+    def within_node(a):            # [Q, ...] -> [nodes, draws, ...] less each node's mean
+      a = a.reshape(nodes, draws, *a.shape[1:])
+      return a - a.mean(axis=1, keepdims=True)
+    F, V = within_node(shares), within_node(value)                      # [n, k, m, S-1], [.., L]
+    gram = np.einsum("nkma,nkmb->mab", F, F) + 1e-12 * np.eye(S - 1)
+    coef = np.linalg.solve(gram, np.einsum("nkma,nkml->mal", F, V))     # [m, S-1, L]
+    value = value - np.einsum("qma,mal->qml", shares, coef)
+  expectation = np.einsum("q,qml->ml", weights, value)
   gap = 1.0 - f["beta"] * np.exp(now["log_R"].numpy() - f["log_Pibar"])[:, None] * expectation
   implied = np.power(1.0 - gap, -1.0 / f["sigma"])
   return {"euler": np.abs(1.0 - implied), "saves": (now["b_next"] > 0).numpy(),
