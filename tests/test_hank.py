@@ -213,7 +213,8 @@ def exact_gaps(economy, policy, state, theta, nodes=12):
   edges = np.concatenate([np.zeros((S, 1)), np.cumsum(economy._P, 1)], 1)
   # The normal innovation that lands household j in next state k from state s: the middle of
   # the chain's row-CDF interval.
-  middle = ndtri((edges[s_now[:, None, :], joint[None]] + edges[s_now[:, None, :], joint[None] + 1]) / 2)
+  lower, upper = (edges[s_now[:, None, :], joint[None] + k] for k in (0, 1))   # [m, S^L, L]
+  middle = ndtri((lower + upper) / 2)
   expectation = 0.0
   for q in range(nodes):
     eps = np.concatenate([np.full(middle.shape[:2] + (1,), x[q]), middle], -1)      # [m, S^L, 1+L]
@@ -221,9 +222,9 @@ def exact_gaps(economy, policy, state, theta, nodes=12):
                        policy(state, theta))                                        # [S^L, m, n]
     flat = tf.reshape(nxt, [-1, economy.n_state])
     rows = tf.tile(theta, [len(joint), 1])
-    then = economy.allocation(flat, rows, policy(flat, rows))
-    c1 = tf.reshape(then["c"], [len(joint), m, L]).numpy()
-    pi1 = tf.reshape(policy(flat, rows)[:, 0], [len(joint), m]).numpy()
+    tomorrow = policy(flat, rows)
+    c1 = tf.reshape(economy.allocation(flat, rows, tomorrow)["c"], [len(joint), m, L]).numpy()
+    pi1 = tf.reshape(tomorrow[:, 0], [len(joint), m]).numpy()
     dz = (nxt[..., 0] - state[:, 0]).numpy()
     inner = np.exp(dz - pi1)[..., None] * (c1 / now["c"].numpy()[None]) ** -f["sigma"]
     expectation = expectation + w[q] * np.einsum("mj,jml->ml", prob, inner)
