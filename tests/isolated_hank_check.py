@@ -144,9 +144,9 @@ def euler_errors(model, rng, zeta, R_lag, b, e, theta, nodes=6, draws=4):
                                    * (c1 / c) ** -SIGMA)
   fc = controls - controls.mean(1, keepdims=True)
   vc = values - values.mean(1, keepdims=True)
-  beta = np.linalg.solve(np.einsum("qdma,qdmb->mab", fc, fc) + 1e-12 * np.eye(2),
+  coef = np.linalg.solve(np.einsum("qdma,qdmb->mab", fc, fc) + 1e-12 * np.eye(2),
                          np.einsum("qdma,qdml->mal", fc, vc))                # [m, 2, L]
-  values = values - np.einsum("qdma,mal->qdml", controls, beta)
+  values = values - np.einsum("qdma,mal->qdml", controls, coef)
   expectation = np.einsum("q,qdml->ml", w, values) / draws
   gap = 1 - model.beta * expectation
   euler = np.abs(1 - (1 - gap) ** (-1 / SIGMA))
