@@ -6,8 +6,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The suite runs two processes at once (the foreground and tests/background.py's lane), each of
 # which would start thread pools as wide as the machine: on 2 cores, 4 busy threads spin against
-# each other. One thread an op pool each (inherited by every subprocess): 10:58-12:39 for the
-# whole suite against 14:26-15:27 before, 1,200-1,360 s of CPU against 1,520-1,640
+# each other. One thread an op pool each (inherited by every subprocess): 10:58-13:05 for the
+# whole suite against 14:26-15:27 before, 1,200-1,410 s of CPU against 1,520-1,640
 # (BUILD_NOTES.md, "Tests").
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
